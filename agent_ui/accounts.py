@@ -1,0 +1,269 @@
+"""Staff accounts: Argon2 passwords, server-side sessions with CSRF tokens, login throttling."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+
+from agent_ui import store
+from tickets.db import Database
+from tickets.errors import Conflict, DomainError, InvalidInput
+from tickets.model import Actor, Role
+from tickets.service import utcnow
+
+STAFF_ROLES = (
+    Role.AGENT,
+    Role.DISPATCHER,
+    Role.SUPERVISOR,
+    Role.DEPARTMENT,
+    Role.MANAGER,
+    Role.ADMIN,
+)
+_USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
+
+
+class NotAuthenticated(DomainError):
+    code = "not_authenticated"
+
+
+class LoginThrottled(DomainError):
+    code = "login_throttled"
+
+
+class Departments(Protocol):
+    def has_department(self, code: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    role: Role
+    department: str | None
+    display_name: str
+    active: bool
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.role, self.id, self.display_name, self.department)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    csrf_token: str
+    expires_at: datetime
+
+
+def _user(row: Any) -> User:
+    m = row._mapping
+    return User(
+        id=m["id"],
+        username=m["username"],
+        role=Role(m["role"]),
+        department=m["department"],
+        display_name=m["display_name"],
+        active=bool(m["active"]),
+    )
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LoginThrottle:
+    """Counts failed logins per key (user name, client address) in a sliding window.
+
+    In-process; a later change moves it behind the Redis port so all web processes share it.
+    """
+
+    def __init__(self, max_failures: int, window_s: float, lockout_s: float) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.lockout_s = lockout_s
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, keys: list[str], now: float) -> None:
+        with self._lock:
+            for key in keys:
+                until = self._locked_until.get(key, 0.0)
+                if until > now:
+                    raise LoginThrottled(
+                        "登录失败次数过多，请稍后再试", retry_after=int(until - now) + 1
+                    )
+
+    def failure(self, keys: list[str], now: float) -> None:
+        with self._lock:
+            for key in keys:
+                q = self._failures.setdefault(key, deque())
+                q.append(now)
+                while q and q[0] < now - self.window_s:
+                    q.popleft()
+                if len(q) >= self.max_failures:
+                    self._locked_until[key] = now + self.lockout_s
+                    q.clear()
+
+    def success(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+class Accounts:
+    def __init__(
+        self,
+        db: Database,
+        departments: Departments,
+        *,
+        session_ttl: timedelta = timedelta(hours=12),
+        password_min_length: int = 8,
+        throttle: LoginThrottle | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.departments = departments
+        self.session_ttl = session_ttl
+        self.password_min_length = password_min_length
+        self.throttle = throttle or LoginThrottle(5, 900, 900)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.hasher = PasswordHasher()
+        # verified against when the user does not exist, so timing doesn't reveal user names
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    # -- users --------------------------------------------------------------------------------
+    def _check_new_user(
+        self, username: str, password: str, role: Role, department: str | None
+    ) -> None:
+        if not _USERNAME.match(username):
+            raise InvalidInput("用户名须为3-64位字母、数字或 _ . -", field="username")
+        if len(password) < self.password_min_length:
+            raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
+        if role not in STAFF_ROLES:
+            raise InvalidInput(f"未知角色 {role}", field="role")
+        if role is Role.DEPARTMENT:
+            if not department:
+                raise InvalidInput("承办单位账号必须指定 --department", field="department")
+            if not self.departments.has_department(department):
+                raise InvalidInput(f"未知承办单位 {department}", field="department")
+        elif department:
+            raise InvalidInput("只有承办单位账号可以关联单位", field="department")
+
+    def create_user_sync(
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        department: str | None = None,
+        display_name: str | None = None,
+    ) -> User:
+        self._check_new_user(username, password, role, department)
+        values = {
+            "username": username,
+            "password_hash": self.hasher.hash(password),
+            "role": role.value,
+            "department": department,
+            "display_name": display_name or username,
+            "active": True,
+            "created_at": self.clock(),
+        }
+        try:
+            user_id = self.db.run_write(lambda c: store.insert_user(c, values))
+        except IntegrityError:
+            raise Conflict(f"用户名 {username} 已存在", field="username") from None
+        return User(user_id, username, role, department, display_name or username, True)
+
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        department: str | None = None,
+        display_name: str | None = None,
+    ) -> User:
+        return await asyncio.to_thread(
+            self.create_user_sync, username, password, role, department, display_name
+        )
+
+    def set_password_sync(self, username: str, password: str) -> None:
+        if len(password) < self.password_min_length:
+            raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
+        digest = self.hasher.hash(password)
+
+        def tx(conn: Any) -> None:
+            row = store.get_user_by_name(conn, username)
+            if row is None:
+                raise InvalidInput(f"用户 {username} 不存在", field="username")
+            store.update_user(conn, row.id, {"password_hash": digest})
+            store.delete_user_sessions(conn, row.id)
+
+        self.db.run_write(tx)
+
+    async def user_by_name(self, username: str) -> User | None:
+        row = await self.db.read(lambda c: store.get_user_by_name(c, username))
+        return _user(row) if row is not None else None
+
+    def list_users_sync(self) -> list[User]:
+        return [_user(r) for r in self.db.run_read(store.list_users)]
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
+        keys = [f"user:{username.lower()}", f"addr:{client}"]
+        self.throttle.check(keys, self.monotonic())
+        row = await self.db.read(lambda c: store.get_user_by_name(c, username))
+        ok = await asyncio.to_thread(
+            self._verify, row.password_hash if row is not None else self._dummy_hash, password
+        )
+        if row is None or not ok or not row.active:
+            self.throttle.failure(keys, self.monotonic())
+            raise NotAuthenticated("用户名或密码错误")
+        self.throttle.success(keys)
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        session = Session(_user(row), secrets.token_urlsafe(32), now + self.session_ttl)
+        values = {
+            "token_hash": token_hash(token),
+            "user_id": row.id,
+            "csrf_token": session.csrf_token,
+            "created_at": now,
+            "expires_at": session.expires_at,
+        }
+        await self.db.write(lambda c: store.insert_session(c, values))
+        return token, session
+
+    def _verify(self, digest: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(digest, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def session(self, token: str) -> Session | None:
+        now = self.clock()
+        row = await self.db.read(lambda c: store.get_session(c, token_hash(token), now))
+        if row is None or not row._mapping["active"]:
+            return None
+        m = row._mapping
+        return Session(_user(row), m["csrf_token"], m["expires_at"])
+
+    async def logout(self, token: str) -> None:
+        await self.db.write(lambda c: store.delete_session(c, token_hash(token)))
+
+    async def purge_expired(self) -> int:
+        now = self.clock()
+        return await self.db.write(lambda c: store.delete_expired_sessions(c, now))

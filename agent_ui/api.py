@@ -1,0 +1,456 @@
+"""JSON API under /api/v1: thin handlers (authenticate, validate, one service call, serialise)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from agent_ui import schemas as s
+from agent_ui.accounts import Session
+from agent_ui.context import (
+    SESSION_COOKIE,
+    client_address,
+    current_session,
+    read_json,
+    require_staff,
+    services,
+)
+from tickets.errors import InvalidInput
+from tickets.model import (
+    LABELS,
+    Action,
+    Actor,
+    Caller,
+    Channel,
+    Kind,
+    NewTicket,
+    Role,
+    Status,
+    Ticket,
+    TicketFilter,
+)
+from tickets.service import TicketService
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    auth: str = "staff"  # public | staff
+    status: int = 200
+    tag: str = "工单"
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    auth: str = "staff",
+    status: int = 200,
+    tag: str = "工单",
+) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        ROUTES.append(Route(method, path, fn, summary, body, auth, status, tag))
+        return fn
+
+    return deco
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False)
+
+
+# -- session ----------------------------------------------------------------------------------
+def _user_json(session: Session) -> dict[str, Any]:
+    u = session.user
+    return {
+        "id": u.id,
+        "username": u.username,
+        "role": u.role.value,
+        "role_label": LABELS[u.role.value],
+        "department": u.department,
+        "display_name": u.display_name,
+        "csrf_token": session.csrf_token,
+    }
+
+
+@route(
+    "POST",
+    "/session",
+    "登录（返回会话 Cookie 和 CSRF 令牌）",
+    body=s.Login,
+    auth="public",
+    tag="账号",
+)
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request, s.Login)
+    svc = services(request)
+    token, session = await svc.accounts.login(body.username, body.password, client_address(request))
+    resp = _json({"user": _user_json(session)})
+    set_session_cookie(
+        resp, token, svc.web.cookie_secure, int(svc.accounts.session_ttl.total_seconds())
+    )
+    return resp
+
+
+def set_session_cookie(resp: web.StreamResponse, token: str, secure: bool, max_age: int) -> None:
+    resp.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=secure,
+        max_age=max_age,
+        path="/",
+    )
+
+
+@route("GET", "/session", "当前登录用户", tag="账号")
+async def whoami(request: web.Request) -> web.Response:
+    await require_staff(request)
+    session = await current_session(request)
+    assert session is not None
+    return _json({"user": _user_json(session)})
+
+
+@route("DELETE", "/session", "退出登录", tag="账号")
+async def logout(request: web.Request) -> web.Response:
+    await require_staff(request, write=True)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    await services(request).accounts.logout(token)
+    resp = _json({"ok": True})
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+# -- citizens ---------------------------------------------------------------------------------
+@route(
+    "POST",
+    "/requests",
+    "市民提交诉求（网站渠道），返回工单编号",
+    body=s.CitizenRequest,
+    auth="public",
+    status=201,
+    tag="市民",
+)
+async def submit_request(request: web.Request) -> web.Response:
+    body = await read_json(request, s.CitizenRequest)
+    svc = services(request)
+    if body.confidential and not body.phone:
+        raise InvalidInput("保密诉求须留联系电话以便回复", field="phone")
+    ticket = await svc.tickets.submit(
+        NewTicket(
+            channel=Channel.WEB,
+            content=body.content,
+            caller=Caller(body.name, body.phone, body.confidential),
+            kind=body.kind or Kind.OTHER,
+            title=body.title,
+            region=body.region,
+            address=body.address,
+            language=body.language,
+        )
+    )
+    return _json(
+        {
+            "number": ticket.number,
+            "status": ticket.status.value,
+            "status_label": "已受理",
+            "created_at": svc.presenter.time(ticket.created_at),
+            "message": f"您的诉求已受理，工单编号 {ticket.number}，可凭编号和电话查询办理进度。",
+        },
+        status=201,
+    )
+
+
+@route(
+    "GET",
+    "/requests/{number}",
+    "市民查询工单（编号 + 电话 phone 查询参数）",
+    auth="public",
+    tag="市民",
+)
+async def track_request(request: web.Request) -> web.Response:
+    svc = services(request)
+    ticket = await svc.tickets.track(request.match_info["number"], request.query.get("phone", ""))
+    return _json(svc.presenter.citizen(ticket))
+
+
+@route(
+    "POST",
+    "/requests/{number}/rating",
+    "市民评价答复（满意 / 基本满意 / 不满意）",
+    body=s.Rating,
+    auth="public",
+    tag="市民",
+)
+async def rate_request(request: web.Request) -> web.Response:
+    body = await read_json(request, s.Rating)
+    svc = services(request)
+    ticket = await svc.tickets.rate(
+        request.match_info["number"], body.phone, body.satisfaction, body.note
+    )
+    return _json(svc.presenter.citizen(ticket))
+
+
+# -- staff: work orders -----------------------------------------------------------------------
+def _enum_query(request: web.Request, name: str, enum: Any) -> Any:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return enum(raw)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise InvalidInput(f"参数 {name} 的值无效（可选: {allowed}）", field=name) from None
+
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"参数 {name} 必须是整数", field=name) from None
+    if not lo <= value <= hi:
+        raise InvalidInput(f"参数 {name} 须在 {lo}–{hi} 之间", field=name)
+    return value
+
+
+def ticket_filter(request: web.Request) -> TicketFilter:
+    svc = services(request)
+    return TicketFilter(
+        channel=_enum_query(request, "channel", Channel),
+        status=_enum_query(request, "status", Status),
+        kind=_enum_query(request, "kind", Kind),
+        department=request.query.get("department") or None,
+        phone=request.query.get("phone") or None,
+        limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
+        offset=_int_query(request, "offset", 0, 0, 10_000_000),
+    )
+
+
+@route("GET", "/tickets", "工单列表（按渠道、状态、类型、承办单位筛选；承办单位只见本单位工单）")
+async def list_tickets(request: web.Request) -> web.Response:
+    actor = await require_staff(request)
+    svc = services(request)
+    found, total = await svc.tickets.list_tickets(actor, ticket_filter(request))
+    return _json({"total": total, "items": [svc.presenter.ticket(t) for t in found]})
+
+
+@route("POST", "/tickets", "话务员登记工单（电话、来访等渠道）", body=s.StaffTicket, status=201)
+async def create_ticket(request: web.Request) -> web.Response:
+    actor = await require_staff(request, Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, write=True)
+    body = await read_json(request, s.StaffTicket)
+    svc = services(request)
+    ticket = await svc.tickets.submit(
+        NewTicket(
+            channel=body.channel,
+            content=body.content,
+            caller=Caller(body.name, body.phone, body.confidential),
+            kind=body.kind,
+            urgency=body.urgency,
+            title=body.title,
+            summary=body.summary,
+            category=tuple(body.category),
+            region=body.region,
+            address=body.address,
+            language=body.language,
+        ),
+        actor,
+    )
+    return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket), status=201)
+
+
+def _ticket_out(tickets: TicketService, presenter: Any, actor: Actor, t: Ticket) -> dict[str, Any]:
+    out: dict[str, Any] = presenter.ticket(t, tickets.actions_for(actor, t))
+    return out
+
+
+def _ticket_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise InvalidInput("工单 ID 必须是整数", field="id") from None
+
+
+@route("GET", "/tickets/{id}", "工单详情（含承办任务和当前可执行的操作）")
+async def get_ticket(request: web.Request) -> web.Response:
+    actor = await require_staff(request)
+    svc = services(request)
+    ticket = await svc.tickets.get(actor, _ticket_id(request))
+    return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
+
+
+@route("GET", "/tickets/by-number/{number}", "按工单编号查询")
+async def get_ticket_by_number(request: web.Request) -> web.Response:
+    actor = await require_staff(request)
+    svc = services(request)
+    ticket = await svc.tickets.get_by_number(actor, request.match_info["number"])
+    return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
+
+
+@route("GET", "/tickets/{id}/events", "工单流转记录（审计日志）")
+async def ticket_events(request: web.Request) -> web.Response:
+    actor = await require_staff(request)
+    svc = services(request)
+    found = await svc.tickets.events(actor, _ticket_id(request))
+    return _json({"items": [svc.presenter.event(e) for e in found]})
+
+
+# one entry per workflow action: (body model, how to call the service)
+ActionCall = Callable[[TicketService, Actor, int, Any], Awaitable[Ticket]]
+ACTIONS: dict[Action, tuple[type[s.Versioned], ActionCall, str]] = {
+    Action.ANSWER: (s.AnswerBody, lambda t, a, i, b: t.answer(a, i, b.version, b.text), "直接答复"),
+    Action.DISPATCH: (
+        s.DispatchBody,
+        lambda t, a, i, b: t.dispatch(a, i, b.version, b.lead, b.assists, b.note),
+        "派单 / 改派 / 重新派单（主办 lead，协办 assists）",
+    ),
+    Action.SIGN: (s.Versioned, lambda t, a, i, b: t.sign(a, i, b.version), "签收"),
+    Action.RETURN: (
+        s.ReasonBody,
+        lambda t, a, i, b: t.return_(a, i, b.version, b.reason),
+        "退单（须写理由）",
+    ),
+    Action.FORWARD: (
+        s.ForwardBody,
+        lambda t, a, i, b: t.forward(a, i, b.version, b.department, b.note),
+        "二级派单：下派给下一级区划的单位",
+    ),
+    Action.REQUEST_EXTENSION: (
+        s.ExtensionBody,
+        lambda t, a, i, b: t.request_extension(a, i, b.version, b.until, b.reason),
+        "申请延期",
+    ),
+    Action.APPROVE_EXTENSION: (
+        s.DecisionBody,
+        lambda t, a, i, b: t.decide_extension(a, i, b.version, True, b.reason),
+        "同意延期",
+    ),
+    Action.DENY_EXTENSION: (
+        s.DecisionBody,
+        lambda t, a, i, b: t.decide_extension(a, i, b.version, False, b.reason),
+        "驳回延期",
+    ),
+    Action.REPLY: (s.ReplyBody, lambda t, a, i, b: t.reply(a, i, b.version, b.text), "办结反馈"),
+    Action.APPROVE: (
+        s.DecisionBody,
+        lambda t, a, i, b: t.review(a, i, b.version, True, b.reason),
+        "审核通过",
+    ),
+    Action.REJECT: (
+        s.ReasonBody,
+        lambda t, a, i, b: t.review(a, i, b.version, False, b.reason),
+        "审核不通过（重办）",
+    ),
+    Action.REVISIT: (
+        s.RevisitBody,
+        lambda t, a, i, b: t.revisit(a, i, b.version, b.satisfaction, b.note),
+        "回访（不满意则重启工单）",
+    ),
+    Action.REOPEN: (
+        s.ReasonBody,
+        lambda t, a, i, b: t.reopen(a, i, b.version, b.reason),
+        "重启工单",
+    ),
+    Action.CLOSE: (s.NoteBody, lambda t, a, i, b: t.close(a, i, b.version, b.note), "办结归档"),
+    Action.MERGE: (
+        s.MergeBody,
+        lambda t, a, i, b: t.merge(a, i, b.version, b.master),
+        "合并到主工单",
+    ),
+    Action.SUPERVISE: (s.NoteBody, lambda t, a, i, b: t.supervise(a, i, b.version, b.note), "督办"),
+    Action.URGE: (s.NoteBody, lambda t, a, i, b: t.urge(a, i, b.version, b.note), "催办"),
+    Action.EDIT: (
+        s.EditBody,
+        lambda t, a, i, b: t.edit(
+            a, i, b.version, b.model_dump(exclude={"version"}, exclude_unset=True)
+        ),
+        "修改受理信息（诉求汇总、类型、分类、区划等）",
+    ),
+}
+
+
+async def act(request: web.Request, action: Action) -> web.Response:
+    actor = await require_staff(request, write=True)
+    model, call, _ = ACTIONS[action]
+    body = await read_json(request, model)
+    svc = services(request)
+    ticket = await call(svc.tickets, actor, _ticket_id(request), body)
+    return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
+
+
+def _action_handler(action: Action) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return await act(request, action)
+
+    handler.__name__ = f"act_{action.value}"
+    return handler
+
+
+for _action, (_model, _call, _summary) in ACTIONS.items():
+    route("POST", f"/tickets/{{id}}/{_action.value}", _summary, body=_model)(
+        _action_handler(_action)
+    )
+
+
+# -- directory --------------------------------------------------------------------------------
+@route("GET", "/regions", "区划目录（自治区 / 盟市 / 旗县区）", auth="public", tag="目录")
+async def regions(request: web.Request) -> web.Response:
+    d = services(request).directory
+    return _json(
+        {
+            "items": [
+                {"code": r.code, "name": r.name, "level": r.level.value, "parent": r.parent}
+                for r in d.regions.values()
+            ]
+        }
+    )
+
+
+@route("GET", "/departments", "承办单位目录（可按 region 区划代码筛选）", tag="目录")
+async def departments(request: web.Request) -> web.Response:
+    await require_staff(request)
+    d = services(request).directory
+    region = request.query.get("region")
+    items = d.departments_in(region) if region else list(d.departments.values())
+    return _json(
+        {
+            "items": [
+                {
+                    "code": x.code,
+                    "name": x.name,
+                    "region": x.region,
+                    "level": x.level.value,
+                    "type": x.type_key,
+                }
+                for x in items
+            ]
+        }
+    )
+
+
+def add_routes(app: web.Application, prefix: str = "/api/v1") -> None:
+    for r in ROUTES:
+        app.router.add_route(r.method, prefix + r.path, r.handler)

@@ -1,0 +1,139 @@
+"""Build the aiohttp application: error handling, security headers, API, OpenAPI, pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from agent_ui import api, pages
+from agent_ui.accounts import LoginThrottled, NotAuthenticated
+from agent_ui.context import (
+    SERVICES,
+    CsrfFailed,
+    MalformedJson,
+    RequestValidation,
+    Services,
+    UnsupportedMediaType,
+)
+from agent_ui.openapi import build_openapi
+from tickets.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    VersionConflict,
+)
+
+log = logging.getLogger(__name__)
+
+# most specific first
+HTTP_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotAuthenticated, 401),
+    (LoginThrottled, 429),
+    (CsrfFailed, 403),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (UnsupportedMediaType, 415),
+    (MalformedJson, 400),
+    (RequestValidation, 422),
+    (InvalidInput, 422),
+    (VersionConflict, 409),
+    (IllegalTransition, 409),
+    (Conflict, 409),
+]
+
+
+def status_for(exc: DomainError) -> int:
+    for cls, status in HTTP_STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, message: str, details: dict[str, object] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        status = status_for(exc)
+        if not _is_api(request):
+            return await pages.error_page(request, status, exc.message)
+        resp = web.json_response(
+            error_body(exc.code, exc.message, dict(exc.details)),
+            status=status,
+            dumps=api._dumps,
+        )
+        if isinstance(exc, LoginThrottled):
+            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return resp
+    except web.HTTPRequestEntityTooLarge as exc:
+        msg = "请求体过大"
+        if not _is_api(request):
+            return await pages.error_page(request, 413, msg)
+        return web.json_response(
+            error_body(
+                "body_too_large",
+                msg,
+                {"max_bytes": exc.max_size if hasattr(exc, "max_size") else None},
+            ),
+            status=413,
+            dumps=api._dumps,
+        )
+    except web.HTTPException as exc:
+        if not _is_api(request) or exc.status < 400:
+            raise
+        codes = {404: ("not_found", "接口不存在"), 405: ("method_not_allowed", "不支持该请求方法")}
+        code, msg = codes.get(exc.status, ("http_error", exc.reason))
+        return web.json_response(error_body(code, msg), status=exc.status, dumps=api._dumps)
+
+
+@web.middleware
+async def headers_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    if _is_api(request):
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI], dumps=api._dumps)
+
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+def create_app(svc: Services) -> web.Application:
+    app = web.Application(
+        client_max_size=svc.web.max_body_bytes,
+        middlewares=[headers_middleware, errors_middleware],
+    )
+    app[SERVICES] = svc
+    app[OPENAPI] = build_openapi()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    api.add_routes(app)
+    pages.setup(app)
+    return app

@@ -1,0 +1,129 @@
+"""What the web layer needs from the composition root, under typed app keys; request helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.views import Presenter
+from routing.directory import Directory
+from tickets.errors import DomainError, RoleForbidden
+from tickets.model import Actor, Role
+from tickets.service import TicketService
+
+SESSION_COOKIE = "hotline_session"
+CSRF_HEADER = "X-CSRF-Token"
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    max_body_bytes: int = 64 * 1024
+    cookie_secure: bool = False
+    public_url: str = "http://127.0.0.1:8080"
+    page_size_max: int = 200
+
+
+@dataclass(slots=True)
+class Services:
+    tickets: TicketService
+    accounts: Accounts
+    directory: Directory
+    presenter: Presenter
+    web: WebSettings
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+class MalformedJson(DomainError):
+    code = "malformed_json"
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+
+
+class CsrfFailed(DomainError):
+    code = "csrf_failed"
+
+
+class RequestValidation(DomainError):
+    code = "validation_error"
+
+
+_ERROR_CODES = {
+    "extra_forbidden": ("unknown_field", "不允许的字段"),
+    "missing": ("missing_field", "缺少必填字段"),
+}
+
+
+def validation_error(exc: ValidationError) -> RequestValidation:
+    fields = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        code, zh = _ERROR_CODES.get(err["type"], ("invalid_field", "字段值无效"))
+        fields.append({"field": loc, "code": code, "message": f"{zh}: {loc}", "detail": err["msg"]})
+    first = fields[0]
+    out = RequestValidation(str(first["message"]), fields=fields)
+    out.code = str(first["code"]) if len(fields) == 1 else "validation_error"
+    return out
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON body; every failure is a DomainError with a precise code."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("请求体必须是 application/json", got=request.content_type)
+    raw = await request.read()  # aiohttp enforces client_max_size → 413
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"JSON 格式错误: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedJson("JSON 请求体必须是对象")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+async def current_session(request: web.Request) -> Session | None:
+    if "session" in request:
+        cached: Session | None = request["session"]
+        return cached
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await services(request).accounts.session(token) if token else None
+    request["session"] = session
+    return session
+
+
+async def require_staff(request: web.Request, *roles: Role, write: bool = False) -> Actor:
+    """The logged-in staff member (checking CSRF on writes), optionally limited to `roles`."""
+    session = await current_session(request)
+    if session is None:
+        raise NotAuthenticated("请先登录")
+    if write:
+        token = request.headers.get(CSRF_HEADER)
+        if token is None and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            token = str((await request.post()).get("csrf_token", ""))
+        if not token or token != session.csrf_token:
+            raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
+    if roles and session.user.role not in roles:
+        raise RoleForbidden("当前角色无权访问", role=session.user.role.value)
+    return session.user.actor
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"

@@ -1,0 +1,149 @@
+"""Turn work-order dataclasses into JSON-ready dicts, times in local time (Asia/Shanghai)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from tickets.model import (
+    ACTION_LABELS,
+    ASSIGNMENT_STATE_LABELS,
+    LABELS,
+    STATUS_LABELS,
+    Action,
+    Assignment,
+    Status,
+    Ticket,
+    TicketEvent,
+)
+
+
+class Names(Protocol):
+    def department_name(self, code: str) -> str: ...
+    def region_name(self, code: str) -> str: ...
+
+
+class Presenter:
+    def __init__(self, names: Names, tz: ZoneInfo) -> None:
+        self.names = names
+        self.tz = tz
+
+    def time(self, value: datetime | None) -> str | None:
+        return value.astimezone(self.tz).isoformat(timespec="seconds") if value else None
+
+    def local(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return value.astimezone(self.tz).strftime(fmt) if value else ""
+
+    def assignment(self, a: Assignment) -> dict[str, Any]:
+        return {
+            "id": a.id,
+            "department": a.department,
+            "department_name": self.names.department_name(a.department),
+            "role": a.role.value,
+            "role_label": LABELS[a.role.value],
+            "state": a.state.value,
+            "state_label": ASSIGNMENT_STATE_LABELS[a.state],
+            "created_at": self.time(a.created_at),
+            "sign_due": self.time(a.sign_due),
+            "reply_due": self.time(a.reply_due),
+            "signed_at": self.time(a.signed_at),
+            "replied_at": self.time(a.replied_at),
+            "reply": a.reply,
+            "return_reason": a.return_reason,
+            "extension": {
+                "state": a.extension_state.value,
+                "until": self.time(a.extension_until),
+                "reason": a.extension_reason,
+            },
+            "forwarded_from": a.forwarded_from,
+        }
+
+    def ticket(self, t: Ticket, actions: list[Action] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": t.id,
+            "number": t.number,
+            "version": t.version,
+            "status": t.status.value,
+            "status_label": STATUS_LABELS[t.status],
+            "channel": t.channel.value,
+            "channel_label": LABELS[t.channel.value],
+            "kind": t.kind.value,
+            "kind_label": LABELS[t.kind.value],
+            "urgency": t.urgency.value,
+            "urgency_label": LABELS[t.urgency.value],
+            "title": t.title,
+            "content": t.content,
+            "summary": t.summary,
+            "category": list(t.category),
+            "region": t.region,
+            "region_name": self.names.region_name(t.region) if t.region else None,
+            "address": t.address,
+            "language": t.language,
+            "caller": {
+                "name": t.caller.name,
+                "phone": t.caller.phone,
+                "confidential": t.caller.confidential,
+            },
+            "attachments": list(t.attachments),
+            "answer": t.answer,
+            "answered_at": self.time(t.answered_at),
+            "satisfaction": t.satisfaction.value if t.satisfaction else None,
+            "satisfaction_label": LABELS[t.satisfaction.value] if t.satisfaction else None,
+            "master_id": t.master_id,
+            "supervised": t.supervised,
+            "urge_count": t.urge_count,
+            "rework_count": t.rework_count,
+            "reply_due": self.time(t.reply_due),
+            "created_at": self.time(t.created_at),
+            "updated_at": self.time(t.updated_at),
+            "closed_at": self.time(t.closed_at),
+            "assignments": [self.assignment(a) for a in t.assignments],
+        }
+        if actions is not None:
+            out["actions"] = [{"action": a.value, "label": ACTION_LABELS[a]} for a in actions]
+        return out
+
+    def citizen(self, t: Ticket) -> dict[str, Any]:
+        """What the citizen sees when tracking: no staff names, no internal notes."""
+        public_answer = t.status in (
+            Status.ANSWERED,
+            Status.REVIEWED,
+            Status.REVISITED,
+            Status.CLOSED,
+        )
+        lead = t.lead
+        return {
+            "number": t.number,
+            "status": t.status.value,
+            "status_label": STATUS_LABELS[t.status],
+            "kind": t.kind.value,
+            "kind_label": LABELS[t.kind.value],
+            "channel": t.channel.value,
+            "created_at": self.time(t.created_at),
+            "department_name": self.names.department_name(lead.department) if lead else None,
+            "answer": t.answer if public_answer else None,
+            "answered_at": self.time(t.answered_at) if public_answer else None,
+            "can_rate": t.status in (Status.ANSWERED, Status.REVIEWED),
+            "satisfaction": t.satisfaction.value if t.satisfaction else None,
+            "satisfaction_label": LABELS[t.satisfaction.value] if t.satisfaction else None,
+        }
+
+    def event(self, e: TicketEvent) -> dict[str, Any]:
+        try:
+            label = ACTION_LABELS[Action(e.action)]
+        except ValueError:
+            label = {"create": "受理", "merged_in": "并入重复工单"}.get(e.action, e.action)
+        return {
+            "id": e.id,
+            "at": self.time(e.at),
+            "actor": {"role": e.actor_role.value, "id": e.actor_id, "name": e.actor_name},
+            "action": e.action,
+            "action_label": label,
+            "from_status": e.from_status.value if e.from_status else None,
+            "to_status": e.to_status.value if e.to_status else None,
+            "reason": e.reason,
+            "old": e.old,
+            "new": e.new,
+            "assignment_id": e.assignment_id,
+        }

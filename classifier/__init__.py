@@ -1,0 +1,1 @@
+"""Request classifier: jieba tokenisation and a scikit-learn pipeline (later issue)."""

@@ -1,0 +1,1 @@
+"""Composition root: configuration, the `hotline` CLI, app wiring, event bus."""

@@ -1,0 +1,172 @@
+"""The `hotline` command: serve, user management, database migrations."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from hotline.config import ConfigError, Settings, load_settings
+from tickets.errors import DomainError
+
+if TYPE_CHECKING:
+    from agent_ui.accounts import Accounts
+    from tickets.db import Database
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from hotline.app import make_app
+    from hotline.demo import seed_demo
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = make_app(settings)
+    if args.demo:
+        app.on_startup.append(seed_demo)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # optional speed-up
+        pass
+    host, port = settings.server.host, settings.server.port
+    print(
+        f"12345 热线平台已启动: http://{host}:{port}/ (数据库 {settings.database_url})", flush=True
+    )
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+    )
+    return 0
+
+
+def _accounts(settings: Settings) -> tuple[Database, Accounts]:
+    from agent_ui.accounts import Accounts
+    from hotline.app import load_routing
+    from hotline.db import open_database
+
+    db = open_database(settings)
+    return db, Accounts(
+        db, load_routing(settings), password_min_length=settings.security.password_min_length
+    )
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from tickets.model import Role
+
+    settings = _settings(args)
+    db, accounts = _accounts(settings)
+    try:
+        try:
+            role = Role(args.role)
+        except ValueError:
+            print(f"错误: 未知角色 {args.role}", file=sys.stderr)
+            return 2
+        user = accounts.create_user_sync(
+            args.username, args.password, role, args.department, args.name
+        )
+        print(f"已创建用户 {user.username}（{user.role.value}，ID {user.id}）")
+        return 0
+    finally:
+        db.close()
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    db, accounts = _accounts(_settings(args))
+    try:
+        for u in accounts.list_users_sync():
+            dept = f" {u.department}" if u.department else ""
+            state = "" if u.active else " (停用)"
+            print(f"{u.id}\t{u.username}\t{u.role.value}{dept}\t{u.display_name}{state}")
+        return 0
+    finally:
+        db.close()
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    db, accounts = _accounts(_settings(args))
+    try:
+        accounts.set_password_sync(args.username, args.password)
+        print(f"已重设 {args.username} 的密码，并注销其所有会话")
+        return 0
+    finally:
+        db.close()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from hotline.db import open_database
+
+    db = open_database(_settings(args))
+    db.close()
+    print("数据库已迁移到最新版本")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线平台")
+    p.add_argument("--config", help="配置文件路径（默认为仓库根目录的 config.toml）")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="启动平台")
+    serve.add_argument("--config", default=argparse.SUPPRESS)
+    serve.add_argument("--demo", action="store_true", help="写入演示用户、单位和工单并打印登录信息")
+    serve.set_defaults(fn=cmd_serve)
+
+    user = sub.add_parser("user", help="用户管理").add_subparsers(dest="user_cmd", required=True)
+    add = user.add_parser("add", help="添加用户")
+    add.add_argument("--config", default=argparse.SUPPRESS)
+    add.add_argument("--username", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument(
+        "--role",
+        required=True,
+        help="agent, dispatcher, supervisor, department, manager, admin",
+    )
+    add.add_argument("--department", help="承办单位代码（department 角色必填）")
+    add.add_argument("--name", help="显示名称")
+    add.set_defaults(fn=cmd_user_add)
+    ls = user.add_parser("list", help="列出用户")
+    ls.add_argument("--config", default=argparse.SUPPRESS)
+    ls.set_defaults(fn=cmd_user_list)
+    pw = user.add_parser("passwd", help="重设密码")
+    pw.add_argument("--config", default=argparse.SUPPRESS)
+    pw.add_argument("--username", required=True)
+    pw.add_argument("--password", required=True)
+    pw.set_defaults(fn=cmd_user_passwd)
+
+    db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
+    up = db.add_parser("upgrade", help="执行迁移")
+    up.add_argument("--config", default=argparse.SUPPRESS)
+    up.set_defaults(fn=cmd_db_upgrade)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        print(f"错误: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

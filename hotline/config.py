@@ -1,0 +1,169 @@
+"""Load config.toml plus HOTLINE__SECTION__KEY overrides into typed, validated settings."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from routing.config import RoutingSettings, SlaSettings
+
+ENV_PREFIX = "HOTLINE__"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.toml"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
+    public_url: str = "http://127.0.0.1:8080"
+    cookie_secure: bool = False
+    access_log: bool = False
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/hotline.db"
+    pool_size: Annotated[int, Field(ge=1, le=200)] = 8
+    write_batch: Annotated[int, Field(ge=1, le=1000)] = 64
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if not (v.startswith("sqlite://") or v.startswith("postgresql")):
+            raise ValueError("只支持 sqlite:/// 或 postgresql+psycopg:// 地址")
+        return v
+
+
+class SecuritySettings(_Section):
+    session_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_window_s: Annotated[int, Field(ge=1)] = 900
+    login_lockout_s: Annotated[int, Field(ge=1)] = 900
+    password_min_length: Annotated[int, Field(ge=6, le=128)] = 8
+
+
+class IntakeSettings(_Section):
+    max_content_chars: Annotated[int, Field(ge=10, le=100_000)] = 4000
+    max_summary_chars: Annotated[int, Field(ge=10, le=100_000)] = 2000
+    max_reply_chars: Annotated[int, Field(ge=10, le=100_000)] = 8000
+    max_name_chars: Annotated[int, Field(ge=1, le=200)] = 50
+    max_address_chars: Annotated[int, Field(ge=1, le=1000)] = 200
+    max_reason_chars: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
+
+
+class LocaleSettings(_Section):
+    timezone: str = "Asia/Shanghai"
+    languages: list[Literal["zh-Hans", "mn-Mong"]] = ["zh-Hans", "mn-Mong"]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"未知时区 {v!r}") from exc
+        return v
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    security: SecuritySettings = SecuritySettings()
+    intake: IntakeSettings = IntakeSettings()
+    locale: LocaleSettings = LocaleSettings()
+    log: LogSettings = LogSettings()
+    routing: RoutingSettings = RoutingSettings()
+    sla: SlaSettings = SlaSettings()
+    # where relative paths in settings are resolved from (the config file's folder)
+    base_dir: Path = REPO_ROOT
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an override as a TOML value when it is one (8081, true, ["a"]), else as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if len(parts) < 2:
+            raise ConfigError(f"环境变量 {name} 应为 HOTLINE__<SECTION>__<KEY> 形式")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"环境变量 {name}: {'.'.join(parts[:-1])} 不是一个配置节")
+            node = child
+        node[parts[-1]] = _parse_env_value(raw)
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"配置错误 ({source}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "未知配置项 (unknown key)"
+        elif err["type"] == "missing":
+            msg = "缺少必填项 (missing)"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read the TOML file, apply environment overrides, validate; raise ConfigError naming keys."""
+    cfg_path = Path(path) if path else DEFAULT_CONFIG
+    env = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"配置文件 {cfg_path} 不是合法的 TOML: {exc}") from exc
+    elif path is not None:
+        raise ConfigError(f"配置文件不存在: {cfg_path}")
+    _apply_env(data, env)
+    data.setdefault("base_dir", str(cfg_path.resolve().parent))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(cfg_path))) from None

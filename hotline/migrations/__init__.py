@@ -1,0 +1,1 @@
+"""Schema migrations (alembic); `hotline db upgrade` or start-up runs them."""

@@ -1,0 +1,1 @@
+"""Knowledge base: service guides, FAQ, past replies, search backends (later issue)."""

@@ -1,0 +1,1 @@
+"""Department directory and regions, dispatch rules, time-limit policy and calendar."""

@@ -1,0 +1,1 @@
+"""SIP telephony intake: IVR, queue, recording, voicemail, WebRTC bridge (later issues)."""

@@ -1,0 +1,1 @@
+"""Work orders: model, workflow state machine, SQL store, audit events, numbering, statistics."""

@@ -1,0 +1,205 @@
+"""Database engine and the two ways to use it from asyncio: parallel reads, group-committed writes.
+
+Writes go through writer threads that take a batch of queued jobs, run each in its own SAVEPOINT
+inside one transaction and commit once. A job's future resolves only after that commit, so a
+request acknowledged to a client is already on disk (SQLite WAL with synchronous=FULL, or
+PostgreSQL's commit). One SQLite writer thread also means no lock contention inside the process;
+BEGIN IMMEDIATE makes other processes (the CLI) wait on busy_timeout instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def create_db_engine(url: str, *, pool_size: int = 8, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size + 2,
+            max_overflow=4,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        _sqlite_pragmas(engine)
+        return engine
+    return sa.create_engine(
+        url, echo=echo, pool_size=pool_size + 2, max_overflow=4, pool_pre_ping=True
+    )
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # take transaction control from pysqlite so BEGIN IMMEDIATE and SAVEPOINT work
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("sqlite_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop | None
+    future: Any  # asyncio.Future or concurrent.futures.Future
+
+
+_STOP = object()
+
+
+class Database:
+    """Owns the engine, a read pool and the writer threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        write_batch: int = 64,
+        writers: int | None = None,
+        echo: bool = False,
+    ) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, pool_size=pool_size, echo=echo)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._write_batch = write_batch
+        self._readers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="db-read")
+        self._queue: queue.Queue[Any] = queue.Queue()
+        n = 1 if self.is_sqlite else (writers or 2)
+        self._writers = [
+            threading.Thread(target=self._writer_loop, name=f"db-write-{i}", daemon=True)
+            for i in range(n)
+        ]
+        for t in self._writers:
+            t.start()
+        self._closed = False
+
+    # -- asyncio side -------------------------------------------------------------------------
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self.run_read, fn)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a write transaction; returns after the commit is durable."""
+        if self._closed:
+            raise RuntimeError("database closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, loop, fut))
+        return await fut
+
+    # -- synchronous side (CLI, tests, benchmarks) ----------------------------------------------
+    def run_read(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    def run_write(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect().execution_options(sqlite_write=True) as conn, conn.begin():
+            return fn(conn)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._writers:
+            self._queue.put(_STOP)
+        for t in self._writers:
+            t.join(timeout=30)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+    # -- writer thread ------------------------------------------------------------------------
+    def _writer_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch: list[_Job] = [item]
+            stop = False
+            while len(batch) < self._write_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with (
+                self.engine.connect().execution_options(sqlite_write=True) as conn,
+                conn.begin(),
+            ):
+                for job in batch:
+                    if len(batch) == 1:
+                        outcomes.append((True, job.fn(conn)))
+                        continue
+                    sp = conn.begin_nested()
+                    try:
+                        result = job.fn(conn)
+                    except Exception as exc:
+                        sp.rollback()
+                        outcomes.append((False, exc))
+                    else:
+                        sp.commit()
+                        outcomes.append((True, result))
+        except Exception as exc:  # the single job failed, or the commit itself
+            log.debug("write batch of %d failed: %r", len(batch), exc)
+            if len(batch) > 1:
+                # nothing of the batch is stored (commit or savepoint failed): retry one by one
+                for job in batch:
+                    self._run_batch([job])
+                return
+            outcomes = [(False, exc)] * len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            _resolve(job, ok, value)
+
+
+def _resolve(job: _Job, ok: bool, value: Any) -> None:
+    def settle() -> None:
+        if job.future.done():
+            return
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+    if job.loop is None:
+        settle()
+    elif not job.loop.is_closed():
+        job.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,323 @@
+"""Work-order (工单) data: enums with Chinese labels, and the dataclasses other packages see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    WEB = "web"
+    SMS = "sms"
+    WALK_IN = "walk_in"
+
+
+class Kind(StrEnum):
+    CONSULT = "consult"
+    HELP = "help"
+    COMPLAINT = "complaint"
+    REPORT = "report"
+    SUGGESTION = "suggestion"
+    PRAISE = "praise"
+    OTHER = "other"
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+class Status(StrEnum):
+    NEW = "new"  # 已受理
+    ANSWERED = "answered"  # 已直接答复
+    DISPATCHED = "dispatched"  # 已派单, 待签收
+    ACCEPTED = "accepted"  # 已签收, 办理中
+    RETURNED = "returned"  # 已退单, 待重新派单
+    REPLIED = "replied"  # 已办结反馈, 待审核
+    REWORK = "rework"  # 审核不通过, 重办
+    REVIEWED = "reviewed"  # 已审核, 待回访
+    REVISITED = "revisited"  # 已回访
+    REOPENED = "reopened"  # 不满意重启, 待重新派单
+    CLOSED = "closed"  # 已办结归档
+    MERGED = "merged"  # 已合并到主工单
+
+
+class Action(StrEnum):
+    ANSWER = "answer"  # 直接答复
+    DISPATCH = "dispatch"  # 派单 / 改派 / 重新派单
+    SIGN = "sign"  # 签收
+    RETURN = "return"  # 退单
+    FORWARD = "forward"  # 二级派单 (down one level)
+    REQUEST_EXTENSION = "request_extension"  # 申请延期
+    APPROVE_EXTENSION = "approve_extension"  # 同意延期
+    DENY_EXTENSION = "deny_extension"  # 不同意延期
+    REPLY = "reply"  # 办结反馈
+    APPROVE = "approve"  # 审核通过
+    REJECT = "reject"  # 审核不通过 → 重办
+    REVISIT = "revisit"  # 回访 (满意 / 基本满意)
+    REOPEN = "reopen"  # 回访不满意 → 重启
+    CLOSE = "close"  # 办结归档
+    MERGE = "merge"  # 合并到主工单
+    SUPERVISE = "supervise"  # 督办
+    URGE = "urge"  # 催办
+    EDIT = "edit"  # 修改受理信息 (summary, kind, category, urgency, region)
+
+
+class AssignmentRole(StrEnum):
+    LEAD = "lead"  # 主办
+    ASSIST = "assist"  # 协办
+
+
+class AssignmentState(StrEnum):
+    PENDING = "pending"  # 待签收
+    ACCEPTED = "accepted"  # 办理中
+    RETURNED = "returned"  # 已退单
+    FORWARDED = "forwarded"  # 已下派
+    REPLIED = "replied"  # 已反馈
+    CANCELLED = "cancelled"  # 已撤回 (re-dispatched, merged or closed)
+
+
+class ExtensionState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASIC = "basic"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    DISPATCHER = "dispatcher"
+    SUPERVISOR = "supervisor"
+    DEPARTMENT = "department"
+    MANAGER = "manager"
+    ADMIN = "admin"
+    CITIZEN = "citizen"  # not a login: the caller acting through the public endpoints
+    SYSTEM = "system"  # timers and gateways
+
+
+LABELS: dict[str, str] = {
+    # channels
+    "phone": "电话",
+    "web": "网站",
+    "sms": "短信",
+    "walk_in": "来访",
+    # kinds
+    "consult": "咨询",
+    "help": "求助",
+    "complaint": "投诉",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+    "other": "其他",
+    # urgency
+    "normal": "一般",
+    "urgent": "紧急",
+    "emergency": "特急",
+    # satisfaction
+    "satisfied": "满意",
+    "basic": "基本满意",
+    "unsatisfied": "不满意",
+    # roles
+    "agent": "话务员",
+    "dispatcher": "派单员",
+    "supervisor": "班长",
+    "department": "承办单位",
+    "manager": "领导",
+    "admin": "管理员",
+    "citizen": "市民",
+    "system": "系统",
+    "lead": "主办",
+    "assist": "协办",
+}
+
+STATUS_LABELS: dict[Status, str] = {
+    Status.NEW: "已受理",
+    Status.ANSWERED: "已直接答复",
+    Status.DISPATCHED: "已派单",
+    Status.ACCEPTED: "办理中",
+    Status.RETURNED: "已退单",
+    Status.REPLIED: "已反馈待审核",
+    Status.REWORK: "重办中",
+    Status.REVIEWED: "已审核待回访",
+    Status.REVISITED: "已回访",
+    Status.REOPENED: "已重启",
+    Status.CLOSED: "已办结",
+    Status.MERGED: "已合并",
+}
+
+ACTION_LABELS: dict[Action, str] = {
+    Action.ANSWER: "直接答复",
+    Action.DISPATCH: "派单",
+    Action.SIGN: "签收",
+    Action.RETURN: "退单",
+    Action.FORWARD: "下派",
+    Action.REQUEST_EXTENSION: "申请延期",
+    Action.APPROVE_EXTENSION: "同意延期",
+    Action.DENY_EXTENSION: "驳回延期",
+    Action.REPLY: "办结反馈",
+    Action.APPROVE: "审核通过",
+    Action.REJECT: "审核不通过",
+    Action.REVISIT: "回访",
+    Action.REOPEN: "重启",
+    Action.CLOSE: "办结归档",
+    Action.MERGE: "合并",
+    Action.SUPERVISE: "督办",
+    Action.URGE: "催办",
+    Action.EDIT: "修改",
+}
+
+ASSIGNMENT_STATE_LABELS: dict[AssignmentState, str] = {
+    AssignmentState.PENDING: "待签收",
+    AssignmentState.ACCEPTED: "办理中",
+    AssignmentState.RETURNED: "已退单",
+    AssignmentState.FORWARDED: "已下派",
+    AssignmentState.REPLIED: "已反馈",
+    AssignmentState.CANCELLED: "已撤回",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a logged-in user, the citizen through a public endpoint, or the system."""
+
+    role: Role
+    user_id: int | None = None
+    name: str = ""
+    department: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or LABELS[self.role]
+
+
+CITIZEN = Actor(Role.CITIZEN, name="市民")
+SYSTEM = Actor(Role.SYSTEM, name="系统")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    name: str | None = None
+    phone: str | None = None
+    confidential: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """What intake (web, phone, SMS, walk-in) hands to the store."""
+
+    channel: Channel
+    content: str
+    caller: Caller = Caller()
+    kind: Kind = Kind.OTHER
+    urgency: Urgency = Urgency.NORMAL
+    title: str | None = None
+    summary: str | None = None
+    category: tuple[str, ...] = ()
+    region: str | None = None
+    address: str | None = None
+    language: str = "zh-Hans"
+    attachments: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    id: int
+    ticket_id: int
+    department: str
+    role: AssignmentRole
+    state: AssignmentState
+    created_at: datetime
+    sign_due: datetime | None
+    reply_due: datetime | None
+    signed_at: datetime | None = None
+    replied_at: datetime | None = None
+    reply: str | None = None
+    return_reason: str | None = None
+    extension_state: ExtensionState = ExtensionState.NONE
+    extension_until: datetime | None = None
+    extension_reason: str | None = None
+    forwarded_from: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in (AssignmentState.PENDING, AssignmentState.ACCEPTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: int
+    number: str
+    version: int
+    status: Status
+    channel: Channel
+    kind: Kind
+    urgency: Urgency
+    content: str
+    caller: Caller
+    created_at: datetime
+    updated_at: datetime
+    title: str | None = None
+    summary: str | None = None
+    category: tuple[str, ...] = ()
+    region: str | None = None
+    address: str | None = None
+    language: str = "zh-Hans"
+    attachments: tuple[dict[str, Any], ...] = ()
+    answer: str | None = None  # 直接答复 or the reviewed department reply, shown to the citizen
+    answered_at: datetime | None = None
+    satisfaction: Satisfaction | None = None
+    satisfaction_note: str | None = None
+    master_id: int | None = None
+    supervised: bool = False
+    urge_count: int = 0
+    rework_count: int = 0
+    reply_due: datetime | None = None
+    closed_at: datetime | None = None
+    assignments: tuple[Assignment, ...] = field(default=())
+
+    @property
+    def lead(self) -> Assignment | None:
+        """The lead (主办) assignment currently in force, if any."""
+        for a in reversed(self.assignments):
+            if a.role is AssignmentRole.LEAD and a.state is not AssignmentState.CANCELLED:
+                return a
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    id: int
+    ticket_id: int
+    at: datetime
+    actor_role: Role
+    actor_id: int | None
+    actor_name: str
+    action: str
+    from_status: Status | None
+    to_status: Status | None
+    reason: str | None
+    old: dict[str, Any]
+    new: dict[str, Any]
+    assignment_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    channel: Channel | None = None
+    status: Status | None = None
+    department: str | None = None
+    kind: Kind | None = None
+    phone: str | None = None
+    supervised: bool | None = None
+    limit: int = 50
+    offset: int = 0

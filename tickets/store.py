@@ -1,0 +1,343 @@
+"""All SQL of the work-order store: rows in, dataclasses out. Callers own the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from tickets.model import (
+    Assignment,
+    AssignmentRole,
+    AssignmentState,
+    Caller,
+    Channel,
+    ExtensionState,
+    Kind,
+    NewTicket,
+    Role,
+    Satisfaction,
+    Status,
+    Ticket,
+    TicketEvent,
+    TicketFilter,
+    Urgency,
+)
+from tickets.tables import assignments, events, numbers, tickets
+
+
+def next_daily_sequence(conn: Connection, day: str) -> int:
+    """Atomically hand out the next sequence number of `day` (YYYYMMDD, local date)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(numbers)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=[numbers.c.day], set_={"last": numbers.c.last + 1})
+        .returning(numbers.c.last)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def insert_ticket(conn: Connection, new: NewTicket, number: str, now: datetime) -> int:
+    values = {
+        "number": number,
+        "version": 1,
+        "status": Status.NEW.value,
+        "channel": new.channel.value,
+        "kind": new.kind.value,
+        "urgency": new.urgency.value,
+        "title": new.title,
+        "content": new.content,
+        "summary": new.summary,
+        "category": list(new.category),
+        "region": new.region,
+        "address": new.address,
+        "language": new.language,
+        "caller_name": new.caller.name,
+        "caller_phone": new.caller.phone,
+        "caller_confidential": new.caller.confidential,
+        "attachments": list(new.attachments),
+        "supervised": False,
+        "urge_count": 0,
+        "rework_count": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return int(conn.execute(tickets.insert().values(values).returning(tickets.c.id)).scalar_one())
+
+
+def update_ticket(conn: Connection, ticket_id: int, version: int, values: dict[str, Any]) -> bool:
+    """Compare-and-set on the version; False when somebody else changed the order first."""
+    stmt = (
+        tickets.update()
+        .where(tickets.c.id == ticket_id, tickets.c.version == version)
+        .values(version=tickets.c.version + 1, **values)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def _ticket_from_row(row: Any, assigned: Sequence[Assignment] = ()) -> Ticket:
+    m = row._mapping
+    return Ticket(
+        id=m["id"],
+        number=m["number"],
+        version=m["version"],
+        status=Status(m["status"]),
+        channel=Channel(m["channel"]),
+        kind=Kind(m["kind"]),
+        urgency=Urgency(m["urgency"]),
+        content=m["content"],
+        caller=Caller(m["caller_name"], m["caller_phone"], bool(m["caller_confidential"])),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        title=m["title"],
+        summary=m["summary"],
+        category=tuple(m["category"] or ()),
+        region=m["region"],
+        address=m["address"],
+        language=m["language"],
+        attachments=tuple(m["attachments"] or ()),
+        answer=m["answer"],
+        answered_at=m["answered_at"],
+        satisfaction=Satisfaction(m["satisfaction"]) if m["satisfaction"] else None,
+        satisfaction_note=m["satisfaction_note"],
+        master_id=m["master_id"],
+        supervised=bool(m["supervised"]),
+        urge_count=m["urge_count"],
+        rework_count=m["rework_count"],
+        reply_due=m["reply_due"],
+        closed_at=m["closed_at"],
+        assignments=tuple(assigned),
+    )
+
+
+def _assignment_from_row(row: Any) -> Assignment:
+    m = row._mapping
+    return Assignment(
+        id=m["id"],
+        ticket_id=m["ticket_id"],
+        department=m["department"],
+        role=AssignmentRole(m["role"]),
+        state=AssignmentState(m["state"]),
+        created_at=m["created_at"],
+        sign_due=m["sign_due"],
+        reply_due=m["reply_due"],
+        signed_at=m["signed_at"],
+        replied_at=m["replied_at"],
+        reply=m["reply"],
+        return_reason=m["return_reason"],
+        extension_state=ExtensionState(m["extension_state"]),
+        extension_until=m["extension_until"],
+        extension_reason=m["extension_reason"],
+        forwarded_from=m["forwarded_from"],
+    )
+
+
+def _assignments_of(conn: Connection, ticket_ids: Iterable[int]) -> dict[int, list[Assignment]]:
+    ids = list(ticket_ids)
+    out: dict[int, list[Assignment]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = conn.execute(
+        sa.select(assignments)
+        .where(assignments.c.ticket_id.in_(ids))
+        .order_by(assignments.c.ticket_id, assignments.c.id)
+    )
+    for row in rows:
+        out[row.ticket_id].append(_assignment_from_row(row))
+    return out
+
+
+def get_ticket(conn: Connection, ticket_id: int) -> Ticket | None:
+    row = conn.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).first()
+    if row is None:
+        return None
+    return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
+
+
+def get_ticket_by_number(conn: Connection, number: str) -> Ticket | None:
+    row = conn.execute(sa.select(tickets).where(tickets.c.number == number)).first()
+    if row is None:
+        return None
+    return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
+
+
+def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
+    if f.channel is not None:
+        stmt = stmt.where(tickets.c.channel == f.channel.value)
+    if f.status is not None:
+        stmt = stmt.where(tickets.c.status == f.status.value)
+    if f.kind is not None:
+        stmt = stmt.where(tickets.c.kind == f.kind.value)
+    if f.phone is not None:
+        stmt = stmt.where(tickets.c.caller_phone == f.phone)
+    if f.supervised is not None:
+        stmt = stmt.where(tickets.c.supervised == f.supervised)
+    for dept in (f.department, department_scope):
+        if dept is not None:
+            stmt = stmt.where(
+                sa.exists().where(
+                    assignments.c.ticket_id == tickets.c.id,
+                    assignments.c.department == dept,
+                )
+            )
+    return stmt
+
+
+def list_tickets(
+    conn: Connection, f: TicketFilter, department_scope: str | None = None
+) -> list[Ticket]:
+    """Newest first; `department_scope` limits to orders ever assigned to that department."""
+    stmt = _filtered(sa.select(tickets), f, department_scope)
+    stmt = stmt.order_by(tickets.c.id.desc()).limit(f.limit).offset(f.offset)
+    rows = conn.execute(stmt).all()
+    assigned = _assignments_of(conn, [r.id for r in rows])
+    return [_ticket_from_row(r, assigned[r.id]) for r in rows]
+
+
+def count_tickets(conn: Connection, f: TicketFilter, department_scope: str | None = None) -> int:
+    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def insert_assignment(
+    conn: Connection,
+    *,
+    ticket_id: int,
+    department: str,
+    role: AssignmentRole,
+    now: datetime,
+    sign_due: datetime | None,
+    reply_due: datetime | None,
+    forwarded_from: int | None = None,
+) -> int:
+    stmt = (
+        assignments.insert()
+        .values(
+            ticket_id=ticket_id,
+            department=department,
+            role=role.value,
+            state=AssignmentState.PENDING.value,
+            created_at=now,
+            sign_due=sign_due,
+            reply_due=reply_due,
+            extension_state=ExtensionState.NONE.value,
+            forwarded_from=forwarded_from,
+        )
+        .returning(assignments.c.id)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def update_assignment(conn: Connection, assignment_id: int, values: dict[str, Any]) -> None:
+    conn.execute(assignments.update().where(assignments.c.id == assignment_id).values(values))
+
+
+def cancel_active_assignments(conn: Connection, ticket_id: int) -> list[int]:
+    active = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
+    ids = list(
+        conn.execute(
+            sa.select(assignments.c.id).where(
+                assignments.c.ticket_id == ticket_id, assignments.c.state.in_(active)
+            )
+        ).scalars()
+    )
+    if ids:
+        conn.execute(
+            assignments.update()
+            .where(assignments.c.id.in_(ids))
+            .values(state=AssignmentState.CANCELLED.value)
+        )
+    return ids
+
+
+def insert_event(
+    conn: Connection,
+    *,
+    ticket_id: int,
+    at: datetime,
+    actor_role: Role,
+    actor_id: int | None,
+    actor_name: str,
+    action: str,
+    from_status: Status | None,
+    to_status: Status | None,
+    reason: str | None = None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    assignment_id: int | None = None,
+) -> TicketEvent:
+    old = old or {}
+    new = new or {}
+    values = {
+        "ticket_id": ticket_id,
+        "at": at,
+        "actor_role": actor_role.value,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "action": action,
+        "from_status": from_status.value if from_status else None,
+        "to_status": to_status.value if to_status else None,
+        "reason": reason,
+        "old": old,
+        "new": new,
+        "assignment_id": assignment_id,
+    }
+    event_id = int(conn.execute(events.insert().values(values).returning(events.c.id)).scalar_one())
+    return TicketEvent(
+        id=event_id,
+        ticket_id=ticket_id,
+        at=at,
+        actor_role=actor_role,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        old=old,
+        new=new,
+        assignment_id=assignment_id,
+    )
+
+
+def list_events(conn: Connection, ticket_id: int) -> list[TicketEvent]:
+    rows = conn.execute(
+        sa.select(events).where(events.c.ticket_id == ticket_id).order_by(events.c.id)
+    )
+    return [
+        TicketEvent(
+            id=r.id,
+            ticket_id=r.ticket_id,
+            at=r.at,
+            actor_role=Role(r.actor_role),
+            actor_id=r.actor_id,
+            actor_name=r.actor_name,
+            action=r.action,
+            from_status=Status(r.from_status) if r.from_status else None,
+            to_status=Status(r.to_status) if r.to_status else None,
+            reason=r.reason,
+            old=r.old,
+            new=r.new,
+            assignment_id=r.assignment_id,
+        )
+        for r in rows
+    ]
+
+
+def count_all(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one())
+
+
+def numbers_exist(conn: Connection, wanted: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        chunk = list(wanted[i : i + 500])
+        found.update(
+            conn.execute(sa.select(tickets.c.number).where(tickets.c.number.in_(chunk))).scalars()
+        )
+    return found

@@ -1,0 +1,125 @@
+"""SQL tables of the work-order store (SQLAlchemy Core); the migrations build them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores naive UTC, hands back aware UTC; refuses naive datetimes on the way in."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store times in UTC with tzinfo")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - SQLite raw strings
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(20), nullable=False, unique=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("urgency", sa.String(16), nullable=False),
+    sa.Column("title", sa.String(200)),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("category", sa.JSON, nullable=False),
+    sa.Column("region", sa.String(12)),
+    sa.Column("address", sa.String(500)),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("caller_name", sa.String(100)),
+    sa.Column("caller_phone", sa.String(32)),
+    sa.Column("caller_confidential", sa.Boolean, nullable=False),
+    sa.Column("attachments", sa.JSON, nullable=False),
+    sa.Column("answer", sa.Text),
+    sa.Column("answered_at", UTCDateTime),
+    sa.Column("satisfaction", sa.String(16)),
+    sa.Column("satisfaction_note", sa.Text),
+    sa.Column("master_id", BigId, sa.ForeignKey("tickets.id")),
+    sa.Column("supervised", sa.Boolean, nullable=False),
+    sa.Column("urge_count", sa.Integer, nullable=False),
+    sa.Column("rework_count", sa.Integer, nullable=False),
+    sa.Column("reply_due", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Index("ix_tickets_status_created", "status", "created_at"),
+    sa.Index("ix_tickets_channel_created", "channel", "created_at"),
+    sa.Index("ix_tickets_caller_phone", "caller_phone"),
+    sa.Index("ix_tickets_created", "created_at"),
+    sa.Index("ix_tickets_master", "master_id"),
+)
+
+assignments = sa.Table(
+    "ticket_assignments",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("department", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sign_due", UTCDateTime),
+    sa.Column("reply_due", UTCDateTime),
+    sa.Column("signed_at", UTCDateTime),
+    sa.Column("replied_at", UTCDateTime),
+    sa.Column("reply", sa.Text),
+    sa.Column("return_reason", sa.Text),
+    sa.Column("extension_state", sa.String(16), nullable=False),
+    sa.Column("extension_until", UTCDateTime),
+    sa.Column("extension_reason", sa.Text),
+    sa.Column("forwarded_from", BigId, sa.ForeignKey("ticket_assignments.id")),
+    sa.Index("ix_assignments_ticket", "ticket_id"),
+    sa.Index("ix_assignments_department_state", "department", "state"),
+)
+
+events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("actor_id", BigId),
+    sa.Column("actor_name", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16)),
+    sa.Column("reason", sa.Text),
+    sa.Column("old", sa.JSON, nullable=False),
+    sa.Column("new", sa.JSON, nullable=False),
+    sa.Column("assignment_id", BigId),
+    sa.Index("ix_events_ticket", "ticket_id", "id"),
+)
+
+# one row per local (Asia/Shanghai) day: the last daily sequence number handed out
+numbers = sa.Table(
+    "ticket_numbers",
+    metadata,
+    sa.Column("day", sa.String(8), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
