@@ -96,13 +96,16 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         raise validation_error(exc) from None
 
 
+_SESSION = web.RequestKey("session", object)
+
+
 async def current_session(request: web.Request) -> Session | None:
-    if "session" in request:
-        cached: Session | None = request["session"]
-        return cached
+    if _SESSION in request:
+        cached = request[_SESSION]
+        return cached if isinstance(cached, Session) else None
     token = request.cookies.get(SESSION_COOKIE)
     session = await services(request).accounts.session(token) if token else None
-    request["session"] = session
+    request[_SESSION] = session
     return session
 
 

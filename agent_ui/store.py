@@ -23,6 +23,10 @@ def get_user(conn: Connection, user_id: int) -> Any:
     return conn.execute(sa.select(users).where(users.c.id == user_id)).first()
 
 
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
+
+
 def list_users(conn: Connection) -> list[Any]:
     return list(conn.execute(sa.select(users).order_by(users.c.id)))
 

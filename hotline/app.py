@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,6 +14,7 @@ from aiohttp import web
 from agent_ui.accounts import Accounts, LoginThrottle
 from agent_ui.app import create_app
 from agent_ui.context import Services, WebSettings
+from agent_ui.store import count_users
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import Settings
@@ -77,7 +80,8 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     owned = db is None
     database = db or open_database(settings)
     bus = InProcessBus()
-    app = create_app(build_services(settings, database, bus))
+    services = build_services(settings, database, bus)
+    app = create_app(services)
     app[DATABASE] = database
     app[BUS] = bus
 
@@ -86,5 +90,34 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         if owned:
             database.close()
 
+    async def session_purge_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_purge_sessions(services.accounts))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(session_purge_ctx)
+    app.on_startup.append(_hint_first_user)
     return app
+
+
+async def _purge_sessions(accounts: Accounts, every_s: float = 3600) -> None:
+    """Expired sessions are useless rows: drop them hourly."""
+    while True:
+        try:
+            n = await accounts.purge_expired()
+            if n:
+                log.info("removed %d expired sessions", n)
+        except Exception:  # keep purging next hour; a failure here must not stop the server
+            log.exception("session purge failed")
+        await asyncio.sleep(every_s)
+
+
+async def _hint_first_user(app: web.Application) -> None:
+    if await app[DATABASE].read(count_users) == 0:
+        log.warning(
+            "还没有任何工作人员账号。创建管理员: hotline user add --username admin "
+            "--password '…' --role admin   （或用 make demo / hotline serve --demo 体验）"
+        )

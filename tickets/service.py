@@ -248,7 +248,8 @@ class TicketService:
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
                 raise NotFound("工单不存在", ticket_id=ticket_id)
-            access_ticket(actor, ticket)
+            if actor.role is not Role.CITIZEN:  # citizens come in through track(number, phone)
+                access_ticket(actor, ticket)
             check_role(actor.role, action)
             if ticket.version != version:
                 raise VersionConflict(
@@ -282,7 +283,7 @@ class TicketService:
 
         ticket, events = await self.db.write(tx)
         await self.publisher.publish(events)
-        return access_ticket(actor, ticket)
+        return ticket if actor.role is Role.CITIZEN else access_ticket(actor, ticket)
 
     def _own_assignment(self, actor: Actor, ticket: Ticket) -> Assignment:
         mine = [a for a in department_assignments(actor, ticket) if a.active]
@@ -357,8 +358,13 @@ class TicketService:
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> _Change:
             sign_due = self.deadlines.sign_due(t.urgency, now)
-            # the statutory reply clock runs from receipt, not from this dispatch
-            reply_due = t.reply_due or self.deadlines.reply_due(t.kind, t.urgency, t.created_at)
+            if t.status is Status.REOPENED or t.reply_due is None:
+                # a reopened order (回访不满意) is handled anew: a fresh clock from now
+                start = now if t.status is Status.REOPENED else t.created_at
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, start)
+            else:
+                # otherwise the statutory clock runs from receipt, not from this dispatch
+                reply_due = t.reply_due
 
             def after(c: Connection, _t: Ticket) -> None:
                 store.cancel_active_assignments(c, t.id)

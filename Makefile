@@ -1,0 +1,42 @@
+# The two commands: `make run` (serve on embedded defaults) and `make test` (install and test).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run demo test lint typecheck unit install-test-deps bench clean
+
+run: $(STAMP)
+	$(BIN)/hotline serve
+
+# the same, plus demo users, departments and a few work orders (logins are printed)
+demo: $(STAMP)
+	$(BIN)/hotline serve --demo
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install-test-deps:
+	bash scripts/install-test-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: $(STAMP) install-test-deps lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py --spawn --duration 30
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

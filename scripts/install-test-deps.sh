@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the system packages the test suite needs on Debian 12 (run as root by `make test`).
+#
+# Packages installed now:
+#   postgresql         PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin); tests start
+#                      their own throwaway cluster via tests/pgserver.py, never the system service
+#   postgresql-client  psql, used by tests/pgserver.py to create/drop databases
+#
+# Later issues will add: redis-server, kannel, sip-tester, baresip, kamailio, chromium.
+#
+# Idempotent: when every package is already installed it exits without touching apt, so
+# repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
+# the default cluster itself; harmless, the tests do not use it).
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(
+    postgresql
+    postgresql-client
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    # dpkg -s succeeds for packages in "deinstall" state too, so check the status line.
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-test-deps: all packages present (${PACKAGES[*]})"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
