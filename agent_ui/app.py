@@ -80,18 +80,13 @@ async def errors_middleware(
         if isinstance(exc, LoginThrottled):
             resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
         return resp
-    except web.HTTPRequestEntityTooLarge as exc:
-        msg = "请求体过大"
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVICES].web.max_body_bytes
+        msg = f"请求体过大（上限 {limit} 字节）"
         if not _is_api(request):
             return await pages.error_page(request, 413, msg)
         return web.json_response(
-            error_body(
-                "body_too_large",
-                msg,
-                {"max_bytes": exc.max_size if hasattr(exc, "max_size") else None},
-            ),
-            status=413,
-            dumps=api._dumps,
+            error_body("body_too_large", msg, {"max_bytes": limit}), status=413, dumps=api._dumps
         )
     except web.HTTPException as exc:
         if not _is_api(request) or exc.status < 400:

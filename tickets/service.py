@@ -163,8 +163,27 @@ class TicketService:
                 to_status=Status.NEW,
                 new={"channel": new.channel.value, "number": number},
             )
-            ticket = store.get_ticket(conn, ticket_id)
-            assert ticket is not None
+            # built from what was inserted rather than read back: intake is the hot path
+            ticket = Ticket(
+                id=ticket_id,
+                number=number,
+                version=1,
+                status=Status.NEW,
+                channel=new.channel,
+                kind=new.kind,
+                urgency=new.urgency,
+                content=new.content,
+                caller=new.caller,
+                created_at=now,
+                updated_at=now,
+                title=new.title,
+                summary=new.summary,
+                category=new.category,
+                region=new.region,
+                address=new.address,
+                language=new.language,
+                attachments=new.attachments,
+            )
             return ticket, [ev]
 
         ticket, events = await self.db.write(tx)
