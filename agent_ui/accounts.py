@@ -133,6 +133,7 @@ class Accounts:
         session_ttl: timedelta = timedelta(hours=12),
         password_min_length: int = 8,
         throttle: LoginThrottle | None = None,
+        hasher: PasswordHasher | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -143,7 +144,7 @@ class Accounts:
         self.throttle = throttle or LoginThrottle(5, 900, 900)
         self.clock = clock
         self.monotonic = monotonic
-        self.hasher = PasswordHasher()
+        self.hasher = hasher or PasswordHasher()
         # verified against when the user does not exist, so timing doesn't reveal user names
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 

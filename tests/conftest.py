@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 
 from hotline.app import load_routing, make_app
 from hotline.config import Settings, load_settings
@@ -22,6 +23,7 @@ from tickets.model import Role
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "test-password-1"
 _db_counter = itertools.count()
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +95,8 @@ USERS: dict[str, tuple[Role, str | None]] = {
 def create_users(settings: Settings, db: Database) -> None:
     from agent_ui.accounts import Accounts
 
-    accounts = Accounts(db, load_routing(settings))
+    # cheap Argon2 parameters: login verifies with the parameters stored in the hash
+    accounts = Accounts(db, load_routing(settings), hasher=FAST_HASHER)
     for username, (role, dept) in USERS.items():
         accounts.create_user_sync(username, PASSWORD, role, dept, f"测试-{username}")
 

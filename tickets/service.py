@@ -30,6 +30,7 @@ from tickets.errors import (
 )
 from tickets.model import (
     CITIZEN,
+    STATUS_LABELS,
     Action,
     Actor,
     Assignment,
@@ -47,6 +48,7 @@ from tickets.model import (
     Urgency,
 )
 from tickets.workflow import (
+    DEPARTMENT_ACTIONS,
     FINAL,
     allowed_actions,
     check_role,
@@ -274,9 +276,13 @@ class TicketService:
                 raise VersionConflict(
                     "工单已被他人修改，请刷新后重试", current_version=ticket.version
                 )
+            if action not in DEPARTMENT_ACTIONS:  # those are checked on the assignment
+                next_status(ticket.status, action)  # illegal here → IllegalTransition, first
             change = decide(conn, ticket, now)
             to_status = change.status or next_status(ticket.status, change.action)
             values = {"status": to_status.value, "updated_at": now, **change.values}
+            if to_status is Status.REOPENED:
+                values["closed_at"] = None
             if not store.update_ticket(conn, ticket.id, version, values):
                 raise VersionConflict("工单已被他人修改，请刷新后重试")
             if change.after is not None:
@@ -353,7 +359,10 @@ class TicketService:
             version,
             Action.ANSWER,
             lambda c, t, now: _Change(
-                Action.ANSWER, values={"answer": text, "answered_at": now}, new={"answer": text}
+                Action.ANSWER,
+                values={"answer": text, "answered_at": now},
+                new={"answer": text},
+                after=lambda c2, _t: _cancel(c2, t.id),  # no unit keeps a live task
             ),
         )
 
@@ -420,7 +429,12 @@ class TicketService:
         reason = optional_text(reason, "reason", "审批意见", self.limits.reason)
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> _Change:
-            pending = [a for a in t.assignments if a.extension_state is ExtensionState.REQUESTED]
+            # a request dies with its assignment (returned, forwarded, re-dispatched)
+            pending = [
+                a
+                for a in t.assignments
+                if a.active and a.extension_state is ExtensionState.REQUESTED
+            ]
             if not pending:
                 raise IllegalTransition("该工单没有待审批的延期申请")
             a = pending[-1]
@@ -490,8 +504,13 @@ class TicketService:
         action = Action.REOPEN if satisfaction is Satisfaction.UNSATISFIED else Action.REVISIT
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> _Change:
-            if actor.role is Role.CITIZEN and t.status not in (Status.ANSWERED, Status.REVIEWED):
-                raise IllegalTransition("该工单目前不能评价")
+            # 回访 follows an answer; 不满意 must not reopen a closed order through the back door
+            if t.status not in (Status.ANSWERED, Status.REVIEWED):
+                raise IllegalTransition(
+                    f"工单处于“{STATUS_LABELS[t.status]}”状态，不能回访或评价",
+                    status=t.status.value,
+                    action=Action.REVISIT.value,
+                )
             return _Change(
                 action,
                 values={"satisfaction": satisfaction.value, "satisfaction_note": note},

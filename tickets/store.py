@@ -175,6 +175,9 @@ def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
         stmt = stmt.where(tickets.c.kind == f.kind.value)
     if f.phone is not None:
         stmt = stmt.where(tickets.c.caller_phone == f.phone)
+        if department_scope is not None:
+            # a department must not confirm guesses of a confidential caller's number
+            stmt = stmt.where(tickets.c.caller_confidential.is_(False))
     if f.supervised is not None:
         stmt = stmt.where(tickets.c.supervised == f.supervised)
     for dept in (f.department, department_scope):
