@@ -145,8 +145,7 @@ class Accounts:
         self.clock = clock
         self.monotonic = monotonic
         self.hasher = hasher or PasswordHasher()
-        # verified against when the user does not exist, so timing doesn't reveal user names
-        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
 
     # -- users --------------------------------------------------------------------------------
     def _check_new_user(
@@ -174,6 +173,7 @@ class Accounts:
         department: str | None = None,
         display_name: str | None = None,
     ) -> User:
+        username = username.strip().lower()  # user names are case-insensitive
         self._check_new_user(username, password, role, department)
         values = {
             "username": username,
@@ -203,6 +203,7 @@ class Accounts:
         )
 
     def set_password_sync(self, username: str, password: str) -> None:
+        username = username.strip().lower()
         if len(password) < self.password_min_length:
             raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
         digest = self.hasher.hash(password)
@@ -217,7 +218,8 @@ class Accounts:
         self.db.run_write(tx)
 
     async def user_by_name(self, username: str) -> User | None:
-        row = await self.db.read(lambda c: store.get_user_by_name(c, username))
+        name = username.strip().lower()
+        row = await self.db.read(lambda c: store.get_user_by_name(c, name))
         return _user(row) if row is not None else None
 
     def list_users_sync(self) -> list[User]:
@@ -225,11 +227,12 @@ class Accounts:
 
     # -- sessions -----------------------------------------------------------------------------
     async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
-        keys = [f"user:{username.lower()}", f"addr:{client}"]
+        username = username.strip().lower()
+        keys = [f"user:{username}", f"addr:{client}"]
         self.throttle.check(keys, self.monotonic())
         row = await self.db.read(lambda c: store.get_user_by_name(c, username))
         ok = await asyncio.to_thread(
-            self._verify, row.password_hash if row is not None else self._dummy_hash, password
+            self._verify, row.password_hash if row is not None else self._dummy_hash(), password
         )
         if row is None or not ok or not row.active:
             self.throttle.failure(keys, self.monotonic())
@@ -247,6 +250,12 @@ class Accounts:
         }
         await self.db.write(lambda c: store.insert_session(c, values))
         return token, session
+
+    def _dummy_hash(self) -> str:
+        """Verified against when the user does not exist, so timing doesn't reveal names."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy
 
     def _verify(self, digest: str, password: str) -> bool:
         try:

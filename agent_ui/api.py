@@ -20,6 +20,7 @@ from agent_ui.context import (
     require_staff,
     services,
 )
+from tickets.access import normalize_phone
 from tickets.errors import InvalidInput
 from tickets.model import (
     LABELS,
@@ -243,7 +244,7 @@ def ticket_filter(request: web.Request) -> TicketFilter:
         status=_enum_query(request, "status", Status),
         kind=_enum_query(request, "kind", Kind),
         department=request.query.get("department") or None,
-        phone=request.query.get("phone") or None,
+        phone=normalize_phone(request.query["phone"]) if request.query.get("phone") else None,
         limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )

@@ -94,6 +94,12 @@ async def errors_middleware(
         codes = {404: ("not_found", "接口不存在"), 405: ("method_not_allowed", "不支持该请求方法")}
         code, msg = codes.get(exc.status, ("http_error", exc.reason))
         return web.json_response(error_body(code, msg), status=exc.status, dumps=api._dumps)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        msg = "服务器内部错误，请稍后重试"
+        if not _is_api(request):
+            return await pages.error_page(request, 500, msg)
+        return web.json_response(error_body("internal_error", msg), status=500, dumps=api._dumps)
 
 
 @web.middleware

@@ -74,7 +74,7 @@ def validation_error(exc: ValidationError) -> RequestValidation:
         code, zh = _ERROR_CODES.get(err["type"], ("invalid_field", "字段值无效"))
         fields.append({"field": loc, "code": code, "message": f"{zh}: {loc}", "detail": err["msg"]})
     first = fields[0]
-    out = RequestValidation(str(first["message"]), fields=fields)
+    out = RequestValidation(str(first["message"]), field=first["field"], fields=fields)
     out.code = str(first["code"]) if len(fields) == 1 else "validation_error"
     return out
 

@@ -70,11 +70,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db, accounts = _accounts(settings)
     try:
-        try:
-            role = Role(args.role)
-        except ValueError:
-            print(f"错误: 未知角色 {args.role}", file=sys.stderr)
+        from agent_ui.accounts import STAFF_ROLES
+
+        if args.role not in {r.value for r in STAFF_ROLES}:
+            allowed = ", ".join(r.value for r in STAFF_ROLES)
+            print(f"错误: 未知角色 {args.role}（可选: {allowed}）", file=sys.stderr)
             return 2
+        role = Role(args.role)
         user = accounts.create_user_sync(
             args.username, args.password, role, args.department, args.name
         )

@@ -118,7 +118,9 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
+    """Merge overrides into `data`; returns dotted key → the variable that set it."""
+    origin: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
@@ -132,12 +134,17 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
                 raise ConfigError(f"环境变量 {name}: {'.'.join(parts[:-1])} 不是一个配置节")
             node = child
         node[parts[-1]] = _parse_env_value(raw)
+        origin[".".join(parts)] = name
+    return origin
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
+def _format_errors(exc: ValidationError, source: str, origin: dict[str, str]) -> str:
     lines = [f"配置错误 ({source}):"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        var = next((v for k, v in origin.items() if key == k or key.startswith(k + ".")), None)
+        if var is not None:
+            key = f"{key} (环境变量 {var})"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "未知配置项 (unknown key)"
@@ -161,9 +168,9 @@ def load_settings(
             raise ConfigError(f"配置文件 {cfg_path} 不是合法的 TOML: {exc}") from exc
     elif path is not None:
         raise ConfigError(f"配置文件不存在: {cfg_path}")
-    _apply_env(data, env)
+    origin = _apply_env(data, env)
     data.setdefault("base_dir", str(cfg_path.resolve().parent))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, str(cfg_path))) from None
+        raise ConfigError(_format_errors(exc, str(cfg_path), origin)) from None

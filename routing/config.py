@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -32,6 +33,10 @@ class SlaSettings(_Section):
     workday_start: str = "08:30"
     workday_end: str = "17:30"
     workdays: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5]
+    # additions to the public-holiday calendar (chinesecalendar package): days off, and 调休
+    # make-up working days, e.g. for a year the installed package does not know yet
+    holidays: list[date] = []
+    makeup_workdays: list[date] = []
     sign_working_hours: Annotated[float, Field(gt=0, le=240)] = 2
     reply_working_days: dict[str, Annotated[int, Field(ge=1, le=365)]] = {
         "consult": 2,
@@ -55,6 +60,14 @@ class SlaSettings(_Section):
         if not _HHMM.match(v):
             raise ValueError("时间应为 HH:MM 格式")
         return v
+
+    @model_validator(mode="after")
+    def _working_time(self) -> SlaSettings:
+        if self.workday_end <= self.workday_start:
+            raise ValueError("workday_end 必须晚于 workday_start")
+        if not self.workdays:
+            raise ValueError("workdays 不能为空")
+        return self
 
     @field_validator("reply_working_days")
     @classmethod

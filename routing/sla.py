@@ -1,16 +1,15 @@
-"""Time limits (时限) per request kind and urgency, on working hours or calendar hours.
-
-Working days here are the configured weekdays; the public-holiday calendar with 调休 make-up days
-plugs in through `WorkCalendar.is_workday` (a later change adds the holiday data).
-"""
+"""Time limits (时限) per request kind and urgency, on working hours or calendar hours."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from routing.calendar import HolidayCalendar
 from routing.config import SlaSettings
 from tickets.model import Kind, Urgency
+
+_GUARD_DAYS = 3660  # ten years: a calendar without working days must fail, not loop
 
 
 def _hhmm(s: str) -> time:
@@ -19,54 +18,66 @@ def _hhmm(s: str) -> time:
 
 
 class WorkCalendar:
-    """Working days and the working-hour window, in local time."""
+    """Working days (holiday calendar with 调休) and the working-hour window, in local time."""
 
     def __init__(self, settings: SlaSettings, tz: ZoneInfo) -> None:
         self.tz = tz
         self.start = _hhmm(settings.workday_start)
         self.end = _hhmm(settings.workday_end)
-        self.weekdays = frozenset(settings.workdays)
         if self.end <= self.start:
             raise ValueError("sla.workday_end must be after sla.workday_start")
+        self.days = HolidayCalendar(settings.workdays, settings.holidays, settings.makeup_workdays)
 
     def is_workday(self, day: date) -> bool:
-        return day.isoweekday() in self.weekdays
+        return self.days.is_workday(day)
 
-    def _day_window(self, day: date) -> tuple[datetime, datetime]:
+    def _window(self, day: date) -> tuple[datetime, datetime]:
         return (
             datetime.combine(day, self.start, self.tz),
             datetime.combine(day, self.end, self.tz),
         )
 
-    def add_working_hours(self, start: datetime, hours: float) -> datetime:
-        """The moment `hours` of working time after `start` (which may be outside hours)."""
-        remaining = timedelta(hours=hours)
+    def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
+        """The moment `amount` of working time after `start` (which may be outside hours)."""
+        remaining = amount
         cur = start.astimezone(self.tz)
-        for _ in range(3660):  # ten years of days: a guard against a calendar with no workdays
+        for _ in range(_GUARD_DAYS):
             day = cur.date()
             if self.is_workday(day):
-                open_, close = self._day_window(day)
-                if cur < open_:
-                    cur = open_
+                open_, close = self._window(day)
+                cur = max(cur, open_)
                 if cur < close:
-                    available = close - cur
-                    if remaining <= available:
+                    if remaining <= close - cur:
                         return (cur + remaining).astimezone(UTC)
-                    remaining -= available
+                    remaining -= close - cur
             cur = datetime.combine(day + timedelta(days=1), time(0), self.tz)
         raise ValueError("no working days in the calendar")
 
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """Working time inside [start, end)."""
+        total = timedelta()
+        cur = start.astimezone(self.tz)
+        stop = end.astimezone(self.tz)
+        while cur < stop:
+            day = cur.date()
+            if self.is_workday(day):
+                open_, close = self._window(day)
+                lo, hi = max(cur, open_), min(close, stop)
+                if hi > lo:
+                    total += hi - lo
+            cur = datetime.combine(day + timedelta(days=1), time(0), self.tz)
+        return total
+
     def add_working_days(self, start: datetime, days: int) -> datetime:
-        """End of the working day `days` working days after the day of `start`."""
-        local = start.astimezone(self.tz)
-        day = local.date()
+        """Close of business on the `days`-th working day after the day of `start`."""
+        day = start.astimezone(self.tz).date()
         counted = 0
-        for _ in range(3660):
+        for _ in range(_GUARD_DAYS):
             day += timedelta(days=1)
             if self.is_workday(day):
                 counted += 1
                 if counted == days:
-                    return self._day_window(day)[1].astimezone(UTC)
+                    return self._window(day)[1].astimezone(UTC)
         raise ValueError("no working days in the calendar")
 
 
@@ -83,7 +94,7 @@ class DeadlinePolicy:
             return start + timedelta(minutes=s.emergency_sign_minutes)
         if urgency is Urgency.URGENT:
             return start + timedelta(minutes=s.urgent_sign_minutes)
-        return self.calendar.add_working_hours(start, s.sign_working_hours)
+        return self.calendar.add_working_time(start, timedelta(hours=s.sign_working_hours))
 
     def reply_due(self, kind: Kind, urgency: Urgency, start: datetime) -> datetime:
         s = self.settings
@@ -92,3 +103,19 @@ class DeadlinePolicy:
         if urgency is Urgency.URGENT:
             return start + timedelta(hours=s.urgent_hours)
         return self.calendar.add_working_days(start, s.reply_working_days[kind.value])
+
+    def revisit_due(self, start: datetime) -> datetime:
+        return self.calendar.add_working_days(start, self.settings.revisit_working_days)
+
+    def warn_at(self, urgency: Urgency, start: datetime, due: datetime) -> datetime:
+        """When warn_ratio of the time limit is used: calendar time for urgent orders,
+        working time otherwise."""
+        ratio = self.settings.warn_ratio
+        if due <= start:
+            return due
+        if urgency is not Urgency.NORMAL:
+            return start + (due - start) * ratio
+        budget = self.calendar.working_time_between(start, due)
+        if budget <= timedelta():
+            return start + (due - start) * ratio
+        return min(due, self.calendar.add_working_time(start, budget * ratio))

@@ -1,0 +1,337 @@
+"""The `hotline` command: user management in-process, and boot tests of `hotline serve` as a real
+subprocess (starts, serves, stops cleanly on SIGTERM; --demo prints working logins)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_ui.accounts import Accounts
+from hotline.app import load_routing
+from hotline.cli import main
+from hotline.config import load_settings
+from hotline.db import open_database
+from hotline.demo import DEMO_PASSWORD, DEMO_USERS
+
+HOTLINE = Path(sys.executable).with_name("hotline")
+BOOT_TIMEOUT_S = 90  # generous: a cold start on a loaded CI machine; never asserted as a speed
+STOP_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HOTLINE__* overrides from the environment the tests run in."""
+    for name in list(os.environ):
+        if name.startswith("HOTLINE__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cli_env(clean_env: None, monkeypatch: pytest.MonkeyPatch, db_url: str) -> str:
+    """The CLI reads its settings from os.environ: point it at this test's database only."""
+    monkeypatch.setenv("HOTLINE__DATABASE__URL", db_url)
+    return db_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def add_user(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "user", "add", "--password", "secret-pass-1", *extra)
+
+
+def can_log_in(username: str, password: str) -> bool:
+    settings = load_settings()
+    db = open_database(settings)
+    try:
+        accounts = Accounts(db, load_routing(settings))
+        _, session = asyncio.run(accounts.login(username, password, "test"))
+        return session.user.username == username
+    finally:
+        db.close()
+
+
+# -- user add ---------------------------------------------------------------------------------
+def test_user_add_creates_users_that_can_log_in(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = add_user(capsys, "--username", "wangna", "--role", "agent", "--name", "王娜")
+    assert (code, err) == (0, "")
+    assert "已创建用户 wangna" in out
+    code, out, err = add_user(
+        capsys,
+        "--username",
+        "hhht-housing",
+        "--role",
+        "department",
+        "--department",
+        "150100-housing",
+    )
+    assert (code, err) == (0, "")
+    code, out, _ = run(capsys, "user", "list")
+    assert code == 0
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [r[1:3] for r in rows] == [
+        ["wangna", "agent"],
+        ["hhht-housing", "department 150100-housing"],
+    ]
+    assert rows[0][3] == "王娜"
+    assert can_log_in("wangna", "secret-pass-1")
+    assert can_log_in("hhht-housing", "secret-pass-1")
+
+
+@pytest.mark.parametrize("role", ["agent", "dispatcher", "supervisor", "manager", "admin"])
+def test_user_add_every_staff_role(
+    cli_env: str, capsys: pytest.CaptureFixture[str], role: str
+) -> None:
+    code, out, _ = add_user(capsys, "--username", f"u-{role}", "--role", role)
+    assert code == 0
+    assert f"（{role}，" in out
+
+
+def test_user_add_duplicate_username_exits_1(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert add_user(capsys, "--username", "lina", "--role", "agent")[0] == 0
+    code, out, err = add_user(capsys, "--username", "lina", "--role", "dispatcher")
+    assert code == 1
+    assert out == ""
+    assert "用户名 lina 已存在" in err
+    _, listing, _ = run(capsys, "user", "list")
+    assert [line.split("\t")[1:3] for line in listing.splitlines()] == [["lina", "agent"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--role", "department"], "必须指定 --department"),
+        (["--role", "department", "--department", "999999-nowhere"], "未知承办单位"),
+        (["--role", "agent", "--department", "150100-housing"], "只有承办单位账号"),
+        (["--role", "agent", "--password", "short"], "密码至少8位"),
+    ],
+)
+def test_user_add_invalid_input_exits_1_in_chinese(
+    cli_env: str, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code, out, err = add_user(capsys, "--username", "zhaogang", *extra)
+    assert code == 1
+    assert out == ""
+    assert message in err
+    assert run(capsys, "user", "list")[1] == ""
+
+
+def test_user_add_bad_username_exits_1(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = add_user(capsys, "--username", "a b", "--role", "agent")
+    assert code == 1
+    assert "用户名" in err
+
+
+@pytest.mark.parametrize("role", ["boss", "citizen", "system", "AGENT"])
+def test_user_add_unknown_role_exits_2(
+    cli_env: str, capsys: pytest.CaptureFixture[str], role: str
+) -> None:
+    code, out, err = add_user(capsys, "--username", "zhaogang", "--role", role)
+    assert code == 2
+    assert out == ""
+    assert "角色" in err
+    assert run(capsys, "user", "list")[1] == ""
+
+
+def test_user_add_missing_argument_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["user", "add", "--username", "x", "--role", "agent"])
+    assert info.value.code == 2
+    assert "--password" in capsys.readouterr().err
+
+
+def test_user_passwd_changes_the_password(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert add_user(capsys, "--username", "lina", "--role", "agent")[0] == 0
+    code, _, _ = run(capsys, "user", "passwd", "--username", "lina", "--password", "new-pass-22")
+    assert code == 0
+    assert can_log_in("lina", "new-pass-22")
+    code, _, err = run(
+        capsys, "user", "passwd", "--username", "nobody", "--password", "new-pass-22"
+    )
+    assert code == 1
+    assert "不存在" in err
+
+
+# -- wrong configuration ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["user", "list"],
+        ["user", "add", "--username", "lina", "--password", "secret-pass-1", "--role", "agent"],
+        ["db", "upgrade"],
+        ["serve"],
+    ],
+    ids=["user-list", "user-add", "db-upgrade", "serve"],
+)
+def test_wrong_config_value_exits_2_naming_the_key(
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    monkeypatch.setenv("HOTLINE__SERVER__PORT", "abc")
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "server.port" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_missing_config_file_exits_2(
+    clean_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    missing = str(tmp_path / "nowhere.toml")
+    argv = ["--config", missing, "user", "list"]
+    if where == "after":
+        argv = ["user", "list", "--config", missing]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert missing in err
+
+
+# -- boot tests: the real `hotline serve` process -------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`hotline serve` in a subprocess with its output in files; stopped by its own PID."""
+
+    def __init__(self, tmp_path: Path, db_url: str, *args: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = tmp_path / "serve.out"
+        self.stderr_path = tmp_path / "serve.err"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+        env.update(
+            HOTLINE__SERVER__PORT=str(self.port),
+            HOTLINE__DATABASE__URL=db_url,
+            PYTHONUNBUFFERED="1",
+        )
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [str(HOTLINE), "serve", *args],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def output(self) -> str:
+        return self.stdout_path.read_text("utf-8", "replace") + self.stderr_path.read_text(
+            "utf-8", "replace"
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"hotline serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                status, _, body = self.request("GET", "/healthz")
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+                continue
+            assert (status, body) == (200, {"status": "ok"})
+            return
+        pytest.fail(f"/healthz not ready after {BOOT_TIMEOUT_S}s:\n{self.output()}")
+
+    def request(
+        self, method: str, path: str, body: Any = None, cookie: str | None = None
+    ) -> tuple[int, Any, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if cookie:
+            req.add_header("Cookie", cookie)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.headers, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, json.loads(exc.read())
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"hotline serve did not stop on SIGTERM:\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, db_url: str) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(*args: str) -> Server:
+        server = Server(tmp_path, db_url, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def test_serve_boots_serves_and_stops_on_sigterm(serve: Any) -> None:
+    server: Server = serve()
+    server.wait_ready()
+    status, _, body = server.request(
+        "POST", "/api/v1/requests", {"content": "小区路灯不亮", "phone": "13812345678"}
+    )
+    assert status == 201, body
+    number = body["number"]
+    status, _, tracked = server.request("GET", f"/api/v1/requests/{number}?phone=13812345678")
+    assert (status, tracked["status"]) == (200, "new")
+    assert server.stop() == 0, server.output()
+    assert "Traceback" not in server.output()
+
+
+def test_serve_demo_prints_logins_that_work(serve: Any) -> None:
+    server: Server = serve("--demo")
+    server.wait_ready()
+    printed = server.stdout_path.read_text("utf-8")
+    assert f"演示账号（密码均为 {DEMO_PASSWORD}）" in printed
+    for username, role, _, _ in DEMO_USERS:
+        assert any(line.split()[:2] == [username, role.value] for line in printed.splitlines()), (
+            username
+        )
+    status, headers, body = server.request(
+        "POST", "/api/v1/session", {"username": "dispatcher", "password": DEMO_PASSWORD}
+    )
+    assert status == 200, body
+    assert body["user"]["role"] == "dispatcher"
+    cookie = headers["Set-Cookie"].split(";", 1)[0]
+    assert cookie.startswith("hotline_session=")
+    status, _, listing = server.request("GET", "/api/v1/tickets", cookie=cookie)
+    assert status == 200
+    assert listing["total"] == 3
+    assert server.stop() == 0, server.output()
