@@ -156,8 +156,6 @@ async def logout(request: web.Request) -> web.Response:
 async def submit_request(request: web.Request) -> web.Response:
     body = await read_json(request, s.CitizenRequest)
     svc = services(request)
-    if body.confidential and not body.phone:
-        raise InvalidInput("保密诉求须留联系电话以便回复", field="phone")
     ticket = await svc.tickets.submit(
         NewTicket(
             channel=Channel.WEB,

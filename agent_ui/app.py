@@ -8,54 +8,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from agent_ui import api, pages
-from agent_ui.accounts import LoginThrottled, NotAuthenticated
-from agent_ui.context import (
-    SERVICES,
-    CsrfFailed,
-    MalformedJson,
-    RequestValidation,
-    Services,
-    UnsupportedMediaType,
-)
+from agent_ui.accounts import LoginThrottled
+from agent_ui.context import SERVICES, Services
+from agent_ui.errors import error_body, status_for
 from agent_ui.openapi import build_openapi
-from tickets.errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    IllegalTransition,
-    InvalidInput,
-    NotFound,
-    VersionConflict,
-)
+from tickets.errors import DomainError
 
 log = logging.getLogger(__name__)
-
-# most specific first
-HTTP_STATUS: list[tuple[type[DomainError], int]] = [
-    (NotAuthenticated, 401),
-    (LoginThrottled, 429),
-    (CsrfFailed, 403),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (UnsupportedMediaType, 415),
-    (MalformedJson, 400),
-    (RequestValidation, 422),
-    (InvalidInput, 422),
-    (VersionConflict, 409),
-    (IllegalTransition, 409),
-    (Conflict, 409),
-]
-
-
-def status_for(exc: DomainError) -> int:
-    for cls, status in HTTP_STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 400
-
-
-def error_body(code: str, message: str, details: dict[str, object] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def _is_api(request: web.Request) -> bool:
@@ -89,8 +48,11 @@ async def errors_middleware(
             error_body("body_too_large", msg, {"max_bytes": limit}), status=413, dumps=api._dumps
         )
     except web.HTTPException as exc:
-        if not _is_api(request) or exc.status < 400:
+        if exc.status < 400:
             raise
+        if not _is_api(request):
+            text = {404: "页面不存在", 405: "不支持该请求方法"}.get(exc.status, exc.reason)
+            return await pages.error_page(request, exc.status, text)
         codes = {404: ("not_found", "接口不存在"), 405: ("method_not_allowed", "不支持该请求方法")}
         code, msg = codes.get(exc.status, ("http_error", exc.reason))
         return web.json_response(error_body(code, msg), status=exc.status, dumps=api._dumps)

@@ -130,6 +130,8 @@ class TicketService:
         lim = self.limits
         caller = new.caller
         phone = normalize_phone(caller.phone) if caller.phone else None
+        if caller.confidential and not phone:
+            raise InvalidInput("保密诉求须留联系电话以便回复", field="phone", confidential=True)
         name = optional_text(caller.name, "name", "姓名", lim.name)
         region = new.region or None
         if region is not None and not self.directory.has_region(region):
@@ -239,7 +241,15 @@ class TicketService:
     def actions_for(self, actor: Actor, ticket: Ticket) -> list[Action]:
         """The actions the UI should offer `actor` on `ticket` (before per-action input checks)."""
         if actor.role is not Role.DEPARTMENT:
-            return allowed_actions(ticket.status, actor.role)
+            pending = any(
+                a.active and a.extension_state is ExtensionState.REQUESTED
+                for a in ticket.assignments
+            )
+            return [
+                a
+                for a in allowed_actions(ticket.status, actor.role)
+                if pending or a not in (Action.APPROVE_EXTENSION, Action.DENY_EXTENSION)
+            ]
         out = []
         for a in department_assignments(actor, ticket):
             if not a.active:
@@ -526,6 +536,10 @@ class TicketService:
     ) -> Ticket:
         """The citizen rates the answer from the tracking page (number + phone)."""
         ticket = await self.track(number, phone)
+        if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
+            raise IllegalTransition(
+                "工单答复后才能评价，或该工单已经评价过", status=ticket.status.value
+            )
         return await self.revisit(CITIZEN, ticket.id, ticket.version, satisfaction, note)
 
     async def reopen(self, actor: Actor, ticket_id: int, version: int, reason: str) -> Ticket:
@@ -706,6 +720,8 @@ class TicketService:
 
             def after(c: Connection, _t: Ticket) -> None:
                 store.update_assignment(c, a.id, {"state": a_state.value})
+                # a unit that was assisting becomes the lead: one live task per unit
+                store.cancel_active_assignments(c, t.id, department)
                 store.insert_assignment(
                     c,
                     ticket_id=t.id,

@@ -240,15 +240,17 @@ def update_assignment(conn: Connection, assignment_id: int, values: dict[str, An
     conn.execute(assignments.update().where(assignments.c.id == assignment_id).values(values))
 
 
-def cancel_active_assignments(conn: Connection, ticket_id: int) -> list[int]:
+def cancel_active_assignments(
+    conn: Connection, ticket_id: int, department: str | None = None
+) -> list[int]:
+    """Withdraw the live tasks on an order (only `department`'s, if given)."""
     active = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
-    ids = list(
-        conn.execute(
-            sa.select(assignments.c.id).where(
-                assignments.c.ticket_id == ticket_id, assignments.c.state.in_(active)
-            )
-        ).scalars()
+    stmt = sa.select(assignments.c.id).where(
+        assignments.c.ticket_id == ticket_id, assignments.c.state.in_(active)
     )
+    if department is not None:
+        stmt = stmt.where(assignments.c.department == department)
+    ids = list(conn.execute(stmt).scalars())
     if ids:
         conn.execute(
             assignments.update()

@@ -116,6 +116,33 @@ events = sa.Table(
     sa.Index("ix_events_ticket", "ticket_id", "id"),
 )
 
+# deadline clocks (签收 / 办结 / 回访) per order or assignment; `next_at` is when the watcher must
+# look next (the warning point, then the deadline), NULL once overdue or stopped, so the watcher
+# reads a short range of a partial index however many orders are open
+clocks = sa.Table(
+    "ticket_clocks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("assignment_id", BigId, sa.ForeignKey("ticket_assignments.id")),
+    sa.Column("clock", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("start_at", UTCDateTime, nullable=False),
+    sa.Column("warn_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("next_at", UTCDateTime),
+    sa.Column("warned_at", UTCDateTime),
+    sa.Column("overdue_at", UTCDateTime),
+    sa.Column("stopped_at", UTCDateTime),
+    sa.Index("ix_clocks_ticket", "ticket_id"),
+    sa.Index(
+        "ix_clocks_next",
+        "next_at",
+        sqlite_where=sa.text("next_at IS NOT NULL"),
+        postgresql_where=sa.text("next_at IS NOT NULL"),
+    ),
+)
+
 # one row per local (Asia/Shanghai) day: the last daily sequence number handed out
 numbers = sa.Table(
     "ticket_numbers",

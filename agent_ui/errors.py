@@ -1,0 +1,42 @@
+"""Domain error classes → HTTP statuses, and the JSON error body, shared by the API and pages."""
+
+from __future__ import annotations
+
+from agent_ui.accounts import LoginThrottled, NotAuthenticated
+from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from tickets.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    VersionConflict,
+)
+
+# most specific first
+HTTP_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotAuthenticated, 401),
+    (LoginThrottled, 429),
+    (CsrfFailed, 403),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (UnsupportedMediaType, 415),
+    (MalformedJson, 400),
+    (RequestValidation, 422),
+    (InvalidInput, 422),
+    (VersionConflict, 409),
+    (IllegalTransition, 409),
+    (Conflict, 409),
+]
+
+
+def status_for(exc: DomainError) -> int:
+    for cls, status in HTTP_STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, message: str, details: dict[str, object] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
