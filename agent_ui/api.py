@@ -316,6 +316,14 @@ async def ticket_events(request: web.Request) -> web.Response:
     return _json({"items": [svc.presenter.event(e) for e in found]})
 
 
+@route("GET", "/tickets/{id}/clocks", "工单时限（签收、办结、回访）及其状态")
+async def ticket_clocks(request: web.Request) -> web.Response:
+    actor = await require_staff(request)
+    svc = services(request)
+    found = await svc.tickets.clocks(actor, _ticket_id(request))
+    return _json({"items": [svc.presenter.clock(c) for c in found]})
+
+
 # one entry per workflow action: (body model, how to call the service)
 ActionCall = Callable[[TicketService, Actor, int, Any], Awaitable[Ticket]]
 ACTIONS: dict[Action, tuple[type[s.Versioned], ActionCall, str]] = {

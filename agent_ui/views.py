@@ -13,10 +13,25 @@ from tickets.model import (
     STATUS_LABELS,
     Action,
     Assignment,
+    Clock,
     Status,
     Ticket,
     TicketEvent,
 )
+
+SYSTEM_EVENT_LABELS = {
+    "create": "受理",
+    "merged_in": "并入重复工单",
+    "deadline_warning": "时限预警",
+    "deadline_overdue": "超期",
+}
+CLOCK_LABELS = {"sign": "签收时限", "reply": "办结时限", "revisit": "回访时限"}
+CLOCK_STATE_LABELS = {
+    "running": "计时中",
+    "warned": "已预警",
+    "overdue": "已超期",
+    "stopped": "已结束",
+}
 
 
 class Names(Protocol):
@@ -129,11 +144,23 @@ class Presenter:
             "satisfaction_label": LABELS[t.satisfaction.value] if t.satisfaction else None,
         }
 
+    def clock(self, c: Clock) -> dict[str, Any]:
+        return {
+            "kind": c.kind.value,
+            "kind_label": CLOCK_LABELS[c.kind.value],
+            "state": c.state.value,
+            "state_label": CLOCK_STATE_LABELS[c.state.value],
+            "assignment_id": c.assignment_id,
+            "start_at": self.time(c.start_at),
+            "warn_at": self.time(c.warn_at),
+            "due_at": self.time(c.due_at),
+        }
+
     def event(self, e: TicketEvent) -> dict[str, Any]:
         try:
             label = ACTION_LABELS[Action(e.action)]
         except ValueError:
-            label = {"create": "受理", "merged_in": "并入重复工单"}.get(e.action, e.action)
+            label = SYSTEM_EVENT_LABELS.get(e.action, e.action)
         return {
             "id": e.id,
             "at": self.time(e.at),

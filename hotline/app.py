@@ -21,6 +21,7 @@ from hotline.config import Settings
 from hotline.db import open_database
 from routing.directory import Directory, load_directory
 from routing.sla import DeadlinePolicy
+from routing.watcher import DeadlineWatcher
 from tickets.db import Database
 from tickets.service import Limits, TicketService
 
@@ -97,8 +98,18 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+        sla = settings.sla
+        watcher = DeadlineWatcher(services.tickets, sla.watch_interval_s, sla.watch_batch)
+        task = asyncio.create_task(watcher.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(session_purge_ctx)
+    app.cleanup_ctx.append(watcher_ctx)
     app.on_startup.append(_hint_first_user)
     return app
 

@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -32,7 +32,13 @@ class RoutingSettings(_Section):
 class SlaSettings(_Section):
     workday_start: str = "08:30"
     workday_end: str = "17:30"
-    workdays: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5]
+    workdays: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(min_length=1)] = [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     # additions to the public-holiday calendar (chinesecalendar package): days off, and 调休
     # make-up working days, e.g. for a year the installed package does not know yet
     holidays: list[date] = []
@@ -53,6 +59,8 @@ class SlaSettings(_Section):
     emergency_sign_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     warn_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.8
     revisit_working_days: Annotated[int, Field(ge=1, le=60)] = 3
+    watch_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30
+    watch_batch: Annotated[int, Field(ge=1, le=100_000)] = 500
 
     @field_validator("workday_start", "workday_end")
     @classmethod
@@ -61,13 +69,13 @@ class SlaSettings(_Section):
             raise ValueError("时间应为 HH:MM 格式")
         return v
 
-    @model_validator(mode="after")
-    def _working_time(self) -> SlaSettings:
-        if self.workday_end <= self.workday_start:
+    @field_validator("workday_end")
+    @classmethod
+    def _after_start(cls, v: str, info: ValidationInfo) -> str:
+        start = info.data.get("workday_start")
+        if start is not None and v <= start:  # "HH:MM" strings sort as times
             raise ValueError("workday_end 必须晚于 workday_start")
-        if not self.workdays:
-            raise ValueError("workdays 不能为空")
-        return self
+        return v
 
     @field_validator("reply_working_days")
     @classmethod

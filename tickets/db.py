@@ -158,7 +158,7 @@ class Database:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[_Job], attempt: int = 1) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with (
@@ -185,9 +185,19 @@ class Database:
                 for job in batch:
                     self._run_batch([job])
                 return
+            if _transient(exc) and attempt < 5:
+                # PostgreSQL chose this transaction as a deadlock victim: run it again
+                self._run_batch(batch, attempt + 1)
+                return
             outcomes = [(False, exc)] * len(batch)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _resolve(job, ok, value)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Deadlock detected (40P01) or serialization failure (40001): safe to retry whole."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def _resolve(job: _Job, ok: bool, value: Any) -> None:

@@ -311,6 +311,32 @@ class TicketEvent:
     assignment_id: int | None = None
 
 
+class ClockKind(StrEnum):
+    SIGN = "sign"  # 签收时限
+    REPLY = "reply"  # 办结时限
+    REVISIT = "revisit"  # 回访时限
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    WARNED = "warned"  # warn_ratio of the time used
+    OVERDUE = "overdue"  # past the deadline (超期)
+    STOPPED = "stopped"  # its step is done, or its task withdrawn
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    id: int
+    ticket_id: int
+    assignment_id: int | None
+    kind: ClockKind
+    state: ClockState
+    start_at: datetime
+    warn_at: datetime
+    due_at: datetime
+    next_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class TicketFilter:
     channel: Channel | None = None

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
-from tickets import store
+from tickets import clocks, store
 from tickets.access import (
     access_ticket,
     department_assignments,
@@ -36,6 +36,7 @@ from tickets.model import (
     Assignment,
     AssignmentRole,
     AssignmentState,
+    Clock,
     ExtensionState,
     Kind,
     NewTicket,
@@ -70,6 +71,8 @@ class DeadlinePolicy(Protocol):
 
     def sign_due(self, urgency: Urgency, start: datetime) -> datetime: ...
     def reply_due(self, kind: Kind, urgency: Urgency, start: datetime) -> datetime: ...
+    def revisit_due(self, start: datetime) -> datetime: ...
+    def warn_at(self, urgency: Urgency, start: datetime, due: datetime) -> datetime: ...
 
 
 class Publisher(Protocol):
@@ -124,6 +127,12 @@ class TicketService:
         self.tz = ZoneInfo(timezone)
         self.limits = limits
 
+    def _now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("clock returned a naive datetime: times must carry a zone")
+        return now.astimezone(UTC)
+
     # -- intake -------------------------------------------------------------------------------
     def validate_new(self, new: NewTicket) -> NewTicket:
         """Apply the intake rules shared by every channel; returns the normalised request."""
@@ -151,7 +160,7 @@ class TicketService:
         new = self.validate_new(new)
 
         def tx(conn: Connection) -> tuple[Ticket, list[TicketEvent]]:
-            now = self.clock()
+            now = self._now()
             day = now.astimezone(self.tz).strftime("%Y%m%d")
             number = f"{day}{store.next_daily_sequence(conn, day):06d}"
             ticket_id = store.insert_ticket(conn, new, number, now)
@@ -275,7 +284,7 @@ class TicketService:
         """Load, check access, role and version, decide, compare-and-set, audit; then publish."""
 
         def tx(conn: Connection) -> tuple[Ticket, list[TicketEvent]]:
-            now = self.clock()
+            now = self._now()
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
                 raise NotFound("工单不存在", ticket_id=ticket_id)
@@ -297,6 +306,9 @@ class TicketService:
                 raise VersionConflict("工单已被他人修改，请刷新后重试")
             if change.after is not None:
                 change.after(conn, ticket)
+            fresh = store.get_ticket(conn, ticket.id)
+            assert fresh is not None
+            clocks.sync(conn, fresh, now, self.deadlines)
             ev = store.insert_event(
                 conn,
                 ticket_id=ticket.id,
@@ -312,8 +324,6 @@ class TicketService:
                 new=change.new,
                 assignment_id=change.assignment_id,
             )
-            fresh = store.get_ticket(conn, ticket.id)
-            assert fresh is not None
             return fresh, [ev]
 
         ticket, events = await self.db.write(tx)
@@ -358,6 +368,27 @@ class TicketService:
             )
 
         return await self._apply(actor, ticket_id, version, action, decide)
+
+    # -- deadline clocks ----------------------------------------------------------------------
+    async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:
+        await self.get(actor, ticket_id)
+        return await self.db.read(lambda c: store.list_clocks(c, ticket_id))
+
+    async def fire_due_clocks(self, limit: int = 500) -> int:
+        """One watcher step: warn at warn_ratio, mark overdue at the deadline; an overdue
+        sign-for is urged (催办), an overdue reply is supervised (督办). Returns clocks handled.
+
+        Idempotent: each clock's state and next look are written in the same transaction as
+        its event, so a restart or a second watcher never fires a step twice."""
+
+        def tx(conn: Connection) -> tuple[int, list[TicketEvent]]:
+            now = self._now()
+            due = store.due_clocks(conn, now, limit)
+            return len(due), [clocks.fire(conn, c, now) for c in due]
+
+        n, events = await self.db.write(tx)
+        await self.publisher.publish(events)
+        return n
 
     # -- the centre's actions -----------------------------------------------------------------
     async def answer(self, actor: Actor, ticket_id: int, version: int, text: str) -> Ticket:
@@ -571,7 +602,7 @@ class TicketService:
         """合并: a duplicate (多人同诉) joins a master order and stops on its own."""
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> _Change:
-            master = store.get_ticket_by_number(conn, master_number)
+            master = store.get_ticket_by_number(conn, master_number, lock=True)
             if master is None:
                 raise InvalidInput(f"主工单 {master_number} 不存在", field="master")
             if master.id == t.id:
@@ -668,7 +699,24 @@ class TicketService:
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> _Change:
             old = {k: _plain(getattr(t, k)) for k in clean}
-            return _Change(Action.EDIT, values=clean, old=old, new=clean)
+            values = dict(clean)
+            live = [a for a in t.assignments if a.active]
+            after = None
+            if live and ("kind" in clean or "urgency" in clean):
+                # a corrected kind or urgency changes the time limits of the live tasks
+                kind = Kind(clean.get("kind", t.kind))
+                urgency = Urgency(clean.get("urgency", t.urgency))
+                reply_due = self.deadlines.reply_due(kind, urgency, t.created_at)
+                values["reply_due"] = reply_due
+
+                def after(c: Connection, _t: Ticket) -> None:
+                    for a in live:
+                        moved: dict[str, Any] = {"reply_due": reply_due}
+                        if a.state is AssignmentState.PENDING:
+                            moved["sign_due"] = self.deadlines.sign_due(urgency, a.created_at)
+                        store.update_assignment(c, a.id, moved)
+
+            return _Change(Action.EDIT, values=values, old=old, new=clean, after=after)
 
         return await self._apply(actor, ticket_id, version, Action.EDIT, decide)
 

@@ -16,6 +16,9 @@ from tickets.model import (
     AssignmentState,
     Caller,
     Channel,
+    Clock,
+    ClockKind,
+    ClockState,
     ExtensionState,
     Kind,
     NewTicket,
@@ -27,7 +30,7 @@ from tickets.model import (
     TicketFilter,
     Urgency,
 )
-from tickets.tables import assignments, events, numbers, tickets
+from tickets.tables import assignments, clocks, events, numbers, tickets
 
 
 def next_daily_sequence(conn: Connection, day: str) -> int:
@@ -159,8 +162,12 @@ def get_ticket(conn: Connection, ticket_id: int) -> Ticket | None:
     return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
 
 
-def get_ticket_by_number(conn: Connection, number: str) -> Ticket | None:
-    row = conn.execute(sa.select(tickets).where(tickets.c.number == number)).first()
+def get_ticket_by_number(conn: Connection, number: str, lock: bool = False) -> Ticket | None:
+    """`lock` holds the row until commit (PostgreSQL; SQLite has one writer anyway)."""
+    stmt = sa.select(tickets).where(tickets.c.number == number)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
     if row is None:
         return None
     return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
@@ -346,3 +353,69 @@ def numbers_exist(conn: Connection, wanted: Sequence[str]) -> set[str]:
             conn.execute(sa.select(tickets.c.number).where(tickets.c.number.in_(chunk))).scalars()
         )
     return found
+
+
+def _clock(row: Any) -> Clock:
+    m = row._mapping
+    return Clock(
+        id=m["id"],
+        ticket_id=m["ticket_id"],
+        assignment_id=m["assignment_id"],
+        kind=ClockKind(m["clock"]),
+        state=ClockState(m["state"]),
+        start_at=m["start_at"],
+        warn_at=m["warn_at"],
+        due_at=m["due_at"],
+        next_at=m["next_at"],
+    )
+
+
+def list_live_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
+    rows = conn.execute(
+        sa.select(clocks).where(
+            clocks.c.ticket_id == ticket_id, clocks.c.state != ClockState.STOPPED.value
+        )
+    )
+    return [_clock(r) for r in rows]
+
+
+def list_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
+    rows = conn.execute(
+        sa.select(clocks).where(clocks.c.ticket_id == ticket_id).order_by(clocks.c.id)
+    )
+    return [_clock(r) for r in rows]
+
+
+def insert_clock(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(clocks.insert().values(values).returning(clocks.c.id)).scalar_one())
+
+
+def update_clock(conn: Connection, clock_id: int, values: dict[str, Any]) -> None:
+    conn.execute(clocks.update().where(clocks.c.id == clock_id).values(values))
+
+
+def due_clocks(conn: Connection, now: datetime, limit: int) -> list[Clock]:
+    """Clocks whose next look is due, oldest first, read from the partial index on next_at.
+
+    On PostgreSQL the rows are locked and rows locked by another watcher are skipped, so
+    several processes can watch at once without firing a clock twice.
+    """
+    stmt = (
+        sa.select(clocks)
+        .where(clocks.c.next_at.is_not(None), clocks.c.next_at <= now)
+        .order_by(clocks.c.next_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return [_clock(r) for r in conn.execute(stmt)]
+
+
+def bump_ticket(conn: Connection, ticket_id: int, values: dict[str, Any]) -> None:
+    """A system change (deadline watcher) that must not lose to a user's: no version check,
+    but the version still moves so a user acting on the old version gets 409."""
+    conn.execute(
+        tickets.update()
+        .where(tickets.c.id == ticket_id)
+        .values(version=tickets.c.version + 1, **values)
+    )

@@ -1,0 +1,134 @@
+"""Deadline clocks (签收 / 办结 / 回访 时限) derived from an order's state, and firing them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+
+from tickets import store
+from tickets.model import (
+    SYSTEM,
+    AssignmentState,
+    Clock,
+    ClockKind,
+    ClockState,
+    Status,
+    Ticket,
+    TicketEvent,
+)
+
+if TYPE_CHECKING:
+    from tickets.service import DeadlinePolicy
+
+
+def wanted_clocks(
+    t: Ticket, deadlines: DeadlinePolicy
+) -> dict[tuple[ClockKind, int | None], tuple[datetime, datetime]]:
+    """The clocks the order should have running now: (kind, assignment) → (start, due)."""
+    wanted: dict[tuple[ClockKind, int | None], tuple[datetime, datetime]] = {}
+    for a in t.assignments:
+        if a.state is AssignmentState.PENDING and a.sign_due:
+            wanted[(ClockKind.SIGN, a.id)] = (a.created_at, a.sign_due)
+        if a.active and a.reply_due:
+            # the statutory clock runs from receipt
+            start = min(t.created_at, a.created_at)
+            wanted[(ClockKind.REPLY, a.id)] = (start, a.reply_due)
+    if t.status in (Status.ANSWERED, Status.REVIEWED) and t.answered_at:
+        due = deadlines.revisit_due(t.answered_at)
+        wanted[(ClockKind.REVISIT, None)] = (t.answered_at, due)
+    return wanted
+
+
+def sync(conn: Connection, t: Ticket, now: datetime, deadlines: DeadlinePolicy) -> None:
+    """Derive the clocks from the order's state: start new ones, stop finished ones, move
+    ones whose deadline changed (延期)."""
+    wanted = wanted_clocks(t, deadlines)
+    live = {(c.kind, c.assignment_id): c for c in store.list_live_clocks(conn, t.id)}
+    for key, c in live.items():
+        if key not in wanted:
+            store.update_clock(
+                conn,
+                c.id,
+                {"state": ClockState.STOPPED.value, "next_at": None, "stopped_at": now},
+            )
+        elif wanted[key][1] != c.due_at:
+            start, due = wanted[key]
+            warn = deadlines.warn_at(t.urgency, start, due)
+            store.update_clock(
+                conn,
+                c.id,
+                {
+                    "state": ClockState.RUNNING.value,
+                    "due_at": due,
+                    "warn_at": warn,
+                    "next_at": warn,
+                },
+            )
+    for (kind, assignment_id), (start, due) in wanted.items():
+        if (kind, assignment_id) in live:
+            continue
+        warn = deadlines.warn_at(t.urgency, start, due)
+        store.insert_clock(
+            conn,
+            {
+                "ticket_id": t.id,
+                "assignment_id": assignment_id,
+                "clock": kind.value,
+                "state": ClockState.RUNNING.value,
+                "start_at": start,
+                "warn_at": warn,
+                "due_at": due,
+                "next_at": warn,
+            },
+        )
+
+
+def fire(conn: Connection, c: Clock, now: datetime) -> TicketEvent:
+    """Move one due clock on: warned at the warning point, overdue at the deadline."""
+    t = store.get_ticket(conn, c.ticket_id)
+    assert t is not None
+    lead = next((a for a in t.assignments if a.id == c.assignment_id), None)
+    detail = {
+        "clock": c.kind.value,
+        "due_at": _iso(c.due_at),
+        "department": lead.department if lead else None,
+    }
+    if c.state is ClockState.RUNNING and now < c.due_at:
+        store.update_clock(
+            conn,
+            c.id,
+            {"state": ClockState.WARNED.value, "warned_at": now, "next_at": c.due_at},
+        )
+        action = "deadline_warning"
+    else:
+        store.update_clock(
+            conn,
+            c.id,
+            {"state": ClockState.OVERDUE.value, "overdue_at": now, "next_at": None},
+        )
+        action = "deadline_overdue"
+        values: dict[str, Any] = {"updated_at": now}
+        if c.kind is ClockKind.SIGN:
+            values["urge_count"] = t.urge_count + 1  # 催办
+        elif c.kind is ClockKind.REPLY:
+            values["supervised"] = True  # 督办
+        store.bump_ticket(conn, t.id, values)
+    return store.insert_event(
+        conn,
+        ticket_id=t.id,
+        at=now,
+        actor_role=SYSTEM.role,
+        actor_id=None,
+        actor_name=SYSTEM.label,
+        action=action,
+        from_status=t.status,
+        to_status=t.status,
+        new=detail,
+        assignment_id=c.assignment_id,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
