@@ -17,10 +17,11 @@ from tickets.model import (
     Status,
     Ticket,
     TicketEvent,
+    iso,
 )
 
 if TYPE_CHECKING:
-    from tickets.service import DeadlinePolicy
+    from tickets.core import DeadlinePolicy
 
 
 def wanted_clocks(
@@ -92,7 +93,7 @@ def fire(conn: Connection, c: Clock, now: datetime) -> TicketEvent:
     lead = next((a for a in t.assignments if a.id == c.assignment_id), None)
     detail = {
         "clock": c.kind.value,
-        "due_at": _iso(c.due_at),
+        "due_at": iso(c.due_at),
         "department": lead.department if lead else None,
     }
     if c.state is ClockState.RUNNING and now < c.due_at:
@@ -128,7 +129,3 @@ def fire(conn: Connection, c: Clock, now: datetime) -> TicketEvent:
         new=detail,
         assignment_id=c.assignment_id,
     )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

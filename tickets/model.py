@@ -186,6 +186,11 @@ ASSIGNMENT_STATE_LABELS: dict[AssignmentState, str] = {
 }
 
 
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 for audit records (None stays None)."""
+    return value.isoformat() if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who acts: a logged-in user, the citizen through a public endpoint, or the system."""
