@@ -222,6 +222,15 @@ def _enum_query(request: web.Request, name: str, enum: Any) -> Any:
         raise InvalidInput(f"参数 {name} 的值无效（可选: {allowed}）", field=name) from None
 
 
+def _choice_query(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if raw not in allowed:
+        raise InvalidInput(f"参数 {name} 的值无效（可选: {', '.join(allowed)}）", field=name)
+    return raw
+
+
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query.get(name)
     if raw is None:
@@ -242,13 +251,19 @@ def ticket_filter(request: web.Request) -> TicketFilter:
         status=_enum_query(request, "status", Status),
         kind=_enum_query(request, "kind", Kind),
         department=request.query.get("department") or None,
+        route_state=_choice_query(request, "route_state", ("pending", "auto", "review", "manual")),
         phone=normalize_phone(request.query["phone"]) if request.query.get("phone") else None,
         limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
 
 
-@route("GET", "/tickets", "工单列表（按渠道、状态、类型、承办单位筛选；承办单位只见本单位工单）")
+@route(
+    "GET",
+    "/tickets",
+    "工单列表（按渠道、状态、类型、承办单位、分派状态 route_state 筛选；"
+    "route_state=review 为待人工派单队列；承办单位只见本单位工单）",
+)
 async def list_tickets(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)

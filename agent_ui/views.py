@@ -24,6 +24,7 @@ SYSTEM_EVENT_LABELS = {
     "merged_in": "并入重复工单",
     "deadline_warning": "时限预警",
     "deadline_overdue": "超期",
+    "triage_review": "待人工派单（分类建议）",
 }
 CLOCK_LABELS = {"sign": "签收时限", "reply": "办结时限", "revisit": "回访时限"}
 CLOCK_STATE_LABELS = {
@@ -113,6 +114,8 @@ class Presenter:
             "created_at": self.time(t.created_at),
             "updated_at": self.time(t.updated_at),
             "closed_at": self.time(t.closed_at),
+            "route_state": t.route_state,
+            "suggestion": t.suggestion,
             "assignments": [self.assignment(a) for a in t.assignments],
         }
         if actions is not None:

@@ -96,7 +96,7 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
 
 EXPECTED_ROLES: dict[Action, set[Role]] = {
     A.ANSWER: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR},
-    A.DISPATCH: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR},
+    A.DISPATCH: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.SYSTEM},  # triage
     A.SIGN: {Role.DEPARTMENT},
     A.RETURN: {Role.DEPARTMENT},
     A.FORWARD: {Role.DEPARTMENT},

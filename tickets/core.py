@@ -29,6 +29,7 @@ from tickets.errors import (
 )
 from tickets.model import (
     CITIZEN,
+    SYSTEM,
     Action,
     Actor,
     Assignment,
@@ -364,6 +365,39 @@ class TicketCore:
             )
 
         return await self._apply(actor, ticket_id, version, action, decide)
+
+    # -- triage ---------------------------------------------------------------------------------
+    async def hold_for_review(self, ticket_id: int, suggestion: dict[str, Any]) -> bool:
+        """The triage was not sure: keep the order for a dispatcher, with its suggestion.
+        False when somebody already acted on the order (nothing is changed then)."""
+
+        def tx(conn: Connection) -> tuple[bool, list[TicketEvent]]:
+            now = self._now()
+            if not store.set_triage(conn, ticket_id, "review", suggestion):
+                return False, []
+            ev = store.insert_event(
+                conn,
+                ticket_id=ticket_id,
+                at=now,
+                actor_role=SYSTEM.role,
+                actor_id=None,
+                actor_name=SYSTEM.label,
+                action="triage_review",
+                from_status=Status.NEW,
+                to_status=Status.NEW,
+                new=suggestion,
+            )
+            return True, [ev]
+
+        held, events = await self.db.write(tx)
+        await self.publisher.publish(events)
+        return held
+
+    async def untriaged(self, limit: int = 500) -> list[int]:
+        return await self.db.read(lambda c: store.pending_triage(c, limit))
+
+    async def training_examples(self) -> list[tuple[str, list[str], str | None, str]]:
+        return await self.db.read(store.list_examples)
 
     # -- deadline clocks ----------------------------------------------------------------------
     async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:

@@ -288,6 +288,8 @@ class Ticket:
     rework_count: int = 0
     reply_due: datetime | None = None
     closed_at: datetime | None = None
+    route_state: str = "pending"  # pending | auto | review | manual (triage)
+    suggestion: dict[str, Any] | None = None  # classifier / region / department suggestion
     assignments: tuple[Assignment, ...] = field(default=())
 
     @property
@@ -350,5 +352,6 @@ class TicketFilter:
     kind: Kind | None = None
     phone: str | None = None
     supervised: bool | None = None
+    route_state: str | None = None
     limit: int = 50
     offset: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -82,8 +83,12 @@ class TicketService(TicketCore):
         lead: str,
         assists: Sequence[str] = (),
         note: str | None = None,
+        suggestion: dict[str, Any] | None = None,
     ) -> Ticket:
-        """派单 (also 改派, and re-dispatch after 退单 / 重启) to a lead and assisting units."""
+        """派单 (also 改派, and re-dispatch after 退单 / 重启) to a lead and assisting units.
+
+        By the triage (actor SYSTEM, with its `suggestion`) the order is marked routed
+        automatically; by a person, the decision is kept as a labelled example."""
         assists = list(dict.fromkeys(assists))
         if lead in assists:
             raise InvalidInput("主办单位不能同时是协办单位", field="assists")
@@ -102,8 +107,13 @@ class TicketService(TicketCore):
                 # otherwise the statutory clock runs from receipt, not from this dispatch
                 reply_due = t.reply_due
 
+            by_system = actor.role is Role.SYSTEM
+
             def after(c: Connection, _t: Ticket) -> None:
                 store.cancel_active_assignments(c, t.id)
+                if not by_system:
+                    source = "dispatch" if t.status is Status.NEW else "redispatch"
+                    store.insert_example(c, example_row(t, lead, source, actor, now))
                 for code, role in [(lead, AssignmentRole.LEAD)] + [
                     (a, AssignmentRole.ASSIST) for a in assists
                 ]:
@@ -118,9 +128,14 @@ class TicketService(TicketCore):
                     )
 
             prev = [a.department for a in t.assignments if a.active]
+            values: dict[str, Any] = {"reply_due": reply_due}
+            if by_system:
+                values.update(route_state="auto", suggestion=suggestion)
+            elif t.route_state in ("pending", "review"):
+                values["route_state"] = "manual"
             return Change(
                 Action.DISPATCH,
-                values={"reply_due": reply_due},
+                values=values,
                 reason=note,
                 old={"departments": prev},
                 new={"lead": lead, "assists": assists},
@@ -383,6 +398,19 @@ class TicketService(TicketCore):
                             moved["sign_due"] = self.deadlines.sign_due(urgency, a.created_at)
                         store.update_assignment(c, a.id, moved)
 
+            if "category" in clean and list(t.category) != clean["category"]:
+                corrected = dataclasses.replace(t, category=tuple(clean["category"]))
+                lead = t.lead
+                row = example_row(
+                    corrected, lead.department if lead else None, "correction", actor, now
+                )
+                previous = after
+
+                def after(c: Connection, _t: Ticket) -> None:
+                    if previous is not None:
+                        previous(c, _t)
+                    store.insert_example(c, row)
+
             return Change(Action.EDIT, values=values, old=old, new=clean, after=after)
 
         return await self._apply(actor, ticket_id, version, Action.EDIT, decide)
@@ -490,3 +518,19 @@ class TicketService(TicketCore):
             )
 
         return await self._apply(actor, ticket_id, version, Action.REQUEST_EXTENSION, decide)
+
+
+def example_row(
+    t: Ticket, department: str | None, source: str, actor: Actor, now: datetime
+) -> dict[str, Any]:
+    """A labelled example from a person's decision on `t` (classifier training data)."""
+    text = "\n".join(x for x in (t.title, t.content, t.summary) if x)
+    return {
+        "ticket_id": t.id,
+        "text": text,
+        "category": list(t.category),
+        "department": department,
+        "source": source,
+        "actor_id": actor.user_id,
+        "created_at": now,
+    }

@@ -30,7 +30,7 @@ from tickets.model import (
     TicketFilter,
     Urgency,
 )
-from tickets.tables import assignments, clocks, events, numbers, tickets
+from tickets.tables import assignments, clocks, events, examples, numbers, tickets
 
 
 def next_daily_sequence(conn: Connection, day: str) -> int:
@@ -114,6 +114,8 @@ def _ticket_from_row(row: Any, assigned: Sequence[Assignment] = ()) -> Ticket:
         rework_count=m["rework_count"],
         reply_due=m["reply_due"],
         closed_at=m["closed_at"],
+        route_state=m["route_state"],
+        suggestion=m["suggestion"],
         assignments=tuple(assigned),
     )
 
@@ -187,6 +189,8 @@ def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
             stmt = stmt.where(tickets.c.caller_confidential.is_(False))
     if f.supervised is not None:
         stmt = stmt.where(tickets.c.supervised == f.supervised)
+    if f.route_state is not None:
+        stmt = stmt.where(tickets.c.route_state == f.route_state)
     for dept in (f.department, department_scope):
         if dept is not None:
             stmt = stmt.where(
@@ -419,3 +423,41 @@ def bump_ticket(conn: Connection, ticket_id: int, values: dict[str, Any]) -> Non
         .where(tickets.c.id == ticket_id)
         .values(version=tickets.c.version + 1, **values)
     )
+
+
+def insert_example(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(examples.insert().values(values))
+
+
+def list_examples(conn: Connection) -> list[tuple[str, list[str], str | None, str]]:
+    """(text, category path, department, source), oldest first."""
+    rows = conn.execute(
+        sa.select(
+            examples.c.text, examples.c.category, examples.c.department, examples.c.source
+        ).order_by(examples.c.id)
+    )
+    return [(r.text, list(r.category or []), r.department, r.source) for r in rows]
+
+
+def set_triage(
+    conn: Connection, ticket_id: int, route_state: str, suggestion: dict[str, Any] | None
+) -> bool:
+    """Record the triage outcome on an order still waiting for it (no version change: the
+    suggestion is advice, not a change people act on)."""
+    stmt = (
+        tickets.update()
+        .where(tickets.c.id == ticket_id, tickets.c.route_state == "pending")
+        .values(route_state=route_state, suggestion=suggestion)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def pending_triage(conn: Connection, limit: int) -> list[int]:
+    """New orders the triage has not seen (e.g. after a crash between intake and triage)."""
+    stmt = (
+        sa.select(tickets.c.id)
+        .where(tickets.c.route_state == "pending", tickets.c.status == Status.NEW.value)
+        .order_by(tickets.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())

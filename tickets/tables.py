@@ -67,7 +67,11 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    # triage: pending → auto (dispatched by the classifier) | review (a dispatcher decides)
+    sa.Column("route_state", sa.String(8), nullable=False, server_default="pending"),
+    sa.Column("suggestion", sa.JSON),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
+    sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),
     sa.Index("ix_tickets_caller_phone", "caller_phone"),
     sa.Index("ix_tickets_created", "created_at"),
@@ -141,6 +145,22 @@ clocks = sa.Table(
         sqlite_where=sa.text("next_at IS NOT NULL"),
         postgresql_where=sa.text("next_at IS NOT NULL"),
     ),
+)
+
+# the centre's own decisions as labelled examples for the classifier (manual dispatch,
+# re-dispatch after 退单, category corrections)
+examples = sa.Table(
+    "training_examples",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("category", sa.JSON, nullable=False),
+    sa.Column("department", sa.String(64)),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("actor_id", BigId),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_examples_created", "created_at"),
 )
 
 # one row per local (Asia/Shanghai) day: the last daily sequence number handed out

@@ -79,7 +79,7 @@ _DEPT = frozenset({Role.DEPARTMENT})
 
 ROLES: dict[Action, frozenset[Role]] = {
     A.ANSWER: _STAFF,
-    A.DISPATCH: _STAFF,
+    A.DISPATCH: _STAFF | {Role.SYSTEM},  # the triage dispatches confident predictions
     A.SIGN: _DEPT,
     A.RETURN: _DEPT,
     A.FORWARD: _DEPT,
