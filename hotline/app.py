@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,10 +18,13 @@ from agent_ui.context import Services, WebSettings
 from agent_ui.store import count_users
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
-from hotline.config import Settings
+from hotline.config import ConfigError, Settings
 from hotline.db import open_database
-from routing.directory import Directory, load_directory
+from routing.directory import Directory, DirectoryError, load_directory
+from routing.gazetteer import Gazetteer, GazetteerError
+from routing.rules import DispatchRules, DispatchTableError
 from routing.sla import DeadlinePolicy
+from routing.triage import Predictor, Triage, TriageSettings, run_triage
 from routing.watcher import DeadlineWatcher
 from tickets.db import Database
 from tickets.service import Limits, TicketService
@@ -32,7 +36,31 @@ BUS = web.AppKey("bus", InProcessBus)
 
 
 def load_routing(settings: Settings) -> Directory:
-    return load_directory(settings.resolve(settings.routing.directory), settings.routing)
+    try:
+        return load_directory(settings.resolve(settings.routing.directory), settings.routing)
+    except DirectoryError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_triage_parts(settings: Settings, directory: Directory) -> tuple[Gazetteer, DispatchRules]:
+    """Region detection and the dispatch table; a bad file or rule stops start-up."""
+    try:
+        gazetteer = Gazetteer.from_directory(directory, settings.resolve(settings.routing.aliases))
+        rules = DispatchRules(directory, settings.routing.dispatch)
+    except (GazetteerError, DispatchTableError) as exc:
+        raise ConfigError(str(exc)) from None
+    return gazetteer, rules
+
+
+def load_predictor(settings: Settings) -> Predictor | None:
+    """The shipped classifier, or None (every order then goes to the review queue)."""
+    path = settings.resolve(settings.triage.model)
+    if not (path / "manifest.json").exists():
+        log.warning("分类模型不存在 (%s)：所有工单进入人工派单队列；用 make model 生成", path)
+        return None
+    from classifier.model import Classifier
+
+    return Classifier.load(path)
 
 
 def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Services:
@@ -107,9 +135,36 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    gazetteer, rules = load_triage_parts(settings, services.directory)
+
+    async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        predictor = await loop.run_in_executor(None, load_predictor, settings)
+        # one thread: predictions are CPU-bound and must stay off the event loop
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage")
+        cfg = settings.triage
+        triage = Triage(
+            services.tickets,
+            predictor,
+            gazetteer,
+            rules,
+            TriageSettings(cfg.auto_dispatch, cfg.threshold),
+            executor,
+        )
+        queue = bus.subscribe(maxsize=10_000)
+        task = asyncio.create_task(run_triage(triage, queue))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bus.unsubscribe(queue)
+        executor.shutdown(wait=False, cancel_futures=True)
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(session_purge_ctx)
     app.cleanup_ctx.append(watcher_ctx)
+    if settings.triage.enabled:
+        app.cleanup_ctx.append(triage_ctx)
     app.on_startup.append(_hint_first_user)
     return app
 

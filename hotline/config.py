@@ -80,6 +80,13 @@ class LocaleSettings(_Section):
         return v
 
 
+class TriageSettings(_Section):
+    enabled: bool = True
+    auto_dispatch: bool = True
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
+    model: str = "classifier/model"
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -92,6 +99,7 @@ class Settings(_Section):
     locale: LocaleSettings = LocaleSettings()
     log: LogSettings = LogSettings()
     routing: RoutingSettings = RoutingSettings()
+    triage: TriageSettings = TriageSettings()
     sla: SlaSettings = SlaSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT

@@ -60,7 +60,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(db_url: str, **env: str) -> Settings:
-    environ = {"HOTLINE__DATABASE__URL": db_url, **env}
+    # background triage would race the lifecycle tests' own dispatching: on where tested
+    environ = {"HOTLINE__DATABASE__URL": db_url, "HOTLINE__TRIAGE__ENABLED": "false", **env}
     return load_settings(REPO / "config.toml", environ=environ)
 
 

@@ -401,9 +401,8 @@ class TicketService(TicketCore):
             if "category" in clean and list(t.category) != clean["category"]:
                 corrected = dataclasses.replace(t, category=tuple(clean["category"]))
                 lead = t.lead
-                row = example_row(
-                    corrected, lead.department if lead else None, "correction", actor, now
-                )
+                handling = lead.department if lead and lead.active else None
+                row = example_row(corrected, handling, "correction", actor, now)
                 previous = after
 
                 def after(c: Connection, _t: Ticket) -> None:
