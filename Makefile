@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit install-test-deps bench clean
+.PHONY: run demo test lint typecheck unit install-test-deps bench model bench-classifier clean
+TIPDM ?= ../shared/data/tipdm
 
 run: $(STAMP)
 	$(BIN)/hotline serve
@@ -37,6 +38,17 @@ test: $(STAMP) install-test-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --spawn --duration 30
+
+# rebuild classifier/model/ from the TipDM data; fixed seed: same data → same model and version
+model: $(STAMP)
+	$(BIN)/hotline classifier train \
+		--data $(TIPDM)/messages_tokenized.csv \
+		--data $(TIPDM)/messages_raw_sample.csv \
+		--taxonomy $(TIPDM)/taxonomy.csv \
+		--out classifier/model
+
+bench-classifier: $(STAMP)
+	$(BIN)/python bench/classifier.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -117,6 +117,20 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def examples_from_db(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The centre's own decisions (manual dispatch, re-dispatch, corrections) as
+    (text, first-level category) pairs for `hotline classifier train --from-db`."""
+    from hotline.db import open_database
+    from tickets.store import list_examples
+
+    db = open_database(_settings(args))
+    try:
+        rows = db.run_read(list_examples)
+    finally:
+        db.close()
+    return [(text, category[0]) for text, category, _dept, _src in rows if category]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线平台")
     p.add_argument("--config", help="配置文件路径（默认为仓库根目录的 config.toml）")
@@ -148,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--username", required=True)
     pw.add_argument("--password", required=True)
     pw.set_defaults(fn=cmd_user_passwd)
+
+    from classifier.cli import add_subcommands
+
+    add_subcommands(sub, extra_examples=examples_from_db)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")

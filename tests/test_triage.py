@@ -222,3 +222,29 @@ async def test_app_triages_new_web_requests(
         await asyncio.sleep(0.02)
     assert len(items) == 1
     assert items[0]["suggestion"]["region"]["code"] == "150203"
+
+
+async def test_shipped_model_feeds_the_triage(settings: Settings, tickets: TicketService) -> None:
+    """Contract: the same triage with the real, shipped classifier instead of the fake."""
+    from hotline.app import load_predictor
+
+    predictor = load_predictor(settings)
+    assert predictor is not None
+    gazetteer, rules = load_triage_parts(settings, tickets.directory)  # type: ignore[arg-type]
+    triage = Triage(tickets, predictor, gazetteer, rules, TriageSettings(True, 0.85))
+    tid = await submit(
+        tickets,
+        content="呼和浩特市新城区某小区冬季供暖温度只有十四度，供热公司不解决，要求尽快整改",
+    )
+    outcome = await triage.triage(tid)
+    t = await tickets.get(DISPATCHER, tid)
+    assert t.suggestion is not None
+    top3 = t.suggestion["top3"]
+    assert len(top3) == 3
+    assert top3[0]["label"] == "城乡建设"
+    assert 0 < sum(x["probability"] for x in top3) <= 1.0001
+    assert t.suggestion["region"]["code"] == "150102"
+    if outcome == "auto":
+        assert t.lead is not None and t.lead.department.startswith("150102-")
+    else:
+        assert outcome == "review" and t.route_state == "review"

@@ -1,0 +1,159 @@
+"""Text normalisation and jieba segmentation into the token space the model was trained in."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import tempfile
+import unicodedata
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+USERDICT_PATH = DATA_DIR / "userdict.txt"
+STOPWORDS_PATH = DATA_DIR / "stopwords.txt"
+
+# Spreadsheet exports leave literal carriage-return escapes in cells.
+_EXCEL_CR = re.compile(r"_x000[dD]_")
+# Zero-width and BOM characters that scraping leaves between Chinese characters.
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_SPACE = re.compile(r"[^\S\n]+")  # whitespace other than line breaks
+_BREAKS = re.compile(r"\s*\n\s*")  # a run of whitespace with a line break in it
+# A token carries content when it has a letter, digit or CJK character; the rest is punctuation.
+_CONTENT = re.compile(r"\w")
+# The longest user-dictionary entry we re-join from adjacent tokens (in tokens).
+_MAX_MERGE = 4
+
+
+def normalize(text: str) -> str:
+    """Canonical form of a message: full-width → half-width, whitespace runs collapsed.
+
+    NFKC folds full-width letters and digits (Ａ１ → A1), the ideographic space \\u3000 and the
+    no-break space \\xa0 into their plain forms; HTML entities from scraped pages are decoded.
+    A whitespace run becomes one space, or one line break if it held one (the title/body break).
+    """
+    text = html.unescape(text)
+    text = _EXCEL_CR.sub("\n", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _SPACE.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _BREAKS.sub("\n", text).strip()
+
+
+def read_word_list(path: Path) -> list[str]:
+    """Words of a one-word-per-line file; `#` starts a comment, extra fields are ignored."""
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            words.append(line.split()[0])
+    return words
+
+
+def default_cache_dir() -> Path:
+    """Where jieba keeps its prefix-dictionary cache: $HOTLINE_JIEBA_CACHE, else the user cache."""
+    env = os.environ.get("HOTLINE_JIEBA_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hotline" / "jieba"
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, delete=True)  # noqa: SIM115
+        probe.close()
+        return path
+    except OSError:
+        return Path(tempfile.gettempdir())
+
+
+def jieba_tokenizer(userdict: Path | None = None, cache_dir: Path | None = None) -> Any:
+    """An initialised, quiet jieba.Tokenizer (plain jieba when `userdict` is None).
+
+    jieba attaches a DEBUG stderr handler at import and logs "Building prefix dict ..." on first
+    use, and its _compat imports pkg_resources, which warns on new setuptools: both kept quiet.
+    The first use builds a prefix-dictionary cache (~0.6 s to load afterwards); it goes to
+    `cache_dir`, default_cache_dir(), or the temp dir, whichever is writable first.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import jieba
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.tmp_dir = str(_writable_dir(cache_dir or default_cache_dir()))
+    tokenizer.initialize()
+    if userdict is not None:
+        tokenizer.load_userdict(str(userdict))
+    return tokenizer
+
+
+class Segmenter:
+    """jieba with the hotline's user dictionary and the stop-word list, initialised once.
+
+    Raw text and already-segmented text (space-separated tokens, as in the TipDM training set)
+    both come out as the same kind of token list: lower-cased, no punctuation, no stop words, and
+    adjacent tokens re-joined where they spell a user-dictionary term. After construction it only
+    reads its tables, so one instance can serve many threads.
+    """
+
+    def __init__(
+        self,
+        userdict: Path | None = USERDICT_PATH,
+        stopwords: Path | Iterable[str] | None = STOPWORDS_PATH,
+        cache_dir: Path | None = None,
+    ) -> None:
+        tokenizer = jieba_tokenizer(userdict, cache_dir)
+        self.terms: frozenset[str] = frozenset()
+        if userdict is not None:
+            self.terms = frozenset(w.lower() for w in read_word_list(userdict))
+        if isinstance(stopwords, Path):
+            stopwords = read_word_list(stopwords)
+        self.stopwords: frozenset[str] = frozenset(w.lower() for w in stopwords or ())
+        self._tokenizer = tokenizer
+
+    def cut(self, text: str) -> list[str]:
+        """jieba's segmentation of normalised text, punctuation and stop words kept."""
+        return [w for w in self._tokenizer.cut(normalize(text)) if not w.isspace()]
+
+    def tokens(self, text: str) -> list[str]:
+        """Model tokens of raw text."""
+        return self.tokens_of_normalized(normalize(text))
+
+    def tokens_of_normalized(self, text: str) -> list[str]:
+        """Model tokens of text that already went through normalize()."""
+        return self._merge_terms(self._keep(self._tokenizer.cut(text)))
+
+    def retokenize(self, segmented: str) -> list[str]:
+        """Model tokens of text that was segmented elsewhere (tokens separated by spaces)."""
+        return self._merge_terms(self._keep(normalize(segmented).split()))
+
+    def _keep(self, words: Iterable[str]) -> list[str]:
+        kept = []
+        for word in words:
+            w = word.strip().lower()
+            if w and _CONTENT.search(w) and w not in self.stopwords:
+                kept.append(w)
+        return kept
+
+    def _merge_terms(self, tokens: list[str]) -> list[str]:
+        if not self.terms:
+            return tokens
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(_MAX_MERGE, len(tokens) - i), 1, -1):
+                joined = "".join(tokens[i : i + n])
+                if joined in self.terms:
+                    out.append(joined)
+                    i += n
+                    break
+            else:
+                out.append(tokens[i])
+                i += 1
+        return out
