@@ -43,6 +43,7 @@ class AnswerFinder(Protocol):
 class TriageSettings:
     auto_dispatch: bool = True
     threshold: float = 0.85
+    second_level_min: float = 0.5
 
 
 def _plain(value: Any) -> Any:
@@ -93,6 +94,14 @@ class Triage:
             if top3 and not category:
                 category = [top3[0][0]]
                 confidence = top3[0][1]
+                # a second-level match under the top class picks finer rules (路灯 → 城管)
+                second = [
+                    s
+                    for s in getattr(pred, "second_level", ())
+                    if s.level1 == category[0] and s.score >= self.settings.second_level_min
+                ]
+                if second:
+                    category.append(second[0].level2)
             elif top3 and category and top3[0][0] == category[0]:
                 confidence = top3[0][1]
         region = t.region
