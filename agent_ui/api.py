@@ -26,10 +26,8 @@ from tickets.model import (
     LABELS,
     Action,
     Actor,
-    Caller,
     Channel,
     Kind,
-    NewTicket,
     Role,
     Status,
     Ticket,
@@ -156,18 +154,7 @@ async def logout(request: web.Request) -> web.Response:
 async def submit_request(request: web.Request) -> web.Response:
     body = await read_json(request, s.CitizenRequest)
     svc = services(request)
-    ticket = await svc.tickets.submit(
-        NewTicket(
-            channel=Channel.WEB,
-            content=body.content,
-            caller=Caller(body.name, body.phone, body.confidential),
-            kind=body.kind or Kind.OTHER,
-            title=body.title,
-            region=body.region,
-            address=body.address,
-            language=body.language,
-        )
-    )
+    ticket = await svc.tickets.submit(body.to_new_ticket())
     return _json(
         {
             "number": ticket.number,
@@ -276,22 +263,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     actor = await require_staff(request, Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, write=True)
     body = await read_json(request, s.StaffTicket)
     svc = services(request)
-    ticket = await svc.tickets.submit(
-        NewTicket(
-            channel=body.channel,
-            content=body.content,
-            caller=Caller(body.name, body.phone, body.confidential),
-            kind=body.kind,
-            urgency=body.urgency,
-            title=body.title,
-            summary=body.summary,
-            category=tuple(body.category),
-            region=body.region,
-            address=body.address,
-            language=body.language,
-        ),
-        actor,
-    )
+    ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket), status=201)
 
 

@@ -23,8 +23,6 @@ from tickets.model import (
     ASSIGNMENT_STATE_LABELS,
     LABELS,
     STATUS_LABELS,
-    Caller,
-    Channel,
     Kind,
     NewTicket,
     Satisfaction,
@@ -132,15 +130,7 @@ def citizen_request(values: dict[str, Any], lang: str) -> NewTicket:
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         raise InvalidInput(staff.validation_message(exc), field=field) from None
-    return NewTicket(
-        channel=Channel.WEB,
-        content=body.content,
-        caller=Caller(body.name, body.phone, body.confidential),
-        kind=body.kind or Kind.OTHER,
-        region=body.region,
-        address=body.address,
-        language=body.language,
-    )
+    return body.to_new_ticket()
 
 
 async def submit(request: web.Request) -> web.Response:

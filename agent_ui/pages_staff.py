@@ -34,11 +34,9 @@ from tickets.model import (
     Action,
     Actor,
     AssignmentState,
-    Caller,
     Channel,
     ExtensionState,
     Kind,
-    NewTicket,
     Role,
     Status,
     Ticket,
@@ -322,22 +320,7 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
             body = s.StaffTicket.model_validate(data)
         except ValidationError as exc:
             raise RequestValidation(validation_message(exc)) from None
-        ticket = await svc.tickets.submit(
-            NewTicket(
-                channel=body.channel,
-                content=body.content,
-                caller=Caller(body.name, body.phone, body.confidential),
-                kind=body.kind,
-                urgency=body.urgency,
-                title=body.title,
-                summary=body.summary,
-                category=tuple(body.category),
-                region=body.region,
-                address=body.address,
-                language=body.language,
-            ),
-            actor,
-        )
+        ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     except DomainError as exc:
         return await _new_form(request, values, exc.message, http_status(exc))
     return redirect(f"/staff/tickets/{ticket.id}?done=create")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tickets.model import Channel, Kind, Satisfaction, Urgency
+from tickets.model import Caller, Channel, Kind, NewTicket, Satisfaction, Urgency
 
 Lang = Literal["zh-Hans", "mn-Mong"]
 # generous caps here stop absurd bodies early; the precise limits from config are enforced by
@@ -40,6 +40,18 @@ class CitizenRequest(Strict):
     kind: Kind | None = None
     confidential: bool = False
 
+    def to_new_ticket(self) -> NewTicket:
+        return NewTicket(
+            channel=Channel.WEB,
+            content=self.content,
+            caller=Caller(self.name, self.phone, self.confidential),
+            kind=self.kind or Kind.OTHER,
+            title=self.title,
+            region=self.region,
+            address=self.address,
+            language=self.language,
+        )
+
 
 class Rating(Strict):
     """市民评价答复."""
@@ -65,6 +77,21 @@ class StaffTicket(Strict):
     phone: Short | None = None
     confidential: bool = False
     language: Lang = "zh-Hans"
+
+    def to_new_ticket(self) -> NewTicket:
+        return NewTicket(
+            channel=self.channel,
+            content=self.content,
+            caller=Caller(self.name, self.phone, self.confidential),
+            kind=self.kind,
+            urgency=self.urgency,
+            title=self.title,
+            summary=self.summary,
+            category=tuple(self.category),
+            region=self.region,
+            address=self.address,
+            language=self.language,
+        )
 
 
 class Versioned(Strict):
