@@ -91,16 +91,6 @@ class Directory:
         r = self.regions.get(code)
         return r.name if r else code
 
-    def region_path(self, code: str) -> list[Region]:
-        """From the autonomous region down to `code`."""
-        out: list[Region] = []
-        cur: str | None = code
-        while cur:
-            r = self.regions[cur]
-            out.append(r)
-            cur = r.parent
-        return list(reversed(out))
-
     def forward_targets(self, from_code: str) -> list[Department]:
         src = self.departments.get(from_code)
         if src is None:

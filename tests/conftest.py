@@ -4,7 +4,7 @@ and an API client that logs in as each role."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,17 +155,30 @@ async def app_client(
 
 
 @pytest.fixture
-async def api(app_client: TestClient[Any, Any]) -> AsyncIterator[Any]:
-    """api() → a citizen client; api("dispatcher") → logged in as that test user."""
+async def http_session(
+    app_client: TestClient[Any, Any],
+) -> AsyncIterator[Callable[[], tuple[aiohttp.ClientSession, str]]]:
+    """http_session() → (a client session with its own cookie jar, the app's base URL);
+    every session made is closed at the end of the test."""
     sessions: list[aiohttp.ClientSession] = []
     base = str(app_client.make_url("")).rstrip("/")
 
-    async def make(username: str | None = None) -> Api:
+    def make() -> tuple[aiohttp.ClientSession, str]:
         s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         sessions.append(s)
-        client = Api(s, base)
-        return await client.login(username) if username else client
+        return s, base
 
     yield make
     for s in sessions:
         await s.close()
+
+
+@pytest.fixture
+def api(http_session: Callable[[], tuple[aiohttp.ClientSession, str]]) -> Any:
+    """api() → a citizen client; api("dispatcher") → logged in as that test user."""
+
+    async def make(username: str | None = None) -> Api:
+        client = Api(*http_session())
+        return await client.login(username) if username else client
+
+    return make

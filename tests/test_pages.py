@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from agent_ui import i18n
@@ -156,20 +155,14 @@ class Browser:
 
 
 @pytest.fixture
-async def browser(app_client: TestClient[Any, Any]) -> AsyncIterator[Any]:
+def browser(http_session: Callable[[], tuple[aiohttp.ClientSession, str]]) -> Any:
     """browser() → a citizen; browser("housing") → logged in on /staff/login as that user."""
-    sessions: list[aiohttp.ClientSession] = []
-    base = str(app_client.make_url("")).rstrip("/")
 
     async def make(username: str | None = None) -> Browser:
-        s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        sessions.append(s)
-        b = Browser(s, base)
+        b = Browser(*http_session())
         return await b.login(username) if username else b
 
-    yield make
-    for s in sessions:
-        await s.close()
+    return make
 
 
 async def citizen_submits(citizen: Browser, **values: Any) -> str:

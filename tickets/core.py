@@ -341,7 +341,6 @@ class TicketCore:
         action: Action,
         extra: Callable[[Ticket, Assignment, datetime], dict[str, Any]],
         reason: str | None = None,
-        ticket_values: Callable[[Ticket, Assignment, datetime], dict[str, Any]] | None = None,
     ) -> Ticket:
         """签收 / 退单 / 办结反馈 on the acting department's own assignment."""
 
@@ -356,7 +355,6 @@ class TicketCore:
             return Change(
                 action=action,
                 status=status,
-                values=ticket_values(t, a, now) if ticket_values else {},
                 reason=reason,
                 old={"assignment_state": a.state.value},
                 new={"assignment_state": a_state.value, "role": a.role.value},

@@ -345,20 +345,6 @@ def list_events(conn: Connection, ticket_id: int) -> list[TicketEvent]:
     ]
 
 
-def count_all(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one())
-
-
-def numbers_exist(conn: Connection, wanted: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(wanted), 500):
-        chunk = list(wanted[i : i + 500])
-        found.update(
-            conn.execute(sa.select(tickets.c.number).where(tickets.c.number.in_(chunk))).scalars()
-        )
-    return found
-
-
 def _clock(row: Any) -> Clock:
     m = row._mapping
     return Clock(
