@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent_ui import api, pages
+from agent_ui import api, api_calls, pages  # noqa: F401 - api_calls adds its routes to api.ROUTES
 from agent_ui.accounts import LoginThrottled
 from agent_ui.context import SERVICES, Services
 from agent_ui.errors import error_body, status_for
@@ -97,6 +97,6 @@ def create_app(svc: Services) -> web.Application:
     app[OPENAPI] = build_openapi()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    api.add_routes(app)
+    api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
     return app

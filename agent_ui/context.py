@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.views import Presenter
 from routing.directory import Directory
+from telephony.center import CallCenter
 from tickets.errors import DomainError, RoleForbidden
 from tickets.model import Actor, Role
 from tickets.service import TicketService
@@ -36,6 +37,7 @@ class Services:
     directory: Directory
     presenter: Presenter
     web: WebSettings
+    calls: CallCenter | None = None  # None when [telephony] is off
 
 
 SERVICES = web.AppKey("services", Services)

@@ -11,6 +11,7 @@ from tickets.errors import (
     IllegalTransition,
     InvalidInput,
     NotFound,
+    Unavailable,
     VersionConflict,
 )
 
@@ -28,6 +29,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (VersionConflict, 409),
     (IllegalTransition, 409),
     (Conflict, 409),
+    (Unavailable, 503),
 ]
 
 

@@ -151,3 +151,18 @@ class EditBody(Versioned):
     category: list[Annotated[str, Field(max_length=50)]] | None = None
     region: Annotated[str, Field(pattern=r"^\d{6}$")] | None = None
     address: Short | None = None
+
+
+class AgentLogin(Strict):
+    """坐席签入: the SIP address the queue rings (desk phone or softphone)."""
+
+    uri: Annotated[str, Field(min_length=5, max_length=200, pattern=r"^sips?:[^\s<>\"]+$")]
+
+
+class AgentState(Strict):
+    state: Literal["available", "paused", "wrapup"]
+    reason: Short | None = None
+
+
+class OutboundCall(Strict):
+    purpose: Literal["callback", "survey"]

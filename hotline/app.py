@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -20,12 +20,16 @@ from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
+from routing.calendar import HolidayCalendar
 from routing.directory import Directory, DirectoryError, load_directory
 from routing.gazetteer import Gazetteer, GazetteerError
 from routing.rules import DispatchRules, DispatchTableError
 from routing.sla import DeadlinePolicy
 from routing.triage import Predictor, Triage, TriageSettings, run_triage
 from routing.watcher import DeadlineWatcher
+from telephony.center import CallCenter
+from telephony.pool import PoolPaths, WorkerPool
+from telephony.prompts import PromptError, build_placeholder_prompts, build_prompts
 from tickets.db import Database
 from tickets.service import Limits, TicketService
 
@@ -165,8 +169,96 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     app.cleanup_ctx.append(watcher_ctx)
     if settings.triage.enabled:
         app.cleanup_ctx.append(triage_ctx)
+    if settings.telephony.enabled:
+        services.calls = build_call_center(settings, database, bus, services)
+        app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     app.on_startup.append(_hint_first_user)
     return app
+
+
+def build_call_center(
+    settings: Settings, db: Database, bus: InProcessBus, services: Services
+) -> CallCenter:
+    tel = settings.telephony
+    sla = settings.sla
+    return CallCenter(
+        tel,
+        services.tickets,
+        db,
+        bus,
+        spool=settings.resolve(tel.spool_dir) / "voicemail",
+        recordings=settings.resolve(tel.recordings_dir),
+        timezone=settings.locale.timezone,
+        rest_days=HolidayCalendar(sla.workdays, sla.holidays, sla.makeup_workdays),
+    )
+
+
+def ensure_prompts(settings: Settings) -> None:
+    """Speak missing or changed prompts; without espeak-ng, tone placeholders keep the IVR
+    usable by keys."""
+    tel = settings.telephony
+    root = settings.resolve(tel.prompts_dir)
+    try:
+        report = build_prompts(tel, root)
+    except PromptError as exc:
+        log.error("%s；IVR 暂用提示音占位（按键仍可用）", exc)
+        build_placeholder_prompts(tel, root)
+        return
+    if report.generated:
+        log.info("generated %d IVR prompts in %s", len(report.generated), root / "cmn")
+
+
+def telephony_ctx(
+    settings: Settings, center: CallCenter
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    tel = settings.telephony
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, ensure_prompts, settings)
+        await center.start()
+        pool = WorkerPool(
+            tel,
+            center.port,
+            center.token,
+            PoolPaths(
+                prompts=settings.resolve(tel.prompts_dir),
+                spool=settings.resolve(tel.spool_dir),
+                recordings=settings.resolve(tel.recordings_dir),
+            ),
+            log_level=settings.log.level,
+        )
+        await pool.start()
+        purge = asyncio.create_task(_purge_recordings(center))
+        if tel.workers > 1:
+            log.info(
+                "%d SIP workers on ports %d–%d; put Kamailio in front on %s:%d "
+                "(hotline telephony kamailio-config)",
+                tel.workers,
+                tel.worker_port(0),
+                tel.worker_port(tel.workers - 1),
+                tel.host,
+                tel.port,
+            )
+        yield
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
+        await pool.stop()
+        await center.stop()
+
+    return ctx
+
+
+async def _purge_recordings(center: CallCenter, every_s: float = 3600) -> None:
+    while True:
+        try:
+            n = await center.purge_recordings()
+            if n:
+                log.info("deleted %d call recordings past their retention", n)
+        except Exception:  # try again next hour
+            log.exception("recording purge failed")
+        await asyncio.sleep(every_s)
 
 
 async def _purge_sessions(accounts: Accounts, every_s: float = 3600) -> None:

@@ -1,44 +1,46 @@
-"""The event bus port and its in-process implementation (Redis comes with a later change)."""
+"""The event bus port and its in-process implementation (Redis comes with a later change).
+
+Topics: "tickets" carries TicketEvents after commit; "cti" carries telephony CtiEvents."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Protocol
-
-from tickets.model import TicketEvent
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 
 class EventBus(Protocol):
-    async def publish(self, events: Sequence[TicketEvent]) -> None: ...
-    def subscribe(self, maxsize: int = 1000) -> asyncio.Queue[TicketEvent]: ...
-    def unsubscribe(self, q: asyncio.Queue[TicketEvent]) -> None: ...
+    async def publish(self, events: Sequence[Any], topic: str = "tickets") -> None: ...
+    def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]: ...
+    def unsubscribe(self, q: asyncio.Queue[Any]) -> None: ...
 
 
 class InProcessBus:
     """Fan-out to asyncio queues; a slow subscriber loses its oldest events, never blocks."""
 
     def __init__(self) -> None:
-        self._subscribers: list[asyncio.Queue[TicketEvent]] = []
+        self._subscribers: dict[str, list[asyncio.Queue[Any]]] = {}
         self.published = 0
 
-    async def publish(self, events: Sequence[TicketEvent]) -> None:
+    async def publish(self, events: Sequence[Any], topic: str = "tickets") -> None:
+        subscribers = self._subscribers.get(topic, [])
         for ev in events:
             self.published += 1
-            for q in self._subscribers:
+            for q in subscribers:
                 if q.full():
                     q.get_nowait()
                     log.warning("event subscriber lagging; dropped its oldest event")
                 q.put_nowait(ev)
 
-    def subscribe(self, maxsize: int = 1000) -> asyncio.Queue[TicketEvent]:
-        q: asyncio.Queue[TicketEvent] = asyncio.Queue(maxsize)
-        self._subscribers.append(q)
+    def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]:
+        q: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self._subscribers.setdefault(topic, []).append(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[TicketEvent]) -> None:
-        if q in self._subscribers:
-            self._subscribers.remove(q)
+    def unsubscribe(self, q: asyncio.Queue[Any]) -> None:
+        for subscribers in self._subscribers.values():
+            if q in subscribers:
+                subscribers.remove(q)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hotline.config import ConfigError, Settings, load_settings
@@ -131,6 +132,33 @@ def examples_from_db(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(text, category[0]) for text, category, _dept, _src in rows if category]
 
 
+def cmd_telephony_prompts(args: argparse.Namespace) -> int:
+    from telephony.prompts import PromptError, build_prompts
+
+    settings = _settings(args)
+    root = settings.resolve(settings.telephony.prompts_dir)
+    try:
+        report = build_prompts(settings.telephony, root)
+    except PromptError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"提示音目录 {root / 'cmn'}: 生成 {len(report.generated)} 个，"
+        f"未变 {len(report.unchanged)} 个（espeak-ng {report.espeak_version}）"
+    )
+    return 0
+
+
+def cmd_telephony_kamailio(args: argparse.Namespace) -> int:
+    from telephony.kamailio import write_kamailio_config
+
+    settings = _settings(args)
+    out = Path(args.out) if args.out else settings.resolve(settings.telephony.kamailio_dir)
+    for path in write_kamailio_config(settings.telephony, out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线平台")
     p.add_argument("--config", help="配置文件路径（默认为仓库根目录的 config.toml）")
@@ -166,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     from classifier.cli import add_subcommands
 
     add_subcommands(sub, extra_examples=examples_from_db)
+
+    tel = sub.add_parser("telephony", help="电话接入").add_subparsers(
+        dest="telephony_cmd", required=True
+    )
+    pr = tel.add_parser("prompts", help="用 espeak-ng 生成（或更新）语音提示文件")
+    pr.add_argument("--config", default=argparse.SUPPRESS)
+    pr.set_defaults(fn=cmd_telephony_prompts)
+    kc = tel.add_parser("kamailio-config", help="生成 Kamailio 配置（多个 SIP 工作进程之前）")
+    kc.add_argument("--config", default=argparse.SUPPRESS)
+    kc.add_argument("--out", help="输出目录（默认 telephony.kamailio_dir）")
+    kc.set_defaults(fn=cmd_telephony_kamailio)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")

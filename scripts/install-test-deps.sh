@@ -5,8 +5,14 @@
 #   postgresql         PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin); tests start
 #                      their own throwaway cluster via tests/pgserver.py, never the system service
 #   postgresql-client  psql, used by tests/pgserver.py to create/drop databases
+#   sip-tester         SIPp, the SIP/RTP load and scenario tool the telephony tests call with
+#   baresip-core       a real softphone for the end-to-end call test
+#   kamailio           the SIP proxy put in front of several SIP workers
+#   espeak-ng          speaks the IVR prompts (also installed by `make run`)
+#   sox                converts test audio to A-law for the RTP captures SIPp replays
+#   tmux               drives baresip's console (DTMF keys) in the end-to-end test
 #
-# Later issues will add: redis-server, kannel, sip-tester, baresip, kamailio, chromium.
+# Later issues will add: redis-server, kannel, chromium.
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -18,6 +24,12 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
     postgresql
     postgresql-client
+    sip-tester
+    baresip-core
+    kamailio
+    espeak-ng
+    sox
+    tmux
 )
 
 missing=()

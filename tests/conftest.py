@@ -61,7 +61,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def make_settings(db_url: str, **env: str) -> Settings:
     # background triage would race the lifecycle tests' own dispatching: on where tested
-    environ = {"HOTLINE__DATABASE__URL": db_url, "HOTLINE__TRIAGE__ENABLED": "false", **env}
+    # SIP workers only where a test asks for them (tests/test_telephony*.py)
+    environ = {
+        "HOTLINE__DATABASE__URL": db_url,
+        "HOTLINE__TRIAGE__ENABLED": "false",
+        "HOTLINE__TELEPHONY__ENABLED": "false",
+        **env,
+    }
     return load_settings(REPO / "config.toml", environ=environ)
 
 

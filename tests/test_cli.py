@@ -225,9 +225,16 @@ class Server:
         self.stdout_path = tmp_path / "serve.out"
         self.stderr_path = tmp_path / "serve.err"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+        self.sip_port = free_port()
         env.update(
             HOTLINE__SERVER__PORT=str(self.port),
             HOTLINE__DATABASE__URL=db_url,
+            # the real SIP worker starts too, on a port and in folders of this test's own
+            HOTLINE__TELEPHONY__PORT=str(self.sip_port),
+            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(free_port()),
+            HOTLINE__TELEPHONY__PROMPTS_DIR=str(tmp_path / "prompts"),
+            HOTLINE__TELEPHONY__SPOOL_DIR=str(tmp_path / "spool"),
+            HOTLINE__TELEPHONY__RECORDINGS_DIR=str(tmp_path / "recordings"),
             PYTHONUNBUFFERED="1",
         )
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:

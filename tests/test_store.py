@@ -15,6 +15,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+import telephony.tables  # noqa: F401 - registers the calls table in the shared metadata
 from agent_ui.tables import metadata as accounts_metadata
 from hotline.app import build_services
 from hotline.bus import InProcessBus
@@ -34,6 +35,7 @@ SCHEMA = {
     "ticket_numbers",
     "users",
     "sessions",
+    "calls",
 }
 
 

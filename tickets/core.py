@@ -157,6 +157,11 @@ class TicketCore:
         new = self.validate_new(new)
 
         def tx(conn: Connection) -> tuple[Ticket, list[TicketEvent]]:
+            if new.intake_key is not None:
+                # a redelivered request (gateway retry, worker restart) is the same order
+                known = store.get_ticket_by_intake_key(conn, new.intake_key)
+                if known is not None:
+                    return known, []
             now = self._now()
             day = now.astimezone(self.tz).strftime("%Y%m%d")
             number = f"{day}{store.next_daily_sequence(conn, day):06d}"

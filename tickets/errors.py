@@ -52,3 +52,9 @@ class VersionConflict(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class Unavailable(DomainError):
+    """A capability that is switched off or has no backend right now (HTTP 503)."""
+
+    code = "unavailable"

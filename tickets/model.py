@@ -232,6 +232,8 @@ class NewTicket:
     address: str | None = None
     language: str = "zh-Hans"
     attachments: tuple[dict[str, Any], ...] = ()
+    # the channel's id of this request (e.g. "call:<uuid>"): submitting it twice gives one order
+    intake_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ def insert_ticket(conn: Connection, new: NewTicket, number: str, now: datetime) 
         "caller_phone": new.caller.phone,
         "caller_confidential": new.caller.confidential,
         "attachments": list(new.attachments),
+        "intake_key": new.intake_key,
         "supervised": False,
         "urge_count": 0,
         "rework_count": 0,
@@ -170,6 +171,13 @@ def get_ticket_by_number(conn: Connection, number: str, lock: bool = False) -> T
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
+
+
+def get_ticket_by_intake_key(conn: Connection, key: str) -> Ticket | None:
+    row = conn.execute(sa.select(tickets).where(tickets.c.intake_key == key)).first()
     if row is None:
         return None
     return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])

@@ -70,6 +70,8 @@ tickets = sa.Table(
     # triage: pending → auto (dispatched by the classifier) | review (a dispatcher decides)
     sa.Column("route_state", sa.String(8), nullable=False, server_default="pending"),
     sa.Column("suggestion", sa.JSON),
+    # the channel's own id of the request (a call, an SMS): a redelivery finds the same order
+    sa.Column("intake_key", sa.String(120), unique=True),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),

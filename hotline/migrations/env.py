@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import telephony.tables  # noqa: F401 - the calls table joins the shared metadata
 from agent_ui.tables import metadata as accounts_metadata
 from tickets.tables import metadata as tickets_metadata
 

@@ -1,0 +1,502 @@
+"""The call centre in the main process: the workers' link server, the queue, call records,
+voicemail → work order, status look-ups, outbound calls and CTI events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from telephony import store
+from telephony.acd import Acd, AcdError, Agent, AgentState
+from telephony.config import TelephonySettings
+from telephony.model import CallRecord, CallStats, CtiEvent
+from telephony.protocol import Link, LinkError, accept
+from telephony.voicemail import VoicemailFiler
+from tickets.access import normalize_phone
+from tickets.db import Database
+from tickets.errors import Conflict, InvalidInput, NotFound
+from tickets.model import Actor, Role, Satisfaction, Status, Ticket
+from tickets.service import TicketService
+
+log = logging.getLogger(__name__)
+
+PURGED = {"recording_purged": True}
+SURVEY_ACTOR = Actor(Role.CITIZEN, name="市民（电话回访）")
+SURVEY_ANSWERS = {
+    "1": Satisfaction.SATISFIED,
+    "2": Satisfaction.BASIC,
+    "3": Satisfaction.UNSATISFIED,
+}
+
+
+class Bus(Protocol):
+    async def publish(self, events: Sequence[Any], topic: str = "tickets") -> None: ...
+
+
+class RestDays(Protocol):
+    def is_workday(self, day: Any) -> bool: ...
+
+
+@dataclass
+class LiveCall:
+    record: CallRecord
+    link: Link | None
+    started: float
+    agent: str | None = None
+    done: bool = False
+
+
+@dataclass
+class WorkerLink:
+    index: int
+    pid: int
+    link: Link
+    calls: set[str] = field(default_factory=set)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallCenter:
+    """Everything about calls that needs more than one worker's view."""
+
+    def __init__(
+        self,
+        settings: TelephonySettings,
+        tickets: TicketService,
+        db: Database,
+        bus: Bus,
+        *,
+        spool: Path,
+        recordings: Path,
+        timezone: str = "Asia/Shanghai",
+        rest_days: RestDays | None = None,
+        now: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.tickets = tickets
+        self.db = db
+        self.bus = bus
+        self.tz = ZoneInfo(timezone)
+        self.rest_days = rest_days
+        self.now = now
+        self.monotonic = monotonic
+        self.acd = Acd(settings.queue_timeout_s, settings.wrapup_s)
+        self.calls: dict[str, LiveCall] = {}
+        self.workers: dict[int, WorkerLink] = {}
+        self.token = secrets.token_urlsafe(24)
+        self.port = 0
+        self.voicemail = VoicemailFiler(tickets, db, spool, recordings, now=now)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.worker_joined = asyncio.Event()
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1") -> None:
+        await self.voicemail.recover(live=set())
+        self._server = await asyncio.start_server(self._on_worker, host, 0, limit=1 << 20)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._tick_loop())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self.workers.values()):
+            await w.link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await accept(reader, writer, self.token)
+        if hello is None:
+            return
+        index = int(hello.get("worker", -1))
+        wl = WorkerLink(index, int(hello.get("pid", 0)), Link(reader, writer, self._noop))
+        wl.link.handler = lambda op, args: self._handle(wl, op, args)
+        old = self.workers.get(index)
+        self.workers[index] = wl
+        if old is not None:
+            await old.link.close()
+        self.worker_joined.set()
+        log.info("SIP worker %d (pid %d) linked", index, wl.pid)
+        try:
+            await wl.link.run()
+        finally:
+            if self.workers.get(index) is wl:
+                del self.workers[index]
+            await self._worker_gone(wl)
+
+    async def _noop(self, op: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    async def _worker_gone(self, wl: WorkerLink) -> None:
+        """A worker died or stopped: its calls are over; its voicemails become orders."""
+        for call in list(wl.calls):
+            await self._end(call, "")
+        await self.voicemail.recover(live=set(self.calls))
+
+    # -- requests from workers ----------------------------------------------------------------
+    async def _handle(self, wl: WorkerLink, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        call = str(args.get("call", ""))
+        if op == "offered":
+            await self._offered(wl, call, args)
+        elif op == "language":
+            self._update(call, language=str(args.get("language", "")))
+        elif op == "status":
+            return {"status": await self._status(str(args["number"]), str(args.get("caller", "")))}
+        elif op == "enqueue":
+            return await self._enqueue(call, str(args.get("kind", "other")))
+        elif op == "position":
+            return {"position": self.acd.position(call)}
+        elif op == "answered":
+            await self._answered(call, str(args["agent"]), str(args.get("recording") or ""))
+        elif op == "ring_failed":
+            self.acd.ring_failed(call, str(args["agent"]), self.monotonic())
+            await self._agent_event(str(args["agent"]))
+        elif op == "voicemail":
+            return await self._voicemail(call)
+        elif op == "survey_done":
+            await self._survey_done(call, int(args["ticket"]), str(args.get("answer", "")))
+        elif op == "ended":
+            await self._end(call, str(args.get("path", "")))
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return {}
+
+    async def _offered(self, wl: WorkerLink, call: str, args: dict[str, Any]) -> None:
+        live = self.calls.get(call)
+        if live is not None:  # an outbound leg we originated: already recorded
+            live.link = wl.link
+            return
+        rec = CallRecord(
+            id=call,
+            direction="in",
+            purpose="intake",
+            caller=str(args.get("caller", ""))[:64],
+            dialled=str(args.get("dialled", ""))[:64],
+            worker=wl.index,
+            offered_at=self.now(),
+        )
+        self.calls[call] = LiveCall(rec, wl.link, self.monotonic())
+        wl.calls.add(call)
+        await self.db.write(lambda c: store.insert_call(c, rec))
+        await self._cti("call.offered", call, caller=rec.caller)
+
+    def _update(self, call: str, **values: Any) -> None:
+        live = self.calls.get(call)
+        if live is not None:
+            for k, v in values.items():
+                setattr(live.record, k, v)
+
+    async def _status(self, number: str, caller: str) -> str | None:
+        """A work order's status, only to the phone that submitted it (as on the web)."""
+        if not number.isdigit():
+            return None
+        try:
+            ticket = await self.tickets.track(number, caller)
+        except (NotFound, InvalidInput):
+            return None
+        return ticket.status.value
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(self.tz)
+        s = self.settings
+        rest_day = self.rest_days is not None and not self.rest_days.is_workday(local.date())
+        if s.closed_on_rest_days and rest_day:
+            return False
+        start = dtime.fromisoformat(s.open_from)
+        hhmm = local.time()
+        if s.open_until == "24:00":
+            return hhmm >= start
+        return start <= hhmm < dtime.fromisoformat(s.open_until)
+
+    async def _enqueue(self, call: str, kind: str) -> dict[str, Any]:
+        live = self.calls.get(call)
+        if live is None:
+            raise KeyError("unknown call")
+        live.record.kind = kind
+        if not self.is_open(self.now()):
+            return {"queued": False, "reason": "closed"}
+        live.record.queued_at = self.now()
+        position = self.acd.enqueue(call, kind, live.record.caller, self.monotonic())
+        await self._cti("call.queued", call, caller=live.record.caller, kind=kind)
+        self._match()
+        return {"queued": True, "position": position}
+
+    async def _answered(self, call: str, agent: str, recording: str) -> None:
+        self.acd.answered(call, agent, self.monotonic())
+        live = self.calls.get(call)
+        if live is None:
+            return
+        live.agent = agent
+        self._update(call, answered_at=self.now(), agent=agent, recording=recording or None)
+        rec = live.record
+        values = {"answered_at": rec.answered_at, "agent": agent, "recording": rec.recording}
+        await self.db.write(lambda c: store.update_call(c, call, values))
+        await self._cti("call.answered", call, caller=rec.caller, agent=agent)
+        await self._agent_event(agent)
+
+    async def _voicemail(self, call: str) -> dict[str, Any]:
+        live = self.calls.get(call)
+        ticket = await self.voicemail.file(call)
+        if live is not None:
+            live.record.ticket_id = ticket.id
+            live.record.outcome = "voicemail"
+            live.record.recording = ticket.attachments[0]["path"] if ticket.attachments else None
+        return {"number": ticket.number}
+
+    async def _survey_done(self, call: str, ticket_id: int, answer: str) -> None:
+        satisfaction = SURVEY_ANSWERS.get(answer)
+        self._update(call, outcome="survey")
+        if satisfaction is None:
+            log.info("回访电话 %s: no answer given", call)
+            return
+        try:
+            ticket = await self.tickets.get(SURVEY_ACTOR_READ, ticket_id)
+            await self.tickets.revisit(
+                SURVEY_ACTOR, ticket.id, ticket.version, satisfaction, "电话回访按键"
+            )
+        except Exception as exc:  # the order moved on meanwhile: the answer is logged, not lost
+            log.warning(
+                "回访电话 %s: result %s not recorded on order %d: %s", call, answer, ticket_id, exc
+            )
+
+    async def _end(self, call: str, path: str) -> None:
+        live = self.calls.pop(call, None)
+        if live is None or live.done:
+            return
+        live.done = True
+        for wl in self.workers.values():
+            wl.calls.discard(call)
+        waiting = self.acd.remove(call)
+        rec = live.record
+        rec.ended_at = self.now()
+        rec.ivr_path = (path or rec.ivr_path)[:400]
+        if rec.outcome is None:
+            if rec.answered_at is not None:
+                rec.outcome = "answered" if rec.purpose == "intake" else rec.purpose
+            elif waiting is not None:
+                rec.outcome = "abandoned"
+            elif rec.direction == "out":
+                rec.outcome = "failed"
+            else:
+                rec.outcome = "ivr"
+        if live.agent is not None:
+            self.acd.ended(call, live.agent, self.monotonic())
+            await self._agent_event(live.agent)
+        values = {
+            "ended_at": rec.ended_at,
+            "ivr_path": rec.ivr_path,
+            "outcome": rec.outcome,
+            "language": rec.language,
+            "kind": rec.kind,
+            "queued_at": rec.queued_at,
+            "ticket_id": rec.ticket_id,
+            "recording": rec.recording,
+        }
+        await self.db.write(lambda c: store.update_call(c, call, values))
+        await self._cti("call.ended", call, caller=rec.caller, outcome=rec.outcome)
+        self._match()
+
+    # -- the queue ----------------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                await self._tick()
+            except Exception:  # the queue must keep running whatever one caller did
+                log.exception("call queue tick failed")
+
+    async def _tick(self) -> None:
+        for waiting in self.acd.tick(self.monotonic()):
+            live = self.calls.get(waiting.call)
+            if live is not None and live.link is not None:
+                with contextlib.suppress(LinkError):
+                    await live.link.request("voicemail", call=waiting.call)
+        self._match()
+
+    def _match(self) -> None:
+        for offer in self.acd.offers(self.monotonic()):
+            live = self.calls.get(offer.call)
+            if live is None or live.link is None:
+                self.acd.ring_failed(offer.call, offer.agent.username, self.monotonic())
+                continue
+            self._spawn(self._ring(live.link, offer.call, offer.agent))
+
+    async def _ring(self, link: Link, call: str, agent: Agent) -> None:
+        await self._agent_event(agent.username)
+        try:
+            await link.request("connect", call=call, agent=agent.username, uri=agent.uri)
+        except LinkError:
+            self.acd.ring_failed(call, agent.username, self.monotonic())
+
+    # -- agents (called by the web console) ---------------------------------------------------
+    async def agent_login(self, username: str, uri: str) -> Agent:
+        if not uri.startswith(("sip:", "sips:")):
+            raise InvalidInput("坐席电话地址应为 sip: 开头的 SIP 地址", field="uri")
+        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic()))
+        await self._agent_event(username)
+        return agent
+
+    async def agent_logout(self, username: str) -> None:
+        self._acd(lambda: self.acd.logout(username))
+        await self._cti("agent.state", None, agent=username, state="offline")
+
+    async def agent_state(self, username: str, state: str, reason: str = "") -> Agent:
+        try:
+            wanted = AgentState(state)
+        except ValueError:
+            raise InvalidInput("状态只能是 available、paused 或 wrapup", field="state") from None
+        agent = self._acd(lambda: self.acd.set_state(username, wanted, self.monotonic(), reason))
+        await self._agent_event(username)
+        self._match()
+        return agent
+
+    def _acd(self, fn: Callable[[], Agent]) -> Agent:
+        try:
+            return fn()
+        except AcdError as exc:
+            raise Conflict(str(exc)) from None
+
+    async def _agent_event(self, username: str) -> None:
+        agent = self.acd.agents.get(username)
+        if agent is not None:
+            await self._cti(
+                "agent.state",
+                agent.call,
+                agent=username,
+                state=agent.state.value,
+                reason=agent.reason,
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live wallboard: agents, waiting callers, calls in progress, workers."""
+        now = self.monotonic()
+        return {
+            "agents": [
+                {
+                    "username": a.username,
+                    "uri": a.uri,
+                    "state": a.state.value,
+                    "reason": a.reason,
+                    "seconds": round(now - a.since, 1),
+                    "call": a.call,
+                    "answered": a.answered,
+                }
+                for a in sorted(self.acd.agents.values(), key=lambda a: a.username)
+            ],
+            "waiting": [
+                {
+                    "call": w.call,
+                    "kind": w.kind,
+                    "caller": w.caller,
+                    "seconds": round(now - w.queued_at, 1),
+                    "ringing": w.ringing,
+                }
+                for w in self.acd.waiting.values()
+            ],
+            "calls": len(self.calls),
+            "workers": sorted(self.workers),
+        }
+
+    # -- outbound -----------------------------------------------------------------------------
+    async def originate(self, username: str, ticket: Ticket, purpose: str) -> str:
+        """A call-back or a 回访 survey call to the phone of this work order, and only that."""
+        s = self.settings
+        if not s.trunk:
+            raise Conflict("未配置外呼线路 (telephony.trunk)，不能外呼")
+        if not ticket.caller.phone:
+            raise Conflict("该工单没有来电号码，不能外呼")
+        number = normalize_phone(ticket.caller.phone)
+        citizen_uri = s.trunk.format(number=number)
+        if purpose == "survey":
+            if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
+                raise Conflict("工单答复并审核后才能电话回访")
+            args: dict[str, Any] = {"purpose": "survey", "uri": citizen_uri, "ticket": ticket.id}
+        elif purpose == "callback":
+            agent = self.acd.agents.get(username)
+            if agent is None:
+                raise Conflict("请先签入坐席（登记话机），再回拨")
+            args = {
+                "purpose": "callback",
+                "uri": agent.uri,
+                "citizen_uri": citizen_uri,
+                "agent": agent.username,
+            }
+        else:
+            raise InvalidInput("purpose 只能是 callback 或 survey", field="purpose")
+        wl = self._least_busy()
+        if wl is None:
+            raise Conflict("没有可用的 SIP 工作进程，请稍后再试")
+        try:
+            answer = await wl.link.request("originate", **args)
+        except LinkError as exc:
+            raise Conflict(f"外呼失败: {exc}") from None
+        call = str(answer["call"])
+        rec = CallRecord(
+            id=call,
+            direction="out",
+            purpose=purpose,
+            caller=s.caller_id,
+            dialled=number,
+            worker=wl.index,
+            offered_at=self.now(),
+            ticket_id=ticket.id,
+            agent=args.get("agent"),
+        )
+        self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=None)
+        wl.calls.add(call)
+        await self.db.write(lambda c: store.insert_call(c, rec))
+        await self._cti("call.offered", call, caller=number, purpose=purpose)
+        return call
+
+    def _least_busy(self) -> WorkerLink | None:
+        ready = [w for w in self.workers.values() if not w.link.closed.is_set()]
+        return min(ready, key=lambda w: len(w.calls), default=None)
+
+    # -- reading ------------------------------------------------------------------------------
+    async def list_calls(self, **filters: Any) -> list[CallRecord]:
+        return await self.db.read(lambda c: store.list_calls(c, **filters))
+
+    async def stats(self, since: datetime, until: datetime, answer_s: float = 15) -> CallStats:
+        return await self.db.read(lambda c: store.call_stats(c, since, until, answer_s))
+
+    async def purge_recordings(self, limit: int = 500) -> int:
+        """Delete recordings older than the retention period (the call record stays)."""
+        before = self.now() - timedelta(days=self.settings.recording_retention_days)
+        old = await self.db.read(lambda c: store.list_recordings_before(c, before, limit))
+        for rec in old:
+            if rec.recording:
+                await asyncio.to_thread(Path(rec.recording).unlink, missing_ok=True)
+            await self.db.write(partial(store.update_call, call_id=rec.id, values=PURGED))
+        return len(old)
+
+    async def _cti(self, type_: str, call: str | None, **data: Any) -> None:
+        caller = data.pop("caller", None)
+        agent = data.pop("agent", None)
+        ev = CtiEvent(type_, self.now(), call=call, caller=caller, agent=agent, data=data)
+        await self.bus.publish([ev], topic="cti")
+
+
+SURVEY_ACTOR_READ = Actor(Role.SYSTEM, name="系统")

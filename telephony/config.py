@@ -1,0 +1,173 @@
+"""The [telephony] settings: SIP workers, IVR menu and prompts, queue, voicemail, recording."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+_DIGITS = re.compile(r"^[0-9*#]$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MenuEntry(_Section):
+    """One key of the main menu: `queue` puts the caller in line for an agent (the order kind
+    comes from `kind`), `status` reads out a work order's state, `agent` queues without a kind."""
+
+    key: Annotated[str, Field(pattern=r"^[0-9*#]$")]
+    action: Literal["queue", "status", "agent"]
+    kind: Literal["consult", "help", "complaint", "report", "suggestion", "praise", "other"] = (
+        "other"
+    )
+
+
+DEFAULT_MENU: tuple[MenuEntry, ...] = (
+    MenuEntry(key="1", action="queue", kind="consult"),
+    MenuEntry(key="2", action="queue", kind="complaint"),
+    MenuEntry(key="3", action="status"),
+    MenuEntry(key="0", action="agent"),
+)
+
+# Prompt texts (Mandarin); `hotline telephony prompts` turns them into WAV files with espeak-ng.
+# Keys are file names under prompts_dir/<language>/. Digits and status phrases are added by
+# telephony/prompts.py from 0–9 and the work-order status labels.
+DEFAULT_PROMPTS: dict[str, str] = {
+    "welcome": "您好，这里是12345政务服务便民热线。普通话请按1，蒙古语请按2。",
+    "menu": "政策咨询请按1，投诉举报请按2，查询工单办理情况请按3，人工服务请按0。",
+    "invalid": "您的输入有误，请重新选择。",
+    "no_input": "没有收到您的按键。",
+    "status_enter": "请输入14位工单编号，以井号键结束。",
+    "status_is": "您查询的工单当前状态是：",
+    "status_unknown": "没有查到与您来电号码对应的这个工单，请核对编号。",
+    "queue_enter": "正在为您转接话务员，请稍候。",
+    "queue_ahead": "您前面还有",
+    "queue_callers": "位来电在等候。",
+    "queue_wait": "话务员正忙，请继续等候。",
+    "voicemail": "话务员暂时无法接听，请在提示音后留言，说完请按井号键。",
+    "closed": "现在是非工作时间，请在提示音后留言，说完请按井号键，我们会尽快回复。",
+    "voicemail_saved": "您的留言已记录，工单编号是",
+    "goodbye": "感谢您的来电，再见。",
+    "survey": (
+        "这里是12345热线回访。对您反映问题的办理结果，满意请按1，基本满意请按2，不满意请按3。"
+    ),
+    "survey_thanks": "感谢您的评价，再见。",
+    "callback": "这里是12345热线，正在为您回拨，请稍候。",
+}
+
+
+class TelephonySettings(_Section):
+    enabled: bool = True
+    # Where SIP is answered (UDP and TCP). With one worker it listens here itself; with more,
+    # the workers take worker_base_port, worker_base_port+1, … and Kamailio takes this port.
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
+    workers: Annotated[int, Field(ge=1, le=500)] = 1
+    worker_base_port: Annotated[int, Field(ge=1, le=65535)] = 5070
+    # RTP ports: each worker takes rtp_ports_per_worker ports from rtp_base_port on.
+    rtp_base_port: Annotated[int, Field(ge=1024, le=65000)] = 20000
+    rtp_ports_per_worker: Annotated[int, Field(ge=8, le=1000)] = 40
+    # Numbers (request-URI user part) this hotline answers; others get 404. Empty: any.
+    numbers: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z+*#._-]{1,32}$")]] = ["12345"]
+    # How often the SIP worker pumps pjsua2 events (milliseconds).
+    pump_interval_ms: Annotated[int, Field(ge=1, le=100)] = 10
+    # INVITEs per second a worker accepts from one source address; more are refused with 503.
+    max_invites_per_s: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+    # IVR: seconds to wait for the first key, retries before an agent takes over.
+    digit_timeout_s: Annotated[float, Field(gt=0, le=60)] = 6
+    menu_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    language_keys: dict[str, Literal["cmn", "mn"]] = {"1": "cmn", "2": "mn"}
+    menu: list[MenuEntry] = list(DEFAULT_MENU)
+
+    # Queue: after queue_timeout_s without an agent the caller goes to voicemail; position and
+    # wait are announced every announce_every_s; an agent's phone rings ring_agent_s before the
+    # next agent is tried; after a call the agent is in wrap-up for wrapup_s.
+    queue_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60
+    announce_every_s: Annotated[float, Field(gt=0, le=600)] = 30
+    ring_agent_s: Annotated[float, Field(gt=0, le=120)] = 15
+    wrapup_s: Annotated[float, Field(ge=0, le=3600)] = 30
+    # Agents take calls in these local hours (24:00 = midnight); outside them → voicemail.
+    open_from: str = "00:00"
+    open_until: str = "24:00"
+    # Closed on public holidays and weekends per the [sla] calendar (a 24-hour hotline: false).
+    closed_on_rest_days: bool = False
+
+    # Voicemail: at most voicemail_max_s seconds; # ends it.
+    voicemail_max_s: Annotated[float, Field(gt=0, le=600)] = 120
+
+    # Files: generated prompts (and operators' Mongolian recordings), call recordings, and the
+    # spool where voicemails wait until they are work orders.
+    prompts_dir: str = "var/prompts"
+    recordings_dir: str = "var/recordings"
+    spool_dir: str = "var/spool"
+    recording_retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    prompts: dict[str, str] = dict(DEFAULT_PROMPTS)
+
+    # Outbound calls (voicemail call-back, 回访 survey) go to this SIP URI template, {number}
+    # being the work order's phone number. Empty: outbound calls are disabled.
+    trunk: str = ""
+    caller_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z+*#._-]{1,32}$")] = "12345"
+    # Kamailio (hotline telephony kamailio-config): where its files go.
+    kamailio_dir: str = "var/kamailio"
+
+    @field_validator("open_from", "open_until")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError("时间应为 HH:MM（24:00 表示午夜）")
+        return v
+
+    @field_validator("language_keys")
+    @classmethod
+    def _language_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not _DIGITS.match(key):
+                raise ValueError(f"按键 {key!r} 不是 0–9、* 或 #")
+        if "cmn" not in v.values():
+            raise ValueError("至少要有一个按键选择普通话 (cmn)")
+        return v
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(DEFAULT_PROMPTS) - set(v))
+        if missing:
+            raise ValueError(f"缺少提示音文字: {', '.join(missing)}")
+        for key in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", key):
+                raise ValueError(f"提示音名 {key!r} 只能用小写字母、数字和下划线")
+        return v
+
+    @field_validator("trunk")
+    @classmethod
+    def _trunk(cls, v: str) -> str:
+        if v and (not v.startswith(("sip:", "sips:")) or "{number}" not in v):
+            raise ValueError("trunk 应为含 {number} 的 SIP 地址，例如 sip:{number}@10.0.0.1:5060")
+        return v
+
+    @model_validator(mode="after")
+    def _menu_keys(self) -> TelephonySettings:
+        keys = [m.key for m in self.menu]
+        if len(set(keys)) != len(keys):
+            raise ValueError("menu 中有重复的按键")
+        if not self.menu:
+            raise ValueError("menu 不能为空")
+        if self.open_from >= self.open_until:
+            raise ValueError("open_from 应早于 open_until")
+        last_worker_port = self.worker_base_port + self.workers - 1
+        if self.workers > 1 and self.worker_base_port <= self.port <= last_worker_port:
+            raise ValueError("worker_base_port 起的端口段不能包含 port")
+        return self
+
+    def worker_port(self, index: int) -> int:
+        """SIP port of worker `index` (the only worker answers on `port` itself)."""
+        return self.port if self.workers == 1 else self.worker_base_port + index
+
+    def rtp_port(self, index: int) -> int:
+        return self.rtp_base_port + index * self.rtp_ports_per_worker

@@ -1,0 +1,347 @@
+"""The pjsua2 adapter: one SIP endpoint per worker process, its calls as `Leg`s.
+
+The only module that imports pjsua2."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import uuid
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pjsua2 as pj
+
+log = logging.getLogger(__name__)
+
+# The wheel is compiled with PJSUA_MAX_CALLS = 4 (see ARCHITECTURE.md); one more is refused.
+MAX_CALLS = 4
+CODECS = ("PCMA/8000/1", "PCMU/8000/1", "G722/16000/1")
+_REQUEST_LINE = re.compile(r"^INVITE\s+(?:sips?|tel):([^@;>\s]*)", re.IGNORECASE)
+_FROM_USER = re.compile(r"^(?:From|f)\s*:[^\n]*?<?(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE | re.M)
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    host: str
+    port: int
+    transports: tuple[str, ...]
+    rtp_port: int
+    rtp_ports: int
+    user: str  # our identity in From of outbound calls
+    user_agent: str = "hotline-12345"
+    log_level: int = 1
+
+
+class LegHandler(Protocol):
+    """What the worker does with call events (all run on the pumping thread, inside the loop)."""
+
+    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int: ...
+    def on_confirmed(self, leg: Leg) -> None: ...
+    def on_media(self, leg: Leg) -> None: ...
+    def on_dtmf(self, leg: Leg, digit: str) -> None: ...
+    def on_disconnected(self, leg: Leg, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Leg:
+    """One SIP call (inbound from a caller, or outbound to an agent or a citizen)."""
+
+    stack: SipStack
+    outbound: bool
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    remote: str = ""
+    caller: str = ""  # the caller's number (From user) on inbound legs
+    dialled: str = ""  # the number the caller dialled (request-URI user)
+    owner: Any = None  # on outbound legs: the dialogue that placed the call
+    sip_call_id: str = ""
+    state: str = "new"
+    last_code: int = 0
+    media_ready: bool = False
+    _call: Any = None
+    _player: Any = None
+    _recorder: Any = None
+    _peer: Leg | None = None
+
+    def answer(self, code: int = 200) -> None:
+        if self._call is None or self.state == "disconnected":
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        self._call.answer(prm)
+
+    def hangup(self, code: int = 0) -> None:
+        if self._call is None or self.state == "disconnected":
+            return
+        prm = pj.CallOpParam()
+        if code:
+            prm.statusCode = code
+        try:
+            self._call.hangup(prm)
+        except pj.Error as exc:  # already going away: nothing left to hang up
+            log.debug("hangup of %s: %s", self.id, exc.info())
+
+    def _audio(self) -> Any | None:
+        if self._call is None or not self.media_ready or self.state == "disconnected":
+            return None
+        try:
+            return self._call.getAudioMedia(-1)
+        except pj.Error:
+            return None
+
+    def play(self, path: Path, *, loop: bool = False) -> float:
+        """Start playing a WAV to the far end (replacing what played); returns its length."""
+        self.stop_playing()
+        audio = self._audio()
+        if audio is None:
+            return 0.0
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(str(path), 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
+        player.startTransmit(audio)
+        self._player = player
+        return wav_seconds(path)
+
+    def stop_playing(self) -> None:
+        player, self._player = self._player, None
+        if player is not None:
+            audio = self._audio()
+            if audio is not None:
+                with contextlib.suppress(pj.Error):
+                    player.stopTransmit(audio)
+            del player
+
+    def record(self, path: Path, *, with_peer: bool = False) -> None:
+        """Record what the far end says (and, bridged, what the peer says) into a WAV."""
+        self.stop_recording()
+        audio = self._audio()
+        if audio is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rec = pj.AudioMediaRecorder()
+        rec.createRecorder(str(path))
+        audio.startTransmit(rec)
+        if with_peer and self._peer is not None:
+            peer_audio = self._peer._audio()
+            if peer_audio is not None:
+                peer_audio.startTransmit(rec)
+        self._recorder = rec
+
+    def stop_recording(self) -> None:
+        rec, self._recorder = self._recorder, None
+        if rec is not None:
+            del rec  # destroying the recorder writes the WAV header
+
+    def bridge(self, other: Leg) -> bool:
+        """Connect the audio of two legs both ways."""
+        a, b = self._audio(), other._audio()
+        if a is None or b is None:
+            return False
+        self.stop_playing()
+        other.stop_playing()
+        a.startTransmit(b)
+        b.startTransmit(a)
+        self._peer, other._peer = other, self
+        return True
+
+    def unbridge(self) -> None:
+        other, self._peer = self._peer, None
+        if other is None:
+            return
+        other._peer = None
+        a, b = self._audio(), other._audio()
+        for src, dst in ((a, b), (b, a)):
+            if src is not None and dst is not None:
+                with contextlib.suppress(pj.Error):
+                    src.stopTransmit(dst)
+
+    def release(self) -> None:
+        """Drop every pjsua2 object of a disconnected leg (before libDestroy, or it aborts)."""
+        self.stop_playing()
+        self.stop_recording()
+        self._peer = None
+        self._call = None
+
+
+class _Call(pj.Call):
+    def __init__(self, stack: SipStack, leg: Leg, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(stack._account, call_id)
+        self._stack = stack
+        self._leg = leg
+
+    def onCallState(self, prm: Any) -> None:
+        info = self.getInfo()
+        leg = self._leg
+        leg.last_code = int(info.lastStatusCode)
+        if not leg.sip_call_id:
+            leg.sip_call_id = info.callIdString
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.state != "confirmed":
+            leg.state = "confirmed"
+            self._stack.handler.on_confirmed(leg)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and leg.state != "disconnected":
+            leg.state = "disconnected"
+            leg.media_ready = False
+            self._stack._disconnected(leg, int(info.lastStatusCode), info.lastReason)
+
+    def onCallMediaState(self, prm: Any) -> None:
+        info = self.getInfo()
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in (
+                pj.PJSUA_CALL_MEDIA_ACTIVE,
+                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+            ):
+                first = not self._leg.media_ready
+                self._leg.media_ready = True
+                if first:
+                    self._stack.handler.on_media(self._leg)
+                return
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        self._stack.handler.on_dtmf(self._leg, str(prm.digit))
+
+
+class _Account(pj.Account):
+    def __init__(self, stack: SipStack) -> None:
+        super().__init__()
+        self._stack = stack
+
+    def onIncomingCall(self, prm: Any) -> None:
+        self._stack._incoming(prm)
+
+
+class SipStack:
+    """A pjsua2 endpoint pumped from the worker's asyncio loop (threadCnt 0, main thread only)."""
+
+    def __init__(self, config: SipConfig, handler: LegHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.legs: dict[str, Leg] = {}
+        self._ep: Any = None
+        self._account: Any = None
+        self._gone: list[Leg] = []  # disconnected, released at the next collect_garbage()
+
+    def start(self) -> None:
+        cfg = self.config
+        ep = pj.Endpoint()
+        ep.libCreate()
+        epc = pj.EpConfig()
+        epc.uaConfig.threadCnt = 0
+        epc.uaConfig.mainThreadOnly = True
+        epc.uaConfig.maxCalls = MAX_CALLS
+        epc.uaConfig.userAgent = cfg.user_agent
+        epc.logConfig.level = cfg.log_level
+        epc.logConfig.consoleLevel = cfg.log_level
+        epc.medConfig.ecTailLen = 0  # no echo canceller: no sound device, and it costs CPU
+        epc.medConfig.noVad = True
+        epc.medConfig.clockRate = 8000  # G.711 calls need no resampling in the bridge
+        epc.medConfig.sndClockRate = 8000
+        ep.libInit(epc)
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        for name in cfg.transports:
+            tc = pj.TransportConfig()
+            tc.port = cfg.port
+            tc.boundAddress = cfg.host
+            ep.transportCreate(kinds[name], tc)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        for codec in ep.codecEnum2():
+            ep.codecSetPriority(codec.codecId, 0)
+        for prio, codec in zip((250, 240, 230), CODECS, strict=True):
+            ep.codecSetPriority(codec, prio)
+        acc_cfg = pj.AccountConfig()
+        acc_cfg.idUri = f"sip:{cfg.user}@{cfg.host}:{cfg.port}"
+        acc_cfg.mediaConfig.transportConfig.port = cfg.rtp_port
+        acc_cfg.mediaConfig.transportConfig.portRange = cfg.rtp_ports
+        acc_cfg.mediaConfig.transportConfig.boundAddress = cfg.host
+        acc_cfg.sipConfig.contactForced = f"<sip:{cfg.user}@{cfg.host}:{cfg.port}>"
+        self._ep = ep
+        self._account = _Account(self)
+        self._account.create(acc_cfg, True)
+
+    def pump(self) -> None:
+        self._ep.libHandleEvents(0)
+
+    def call(self, uri: str) -> Leg:
+        """Place an outbound call; raises SipError when pjsua2 refuses (no free call slot)."""
+        leg = Leg(self, outbound=True, remote=uri)
+        call = _Call(self, leg)
+        leg._call = call
+        try:
+            call.makeCall(uri, pj.CallOpParam(True))
+        except pj.Error as exc:
+            leg._call = None
+            raise SipError(exc.info()) from None
+        self.legs[leg.id] = leg
+        return leg
+
+    def active_calls(self) -> int:
+        return len(self.legs)
+
+    def _incoming(self, prm: Any) -> None:
+        msg = prm.rdata.wholeMsg
+        m = _REQUEST_LINE.match(msg)
+        dialled = m.group(1) if m else ""
+        f = _FROM_USER.search(msg)
+        caller = f.group(1) if f else ""
+        leg = Leg(self, outbound=False, caller=caller, dialled=dialled)
+        call = _Call(self, leg, prm.callId)
+        leg._call = call
+        self.legs[leg.id] = leg
+        code = self.handler.on_incoming(leg, dialled, caller, str(prm.rdata.srcAddress))
+        if code >= 300:
+            leg.hangup(code)
+        else:
+            leg.answer(code or 200)
+
+    def _disconnected(self, leg: Leg, code: int, reason: str) -> None:
+        peer = leg._peer
+        leg.unbridge()
+        leg.stop_playing()
+        leg.stop_recording()
+        self.handler.on_disconnected(leg, code, reason)
+        if peer is not None:
+            peer._peer = None
+        self.legs.pop(leg.id, None)
+        # the pjsua2 Call object is dropped later, outside its own callback
+        self._gone.append(leg)
+
+    def collect_garbage(self) -> None:
+        """Release legs that disconnected since the last pump (never inside their callback)."""
+        gone, self._gone = self._gone, []
+        for leg in gone:
+            leg.release()
+
+    def shutdown(self) -> None:
+        """Hang up every call, pump until all are gone, drop the objects, destroy the library."""
+        if self._ep is None:
+            return
+        for leg in list(self.legs.values()):
+            leg.hangup()
+        for _ in range(400):  # up to ~2 s
+            if not self.legs:
+                break
+            self._ep.libHandleEvents(5)
+        self.collect_garbage()
+        for leg in list(self.legs.values()):
+            leg.release()
+        self.legs.clear()
+        self._account = None
+        import gc
+
+        gc.collect()
+        self._ep.libDestroy()
+        self._ep = None
+
+
+class SipError(Exception):
+    """pjsua2 refused an operation."""
+
+
+def wav_seconds(path: Path) -> float:
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / float(w.getframerate())
+    except (OSError, wave.Error, EOFError):
+        return 0.0

@@ -1,0 +1,228 @@
+"""A SIP worker process: one pjsua2 endpoint pumped from asyncio, a dialogue per call, and a
+link to the call centre in the main process. Run by telephony/pool.py, one per SIP port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+from telephony.config import TelephonySettings
+from telephony.ivr import Media, Session
+from telephony.prompts import PromptLibrary
+from telephony.protocol import Link, LinkError, connect
+from telephony.sip import MAX_CALLS, Leg, SipConfig, SipStack
+
+log = logging.getLogger("telephony.worker")
+
+ENV_SETTINGS = "HOTLINE_SIP_SETTINGS"
+ENV_TOKEN = "HOTLINE_SIP_TOKEN"
+
+
+class Worker:
+    """Owns the SIP stack; turns leg events into dialogue events and centre commands into calls."""
+
+    def __init__(self, settings: TelephonySettings, index: int, media: Media) -> None:
+        self.settings = settings
+        self.index = index
+        self.media = media
+        self.stack = SipStack(
+            SipConfig(
+                host=settings.host,
+                port=settings.worker_port(index),
+                transports=tuple(settings.transports),
+                rtp_port=settings.rtp_port(index),
+                rtp_ports=settings.rtp_ports_per_worker,
+                user=settings.caller_id,
+            ),
+            self,
+        )
+        self.link: Link | None = None
+        self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
+        self._invites: dict[str, deque[float]] = defaultdict(deque)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- LegHandler (called while pumping, on the loop's thread) -------------------------------
+    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
+        s = self.settings
+        if s.numbers and dialled not in s.numbers:
+            log.info("refused a call to unknown number %r (404)", dialled)
+            return 404
+        if self._flooding(source.rsplit(":", 1)[0]):
+            log.warning("INVITE flood from %s: 503", source.rsplit(":", 1)[0])
+            return 503
+        if self.link is None or self.link.closed.is_set():
+            return 503  # no call centre: a proxy in front tries another worker
+        if len(self.stack.legs) > MAX_CALLS:
+            return 486
+        session = self._session(leg)
+        self._spawn(session.run_inbound())
+        return 200
+
+    def _flooding(self, source: str) -> bool:
+        now = time.monotonic()
+        window = self._invites[source]
+        while window and window[0] < now - 1.0:
+            window.popleft()
+        window.append(now)
+        if len(self._invites) > 10_000:  # forget idle sources
+            for key in [k for k, v in self._invites.items() if not v]:
+                del self._invites[key]
+        return len(window) > self.settings.max_invites_per_s
+
+    def on_confirmed(self, leg: Leg) -> None:
+        owner = leg.owner
+        if owner is not None and owner.agent_leg is leg:
+            owner.agent_up.set()
+
+    def on_media(self, leg: Leg) -> None:
+        session = self.sessions.get(leg.id)
+        if session is not None:
+            session.media_up.set()
+            return
+        owner = leg.owner
+        if owner is not None and owner.agent_leg is leg:
+            owner.agent_up.set()
+
+    def on_dtmf(self, leg: Leg, digit: str) -> None:
+        session = self.sessions.get(leg.id)
+        if session is not None:
+            session.digits.put_nowait(digit)
+
+    def on_disconnected(self, leg: Leg, code: int, reason: str) -> None:
+        session = self.sessions.pop(leg.id, None)
+        if session is not None:
+            session.hungup.set()
+            return
+        owner = leg.owner
+        if owner is not None and owner.agent_leg is leg:
+            owner.agent_gone.set()
+            owner.agent_leg = None
+
+    def _session(self, leg: Leg) -> Session:
+        session = Session(
+            leg=leg,
+            center=self._center(),
+            settings=self.settings,
+            media=self.media,
+            dialer=self.stack,
+            worker=self.index,
+        )
+        self.sessions[leg.id] = session
+        return session
+
+    def _center(self) -> Link:
+        assert self.link is not None
+        return self.link
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- commands from the call centre --------------------------------------------------------
+    async def on_command(self, op: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        if op in ("connect", "voicemail"):
+            session = self.sessions.get(str(args.get("call")))
+            if session is None:
+                raise KeyError("no such call")
+            session.commands.put_nowait({"op": op, **args})
+            return {}
+        if op == "originate":
+            return self._originate(args)
+        if op == "ping":
+            return {"calls": len(self.stack.legs), "pid": os.getpid()}
+        raise ValueError(f"unknown op {op!r}")
+
+    def _originate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Outbound calls only come from the centre, which takes the number from a work order."""
+        purpose = args["purpose"]
+        leg = self.stack.call(str(args["uri"]))
+        session = self._session(leg)
+        if purpose == "survey":
+            self._spawn(session.run_survey(int(args["ticket"])))
+        elif purpose == "callback":
+            self._spawn(session.run_callback(str(args["agent"]), str(args["citizen_uri"])))
+        else:
+            raise ValueError(f"unknown purpose {purpose!r}")
+        return {"call": leg.id}
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def run(self, center_host: str, center_port: int, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self.link = await connect(
+            center_host,
+            center_port,
+            token,
+            {"worker": self.index, "pid": os.getpid()},
+            self.on_command,
+        )
+        reader = asyncio.create_task(self.link.run())
+        self.stack.start()
+        log.info(
+            "SIP worker %d listening on %s:%d (%s)",
+            self.index,
+            self.settings.host,
+            self.settings.worker_port(self.index),
+            "+".join(self.settings.transports),
+        )
+        interval = self.settings.pump_interval_ms / 1000
+        try:
+            while not stop.is_set() and not self.link.closed.is_set():
+                self.stack.pump()
+                self.stack.collect_garbage()
+                await asyncio.sleep(interval)
+        finally:
+            for session in list(self.sessions.values()):
+                session.hungup.set()
+            self.stack.shutdown()
+            for task in list(self._tasks):
+                task.cancel()
+            await self.link.close()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LinkError):
+                await reader
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m telephony.worker")
+    ap.add_argument("--index", type=int, required=True)
+    ap.add_argument("--center", required=True, help="host:port of the call centre link")
+    ap.add_argument("--prompts", type=Path, required=True)
+    ap.add_argument("--spool", type=Path, required=True)
+    ap.add_argument("--recordings", type=Path, required=True)
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format=f"%(asctime)s %(levelname)s sip-worker-{args.index} %(name)s: %(message)s",
+    )
+    settings = TelephonySettings.model_validate(json.loads(os.environ[ENV_SETTINGS]))
+    token = os.environ[ENV_TOKEN]
+    host, port = args.center.rsplit(":", 1)
+    cache = args.spool / "prompt-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    media = Media(PromptLibrary(args.prompts), cache, args.spool / "voicemail", args.recordings)
+    worker = Worker(settings, args.index, media)
+    try:
+        asyncio.run(worker.run(host, int(port), token))
+    except (ConnectionError, OSError) as exc:
+        log.error("SIP worker %d cannot start: %s", args.index, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
