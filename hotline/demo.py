@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiohttp import web
 
 from agent_ui.context import SERVICES, Services
-from tickets.errors import Conflict
+from tickets.errors import Conflict, IllegalTransition, VersionConflict
 from tickets.model import Actor, Caller, Channel, Kind, NewTicket, Role, TicketFilter, Urgency
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,14 @@ async def seed_demo(app: web.Application) -> None:
     if total == 0:
         dispatcher = await _actor(svc, "dispatcher")
         first = await svc.tickets.submit(DEMO_ORDERS[0], await _actor(svc, "agent"))
-        await svc.tickets.dispatch(dispatcher, first.id, first.version, "150102-housing")
         second = await svc.tickets.submit(DEMO_ORDERS[1])
-        await svc.tickets.dispatch(
-            dispatcher, second.id, second.version, "150200-ecology", ["150100-urban"]
-        )
+        # triage runs beside this: when it dispatched an order first, its choice stands
+        with contextlib.suppress(VersionConflict, IllegalTransition):
+            await svc.tickets.dispatch(dispatcher, first.id, first.version, "150102-housing")
+        with contextlib.suppress(VersionConflict, IllegalTransition):
+            await svc.tickets.dispatch(
+                dispatcher, second.id, second.version, "150200-ecology", ["150100-urban"]
+            )
         await svc.tickets.submit(DEMO_ORDERS[2])
     lines = [f"演示账号（密码均为 {DEMO_PASSWORD}）:"]
     for username, role, dept, name in DEMO_USERS:

@@ -417,7 +417,10 @@ class CallCenter:
                 for w in self.acd.waiting.values()
             ],
             "calls": len(self.calls),
-            "workers": sorted(self.workers),
+            "workers": [
+                {"index": w.index, "pid": w.pid, "calls": len(w.calls)}
+                for w in sorted(self.workers.values(), key=lambda w: w.index)
+            ],
         }
 
     # -- outbound -----------------------------------------------------------------------------

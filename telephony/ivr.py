@@ -196,10 +196,10 @@ class Session:
 
     async def status_check(self) -> None:
         number = await self.read_number("status_enter", 20)
-        self.path.append("status")
         found = await self.center.request(
             "status", call=self.call, number=number, caller=self.leg.caller
         )
+        self.path.append(f"status:{found.get('status') or 'unknown'}")
         if found.get("status"):
             await self.say("status_is", f"status_{found['status']}")
         else:

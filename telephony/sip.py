@@ -255,6 +255,9 @@ class SipStack:
         acc_cfg.mediaConfig.transportConfig.port = cfg.rtp_port
         acc_cfg.mediaConfig.transportConfig.portRange = cfg.rtp_ports
         acc_cfg.mediaConfig.transportConfig.boundAddress = cfg.host
+        # no re-INVITE to lock one codec after answers offering several: simple phones and
+        # SIP trunks cope with fewer in-dialog requests
+        acc_cfg.mediaConfig.lockCodecEnabled = False
         acc_cfg.sipConfig.contactForced = f"<sip:{cfg.user}@{cfg.host}:{cfg.port}>"
         self._ep = ep
         self._account = _Account(self)

@@ -4,15 +4,8 @@ subprocess (starts, serves, stops cleanly on SIGTERM; --demo prints working logi
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +18,7 @@ from hotline.cli import main
 from hotline.config import load_settings
 from hotline.db import open_database
 from hotline.demo import DEMO_PASSWORD, DEMO_USERS
+from tests.hotline_server import Server
 
 HOTLINE = Path(sys.executable).with_name("hotline")
 BOOT_TIMEOUT_S = 90  # generous: a cold start on a loaded CI machine; never asserted as a speed
@@ -210,90 +204,6 @@ def test_missing_config_file_exits_2(
 
 
 # -- boot tests: the real `hotline serve` process -------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`hotline serve` in a subprocess with its output in files; stopped by its own PID."""
-
-    def __init__(self, tmp_path: Path, db_url: str, *args: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.stdout_path = tmp_path / "serve.out"
-        self.stderr_path = tmp_path / "serve.err"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
-        self.sip_port = free_port()
-        env.update(
-            HOTLINE__SERVER__PORT=str(self.port),
-            HOTLINE__DATABASE__URL=db_url,
-            # the real SIP worker starts too, on a port and in folders of this test's own
-            HOTLINE__TELEPHONY__PORT=str(self.sip_port),
-            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(free_port()),
-            HOTLINE__TELEPHONY__PROMPTS_DIR=str(tmp_path / "prompts"),
-            HOTLINE__TELEPHONY__SPOOL_DIR=str(tmp_path / "spool"),
-            HOTLINE__TELEPHONY__RECORDINGS_DIR=str(tmp_path / "recordings"),
-            PYTHONUNBUFFERED="1",
-        )
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [str(HOTLINE), "serve", *args],
-                env=env,
-                cwd=tmp_path,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def output(self) -> str:
-        return self.stdout_path.read_text("utf-8", "replace") + self.stderr_path.read_text(
-            "utf-8", "replace"
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"hotline serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                status, _, body = self.request("GET", "/healthz")
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-                continue
-            assert (status, body) == (200, {"status": "ok"})
-            return
-        pytest.fail(f"/healthz not ready after {BOOT_TIMEOUT_S}s:\n{self.output()}")
-
-    def request(
-        self, method: str, path: str, body: Any = None, cookie: str | None = None
-    ) -> tuple[int, Any, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if cookie:
-            req.add_header("Cookie", cookie)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, resp.headers, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers, json.loads(exc.read())
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"hotline serve did not stop on SIGTERM:\n{self.output()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def serve(tmp_path: Path, db_url: str) -> Iterator[Any]:
     started: list[Server] = []

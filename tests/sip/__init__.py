@@ -1,0 +1,1 @@
+"""SIP test harness: RTP pcap generation and SIPp runners for the telephony tests."""
