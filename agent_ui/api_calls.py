@@ -62,6 +62,7 @@ def call_json(rec: CallRecord) -> dict[str, Any]:
         "purpose": rec.purpose,
         "caller": rec.caller,
         "dialled": rec.dialled,
+        "worker": rec.worker,
         "language": rec.language,
         "kind": rec.kind,
         "ivr_path": rec.ivr_path,

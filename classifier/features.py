@@ -29,6 +29,12 @@ class FeatureSpec:
 
     Character n-grams of the concatenation do not depend on where jieba put the boundaries, which
     is what differs between the pre-segmented training set and raw text segmented here.
+
+    A third block repeats the character n-grams of the first `head_tokens` tokens (roughly the
+    title: 8 tokens at the median), scaled by `head_weight` after its l2 normalisation. The title
+    names the matter; the body's many incidental words (places, dates, who did what) blur it.
+    The training set has no title/body split, so the head is a fixed number of tokens for every
+    text, raw or segmented. bench/classifier.py: +0.7 point CV macro-F1, gained in every fold.
     """
 
     word_ngrams: tuple[int, int] = (1, 2)
@@ -39,6 +45,9 @@ class FeatureSpec:
     # Raw text is classified on its first max_chars characters: the title and opening carry the
     # category, and the tail of a long letter only adds segmentation time (bench/classifier.py).
     max_chars: int = 800
+    head_tokens: int = 10  # 0: no head block
+    head_weight: float = 0.6
+    max_head_features: int = 50_000
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -52,12 +61,21 @@ class FeatureSpec:
             max_word_features=int(data["max_word_features"]),
             max_char_features=int(data["max_char_features"]),
             max_chars=int(data["max_chars"]),
+            # models from before the head block have none
+            head_tokens=int(data.get("head_tokens", 0)),
+            head_weight=float(data.get("head_weight", 0.0)),
+            max_head_features=int(data.get("max_head_features", 0)),
         )
 
 
 def views(tokens: Sequence[str]) -> tuple[str, str]:
     """The two strings the vectorizers read: tokens separated by spaces, and run together."""
     return " ".join(tokens), "".join(tokens)
+
+
+def head_view(tokens: Sequence[str], n: int) -> str:
+    """What the head block reads: the first n tokens run together."""
+    return "".join(tokens[:n])
 
 
 def word_ngrams(tokens: Sequence[str], lo: int, hi: int) -> list[str]:
@@ -74,8 +92,11 @@ def char_ngrams(text: str, lo: int, hi: int) -> list[str]:
     return grams
 
 
-def sklearn_vectorizers(spec: FeatureSpec) -> tuple[Any, Any]:
-    """The TfidfVectorizers that fit the vocabularies (sublinear tf, l2 per block)."""
+def sklearn_vectorizers(spec: FeatureSpec) -> tuple[Any, Any, Any]:
+    """The TfidfVectorizers that fit the vocabularies (sublinear tf, l2 per block).
+
+    The third (head) is None when spec.head_tokens is 0.
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     word = TfidfVectorizer(
@@ -94,7 +115,17 @@ def sklearn_vectorizers(spec: FeatureSpec) -> tuple[Any, Any]:
         lowercase=False,
         dtype=np.float64,
     )
-    return word, char
+    head = None
+    if spec.head_tokens > 0:
+        head = TfidfVectorizer(
+            analyzer=_CharAnalyzer(spec.char_ngrams),
+            min_df=spec.min_df,
+            max_features=spec.max_head_features,
+            sublinear_tf=True,
+            lowercase=False,
+            dtype=np.float64,
+        )
+    return word, char, head
 
 
 class _WordAnalyzer:
@@ -116,33 +147,45 @@ class _CharAnalyzer:
 
 
 class FeatureMatrixBuilder:
-    """Fits the two vectorizers on token lists and returns the stacked tf-idf matrix."""
+    """Fits the vectorizers on token lists and returns the stacked tf-idf matrix."""
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
-        self.word, self.char = sklearn_vectorizers(spec)
+        self.word, self.char, self.head = sklearn_vectorizers(spec)
 
     def fit_transform(self, token_lists: Sequence[Sequence[str]]) -> Any:
-        import scipy.sparse as sp
-
-        spaced, joined = _split_views(token_lists)
-        return sp.hstack(
-            [self.word.fit_transform(spaced), self.char.fit_transform(joined)], format="csr"
-        )
+        return self._matrix(token_lists, fit=True)
 
     def transform(self, token_lists: Sequence[Sequence[str]]) -> Any:
+        return self._matrix(token_lists, fit=False)
+
+    def _matrix(self, token_lists: Sequence[Sequence[str]], *, fit: bool) -> Any:
         import scipy.sparse as sp
 
+        def run(vectorizer: Any, docs: list[str]) -> Any:
+            return vectorizer.fit_transform(docs) if fit else vectorizer.transform(docs)
+
         spaced, joined = _split_views(token_lists)
-        return sp.hstack([self.word.transform(spaced), self.char.transform(joined)], format="csr")
+        blocks = [run(self.word, spaced), run(self.char, joined)]
+        if self.head is not None:
+            heads = [head_view(t, self.spec.head_tokens) for t in token_lists]
+            blocks.append(run(self.head, heads) * self.spec.head_weight)
+        return sp.hstack(blocks, format="csr")
 
     def export(self) -> Vectorizer:
+        head_terms: list[str] = []
+        head_idf = np.zeros(0)
+        if self.head is not None:
+            head_terms = _terms(self.head.vocabulary_)
+            head_idf = np.asarray(self.head.idf_, dtype=np.float64)
         return Vectorizer(
             self.spec,
             _terms(self.word.vocabulary_),
             np.asarray(self.word.idf_, dtype=np.float64),
             _terms(self.char.vocabulary_),
             np.asarray(self.char.idf_, dtype=np.float64),
+            head_terms,
+            head_idf,
         )
 
 
@@ -168,18 +211,25 @@ class Vectorizer:
         word_idf: FloatArray,
         char_terms: list[str],
         char_idf: FloatArray,
+        head_terms: list[str] | None = None,
+        head_idf: FloatArray | None = None,
     ) -> None:
         self.spec = spec
         self.word_terms = word_terms
         self.char_terms = char_terms
+        self.head_terms = head_terms or []
         self.word_idf = word_idf
         self.char_idf = char_idf
+        self.head_idf = head_idf if head_idf is not None else np.zeros(0)
+        if (spec.head_tokens > 0) != bool(self.head_terms):
+            raise ValueError("head block settings and head vocabulary do not match")
         self._word_index = {t: i for i, t in enumerate(word_terms)}
         self._char_index = {t: i for i, t in enumerate(char_terms)}
-        self.n_features = len(word_terms) + len(char_terms)
+        self._head_index = {t: i for i, t in enumerate(self.head_terms)}
+        self.n_features = len(word_terms) + len(char_terms) + len(self.head_terms)
 
     def transform_one(self, tokens: Sequence[str]) -> tuple[npt.NDArray[np.intp], FloatArray]:
-        """Column indices and values of one document's feature row (word block, then char)."""
+        """Column indices and values of one document's feature row (word, char, head blocks)."""
         spaced, joined = views(tokens)
         w_idx, w_val = _block(
             word_ngrams(spaced.split(" ") if spaced else [], *self.spec.word_ngrams),
@@ -193,7 +243,16 @@ class Vectorizer:
             self.char_idf,
             len(self.word_terms),
         )
-        return np.concatenate([w_idx, c_idx]), np.concatenate([w_val, c_val])
+        if not self.head_terms:
+            return np.concatenate([w_idx, c_idx]), np.concatenate([w_val, c_val])
+        h_idx, h_val = _block(
+            char_ngrams(head_view(tokens, self.spec.head_tokens), *self.spec.char_ngrams),
+            self._head_index,
+            self.head_idf,
+            len(self.word_terms) + len(self.char_terms),
+        )
+        h_val *= self.spec.head_weight
+        return np.concatenate([w_idx, c_idx, h_idx]), np.concatenate([w_val, c_val, h_val])
 
     def transform(self, token_lists: Sequence[Sequence[str]]) -> Any:
         import scipy.sparse as sp

@@ -178,6 +178,8 @@ def _to_arrays(clf: Classifier) -> dict[str, Any]:
         "char_terms": artifact.encode_strings(v.char_terms),
         "word_idf": v.word_idf.astype(np.float64),
         "char_idf": v.char_idf.astype(np.float64),
+        "head_terms": artifact.encode_strings(v.head_terms),
+        "head_idf": v.head_idf.astype(np.float64),
         "coef": s.coef.astype(np.float32),
         "intercept": s.intercept.astype(np.float64),
         "cal_a": s.cal_a.astype(np.float64),
@@ -192,12 +194,19 @@ def _from_arrays(arrays: dict[str, Any]) -> tuple[Vectorizer, LinearScorer]:
     char_terms = artifact.decode_strings(arrays["char_terms"])
     word_idf = np.asarray(arrays["word_idf"], dtype=np.float64)
     char_idf = np.asarray(arrays["char_idf"], dtype=np.float64)
+    # models from before the head block have neither array
+    head_terms = artifact.decode_strings(arrays.get("head_terms", np.zeros(0, dtype=np.uint8)))
+    head_idf = np.asarray(arrays.get("head_idf", np.zeros(0)), dtype=np.float64)
     classes = artifact.decode_strings(arrays["classes"])
     coef = np.asarray(arrays["coef"], dtype=np.float32)
     n_scores = 1 if len(classes) == 2 else len(classes)
-    if len(word_terms) != word_idf.shape[0] or len(char_terms) != char_idf.shape[0]:
+    if (
+        len(word_terms) != word_idf.shape[0]
+        or len(char_terms) != char_idf.shape[0]
+        or len(head_terms) != head_idf.shape[0]
+    ):
         raise ValueError("vocabulary and idf sizes differ")
-    if coef.shape != (len(word_terms) + len(char_terms), n_scores):
+    if coef.shape != (len(word_terms) + len(char_terms) + len(head_terms), n_scores):
         raise ValueError(f"coefficient shape {coef.shape} does not fit the vocabulary")
     calibration = str(meta["calibration"])
     if calibration not in ("sigmoid", "softmax"):
@@ -210,4 +219,5 @@ def _from_arrays(arrays: dict[str, Any]) -> tuple[Vectorizer, LinearScorer]:
         np.asarray(arrays["cal_a"], dtype=np.float64),
         np.asarray(arrays["cal_b"], dtype=np.float64),
     )
-    return Vectorizer(spec, word_terms, word_idf, char_terms, char_idf), scorer
+    vectorizer = Vectorizer(spec, word_terms, word_idf, char_terms, char_idf, head_terms, head_idf)
+    return vectorizer, scorer

@@ -74,8 +74,8 @@ class TelephonySettings(_Section):
     rtp_ports_per_worker: Annotated[int, Field(ge=8, le=1000)] = 40
     # Numbers (request-URI user part) this hotline answers; others get 404. Empty: any.
     numbers: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z+*#._-]{1,32}$")]] = ["12345"]
-    # How often the SIP worker pumps pjsua2 events (milliseconds).
-    pump_interval_ms: Annotated[int, Field(ge=1, le=100)] = 10
+    # The SIP worker waits up to this long for SIP events before serving its other work (ms).
+    pump_interval_ms: Annotated[int, Field(ge=1, le=100)] = 20
     # INVITEs per second a worker accepts from one source address; more are refused with 503.
     max_invites_per_s: Annotated[int, Field(ge=1, le=10_000)] = 50
 

@@ -21,7 +21,6 @@ from typing import IO, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import resample_poly
 
 from telephony.config import TelephonySettings
 from tickets.model import STATUS_LABELS, Status
@@ -105,6 +104,10 @@ def resample(x: Samples, rate: int) -> Samples:
     if rate == RATE:
         return x
     g = math.gcd(rate, RATE)
+    # imported here: SIP workers load this module to play prompts and must stay small (scipy
+    # adds ~80 MB to each of them); only building prompts resamples
+    from scipy.signal import resample_poly
+
     return np.asarray(resample_poly(x, RATE // g, rate // g), dtype=np.float64)
 
 

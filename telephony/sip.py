@@ -263,8 +263,9 @@ class SipStack:
         self._account = _Account(self)
         self._account.create(acc_cfg, True)
 
-    def pump(self) -> None:
-        self._ep.libHandleEvents(0)
+    def pump(self, wait_ms: int = 0) -> None:
+        """Handle SIP events, waiting up to wait_ms for one (a packet wakes it at once)."""
+        self._ep.libHandleEvents(wait_ms)
 
     def call(self, uri: str) -> Leg:
         """Place an outbound call; raises SipError when pjsua2 refuses (no free call slot)."""

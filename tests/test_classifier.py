@@ -310,15 +310,20 @@ def test_probabilities_over_all_classes_sum_to_one(trained: Classifier) -> None:
     assert trained.scorer.proba(idx, val).sum() == pytest.approx(1.0)
 
 
-def test_served_scorer_matches_scikit_learn(segmenter: Segmenter) -> None:
+@pytest.mark.parametrize(
+    "spec", [FeatureSpec(), FeatureSpec(head_tokens=0)], ids=["head", "no-head"]
+)
+def test_served_scorer_matches_scikit_learn(segmenter: Segmenter, spec: FeatureSpec) -> None:
     examples = read_csv(TRAIN_RAW).examples + read_csv(TRAIN_SEGMENTED).examples
     tokens = [
         segmenter.retokenize(e.text) if e.form is Form.SEGMENTED else segmenter.tokens(e.text)
         for e in examples
     ]
     labels = np.array([e.label for e in examples])
-    builder = FeatureMatrixBuilder(FeatureSpec())
+    builder = FeatureMatrixBuilder(spec)
     X = builder.fit_transform(tokens)
+    assert bool(builder.export().head_terms) == (spec.head_tokens > 0)
+    assert X.shape[1] == builder.export().n_features
     for family in ("svc", "lr"):
         est = make_estimator(family, seed=1, min_class_count=4).fit(X, labels)
         vectorizer, scorer = builder.export(), export_estimator(est)
@@ -329,6 +334,17 @@ def test_served_scorer_matches_scikit_learn(segmenter: Segmenter) -> None:
         expected = est.predict_proba(theirs)
         got = np.array([scorer.proba(*vectorizer.transform_one(t)) for t in test_tokens])
         assert np.allclose(got, expected, atol=1e-5)
+
+
+def test_feature_spec_of_a_model_without_head_block_loads() -> None:
+    old = {
+        k: v
+        for k, v in FeatureSpec().to_dict().items()
+        if not k.endswith(("head_tokens", "head_weight", "head_features"))
+    }
+    spec = FeatureSpec.from_dict(old)
+    assert spec.head_tokens == 0
+    assert FeatureSpec.from_dict(FeatureSpec().to_dict()) == FeatureSpec()
 
 
 def test_save_load_round_trip_gives_identical_predictions(

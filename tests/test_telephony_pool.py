@@ -1,0 +1,133 @@
+"""The scale-out shape: `hotline serve` with several SIP worker processes and a real Kamailio in
+front (its configuration from telephony/kamailio.py), taking more concurrent calls than one
+worker can hold (4) — none may fail — and surviving a worker's death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.config import REPO_ROOT, load_settings
+from telephony.kamailio import KamailioProcess, start_kamailio
+from tests.hotline_server import Server, StaffClient, free_port
+from tests.sip.pcap import write_rtp_pcap
+from tests.sip.sipp import run_sipp
+from tests.test_telephony_sip import add_user
+
+WORKERS = 3
+PASSWORD = "test-password-1"
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, KamailioProcess]]:
+    tmp = tmp_path_factory.mktemp("pool")
+    db_url = f"sqlite:///{tmp / 'hotline.db'}"
+    front = free_port()
+    base = free_port()
+    while any(p == front for p in range(base, base + WORKERS)):
+        base = free_port()
+    env = {
+        "HOTLINE__TRIAGE__ENABLED": "false",
+        "HOTLINE__TELEPHONY__WORKERS": str(WORKERS),
+        "HOTLINE__TELEPHONY__WORKER_BASE_PORT": str(base),
+    }
+    server = Server(tmp, db_url, env=env)
+    # the same settings the server runs with, for Kamailio's configuration
+    settings_env = {
+        **env,
+        "HOTLINE__TELEPHONY__PORT": str(front),
+        "HOTLINE__DATABASE__URL": db_url,
+    }
+    tel = load_settings(REPO_ROOT / "config.toml", environ=settings_env).telephony
+    kamailio: KamailioProcess | None = None
+    try:
+        server.wait_ready(sip_workers=WORKERS)
+        kamailio = start_kamailio(tel, tmp / "kamailio", children=2)
+        add_user(db_url, "super1", "supervisor")
+        server.front_port = front  # type: ignore[attr-defined]
+        yield server, kamailio
+    finally:
+        if kamailio is not None:
+            kamailio.stop()
+        code = server.stop() if server.proc.poll() is None else server.proc.returncode
+        output = server.output()
+        server.kill()
+        assert code == 0, output
+        assert "Traceback" not in output, output
+
+
+def ended_calls(client: StaffClient) -> list[dict[str, Any]]:
+    status, body = client.get("/calls?limit=200")
+    assert status == 200
+    return [c for c in body["items"] if c["ended_at"]]
+
+
+def test_kamailio_spreads_more_calls_than_one_worker_holds_none_failing(
+    pool: tuple[Server, KamailioProcess], tmp_path: Path
+) -> None:
+    server, _ = pool
+    calls = 10  # > 2 workers × 4: needs all three
+    pcap = write_rtp_pcap(tmp_path / "caller.pcap", duration_s=10, dtmf=[(1.0, "1")])
+    result = run_sipp(
+        "caller_call",
+        tmp_path / "load",
+        ("127.0.0.1", server.front_port),  # type: ignore[attr-defined]
+        calls=calls,
+        rate=20,
+        limit=calls,
+        pcap=pcap,
+        values={"hold_ms": 8000},
+        keys={"caller": "13800000201"},
+        timeout_s=60,
+        wait_s=90,
+    )
+    assert (result.successful, result.failed) == (calls, 0), result.summary()
+    supervisor = StaffClient(server, "super1", PASSWORD)
+    deadline = time.monotonic() + 60
+    while len(ended_calls(supervisor)) < calls and time.monotonic() < deadline:
+        time.sleep(0.25)
+    records = ended_calls(supervisor)
+    assert len(records) == calls
+    assert {r["worker"] for r in records} == set(range(WORKERS))  # every worker took calls
+    assert all(r["ivr_path"].startswith("lang:cmn") for r in records)
+
+
+def test_a_dead_worker_is_skipped_and_restarted(
+    pool: tuple[Server, KamailioProcess], tmp_path: Path
+) -> None:
+    server, kamailio = pool
+    supervisor = StaffClient(server, "super1", PASSWORD)
+    _, snap = supervisor.get("/callcenter")
+    victim = snap["workers"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    pcap = write_rtp_pcap(tmp_path / "caller.pcap", duration_s=4)
+    result = run_sipp(
+        "caller_call",
+        tmp_path / "after-kill",
+        ("127.0.0.1", server.front_port),  # type: ignore[attr-defined]
+        calls=6,
+        rate=10,
+        limit=6,
+        pcap=pcap,
+        values={"hold_ms": 2000},
+        keys={"caller": "13800000202"},
+        timeout_s=60,
+    )
+    assert (result.successful, result.failed) == (6, 0), result.summary()
+    assert kamailio.running()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, snap = supervisor.get("/callcenter")
+        pids = {w["index"]: w["pid"] for w in snap["workers"]}
+        if len(pids) == WORKERS and pids.get(victim["index"]) != victim["pid"]:
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"worker {victim['index']} was not restarted: {snap}")
+    assert "restarting" in server.output()
