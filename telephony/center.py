@@ -102,6 +102,7 @@ class CallCenter:
         self.voicemail = VoicemailFiler(tickets, db, spool, recordings, now=now)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         self.worker_joined = asyncio.Event()
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -116,6 +117,10 @@ class CallCenter:
             self._server.close()
         for w in list(self.workers.values()):
             await w.link.close()
+        # each worker's handler closes its calls' records as its link ends: let them finish
+        handlers = list(self._handlers)
+        if handlers:
+            await asyncio.wait(handlers, timeout=10)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -128,6 +133,10 @@ class CallCenter:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        if me is not None:
+            self._handlers.add(me)
+            me.add_done_callback(self._handlers.discard)
         hello = await accept(reader, writer, self.token)
         if hello is None:
             return

@@ -90,6 +90,11 @@ class VoicemailFiler:
         """Steps: keep the recording, create the order (keyed by the call), link the call
         record, then clear the spool; each step can run again safely."""
         note = self.spool / f"{call}.json"
+        if not note.exists():  # asked again after it was filed (a lost reply, a retry)
+            known = await self.tickets.find_by_intake_key(f"call:{call}")
+            if known is None:
+                raise FileNotFoundError(f"voicemail {call} is not in the spool")
+            return known
         meta = json.loads(note.read_text(encoding="utf-8"))
         wav = self.spool / str(meta.get("wav", f"{call}.wav"))
         started = datetime.fromtimestamp(float(meta.get("started", 0)), UTC)

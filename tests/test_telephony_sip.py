@@ -457,3 +457,92 @@ def test_worker_killed_mid_voicemail_the_message_becomes_an_order(
         return [w for w in snap["workers"] if w["pid"] != worker["pid"]]
 
     wait_for(worker_back, "the pool to restart the worker")
+
+
+BARESIP_CONFIG = """\
+sip_listen 127.0.0.1:{sip}
+net_interface 127.0.0.1
+audio_player null
+audio_source aufile,{wav}
+audio_alert null
+module_path /usr/lib/baresip/modules
+module cons.so
+module g711.so
+module aufile.so
+module_app account.so
+module_app menu.so
+cons_listen 127.0.0.1:{cons}
+"""
+
+
+def test_baresip_softphone_call_end_to_end_leaves_a_voicemail(
+    hotline: Server, supervisor: StaffClient, tmp_path: Path
+) -> None:
+    """A real softphone (baresip) dials in, keys 1 and 2 over RTP events, talks into the
+    voicemail, hangs up: the order has its recording."""
+    caller = "13800000113"
+    sip, cons = free_port(), free_port()
+    home = tmp_path / "baresip"
+    home.mkdir()
+    tone = home / "voice.wav"
+    rate = 8000
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * 500 * np.arange(rate * 90) / rate)).astype("<i2")
+    with wave.open(str(tone), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    (home / "config").write_text(BARESIP_CONFIG.format(sip=sip, wav=tone, cons=cons))
+    (home / "accounts").write_text(f"<sip:{caller}@127.0.0.1:{sip}>;regint=0\n")
+    with (home / "out.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                "baresip",
+                "-f",
+                str(home),
+                "-t",
+                "120",  # a safety net: it quits by itself
+                "-e",
+                f"d sip:12345@127.0.0.1:{hotline.sip_port}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        console = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def press(key: str) -> None:
+            console.sendto(key.encode(), ("127.0.0.1", cons))
+
+        def record() -> list[dict[str, Any]]:
+            _, body = supervisor.get(f"/calls?caller={caller}")
+            return list(body["items"])
+
+        wait_for(record, "baresip's call to be answered")  # offered: the IVR has it
+        time.sleep(1.5)
+        press("1")  # 普通话
+        time.sleep(1.5)
+        press("2")  # 投诉举报 → queue → (timeout) voicemail
+
+        def recording() -> bool:
+            wavs = list(hotline.spool.glob("voicemail/*.wav"))
+            return any(w.stat().st_size > 5 * 16000 for w in wavs)  # 5 s of speech
+
+        wait_for(recording, "the voicemail to record baresip's audio")
+        press("b")  # hang up
+        ended = wait_for(lambda: [c for c in record() if c["ended_at"]], "the call to end")[0]
+        console.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert ended["outcome"] == "voicemail", ended
+    assert ended["ivr_path"].startswith("lang:cmn>menu:2>queue"), ended
+    _, order = supervisor.get(f"/tickets/{ended['ticket_id']}")
+    (attachment,) = order["attachments"]
+    assert attachment["seconds"] >= 5
+    assert rms(Path(attachment["path"])) > 500

@@ -212,6 +212,11 @@ class TicketCore:
             raise NotFound("工单不存在", ticket_id=ticket_id)
         return access_ticket(actor, ticket)
 
+    async def find_by_intake_key(self, key: str) -> Ticket | None:
+        """The order a channel message became (for the channel's own retries; no access check:
+        callers are intake adapters, not users)."""
+        return await self.db.read(lambda c: store.get_ticket_by_intake_key(c, key))
+
     async def get_by_number(self, actor: Actor, number: str) -> Ticket:
         ticket = await self.db.read(lambda c: store.get_ticket_by_number(c, number))
         if ticket is None:
