@@ -5,14 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck unit install-test-deps bench model bench-classifier clean
+.PHONY: run demo test lint typecheck unit install-test-deps bench bench-sip model bench-classifier clean
 TIPDM ?= ../shared/data/tipdm
 
 run: $(STAMP)
+	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve
 
 # the same, plus demo users, departments and a few work orders (logins are printed)
 demo: $(STAMP)
+	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve --demo
 
 $(STAMP): pyproject.toml
@@ -38,6 +40,10 @@ test: $(STAMP) install-test-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --spawn --duration 30
+
+# SIPp with RTP → Kamailio → 80 SIP workers, rising concurrency (about 8 minutes)
+bench-sip: $(STAMP) install-test-deps
+	bench/sip_load.sh
 
 # rebuild classifier/model/ from the TipDM data; fixed seed: same data → same model and version
 model: $(STAMP)

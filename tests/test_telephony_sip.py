@@ -546,3 +546,67 @@ def test_baresip_softphone_call_end_to_end_leaves_a_voicemail(
     (attachment,) = order["attachments"]
     assert attachment["seconds"] >= 5
     assert rms(Path(attachment["path"])) > 500
+
+
+def test_callback_rings_the_agent_then_the_orders_phone_and_bridges(
+    agent: StaffClient, supervisor: StaffClient, citizen_port: int, tmp_path: Path
+) -> None:
+    phone = "13800000114"
+    status, made = agent.send(
+        "POST", "/tickets", {"channel": "phone", "content": "电话留言待回拨", "phone": phone}
+    )
+    assert status == 201, made
+    status, body = agent.send("POST", f"/tickets/{made['id']}/call", {"purpose": "callback"})
+    assert status == 409, body  # not signed in with a phone: nobody to connect
+    agent_port = free_port()
+    agent_audio = write_rtp_pcap(tmp_path / "agent.pcap", duration_s=30, tone_hz=660)
+    citizen_audio = write_rtp_pcap(tmp_path / "citizen.pcap", duration_s=30, tone_hz=440)
+    with (
+        sipp_server(
+            "uas_answer",
+            tmp_path / "agent-phone",
+            port=agent_port,
+            pcap=agent_audio,
+            values={"bye_timeout_ms": 60000},
+        ) as desk,
+        sipp_server(
+            "uas_hangup",  # the citizen talks a while, then hangs up
+            tmp_path / "citizen-phone",
+            port=citizen_port,
+            pcap=citizen_audio,
+            duration_ms=6000,
+        ) as citizen,
+    ):
+        status, body = agent.send(
+            "POST", "/agent/session", {"uri": f"sip:agent1@127.0.0.1:{agent_port}"}
+        )
+        assert status == 201, body
+        status, body = agent.send("POST", f"/tickets/{made['id']}/call", {"purpose": "callback"})
+        assert status == 202, body
+
+        def ended() -> list[dict[str, Any]]:
+            _, calls = supervisor.get(f"/calls?ticket_id={made['id']}")
+            return [c for c in calls["items"] if c["ended_at"]]
+
+        (record,) = wait_for(ended, "the call-back to end")
+        desk_result, citizen_result = desk.stop(), citizen.stop()
+    assert desk_result.successful == 1, desk_result.summary()
+    assert citizen_result.successful == 1, citizen_result.summary()
+    assert (record["direction"], record["purpose"], record["dialled"]) == ("out", "callback", phone)
+    assert record["outcome"] == "callback"
+    assert record["agent"] == "agent1"
+    assert record["talk_s"] > 0
+    recording = Path(supervisor.server.recordings / f"{record['id']}.wav")
+    assert rms(recording) > 500
+
+
+def test_mongolian_is_chosen_with_key_2(
+    supervisor: StaffClient, call: Callable[..., SippResult]
+) -> None:
+    """蒙古语: the choice is kept on the call; prompts without a Mongolian recording yet are
+    played in Mandarin (tests/test_prompts.py covers the fallback)."""
+    caller = "13800000115"
+    result = call(caller, keys((1.0, "2")), hold_s=4)
+    assert result.successful == 1, result.summary()
+    record = wait_for(lambda: calls_of(supervisor, caller), "the call record")[0]
+    assert (record["language"], record["ivr_path"][:7]) == ("mn", "lang:mn")
