@@ -29,7 +29,12 @@ from routing.triage import Predictor, Triage, TriageSettings, run_triage
 from routing.watcher import DeadlineWatcher
 from telephony.center import CallCenter
 from telephony.pool import PoolPaths, WorkerPool
-from telephony.prompts import PromptError, build_placeholder_prompts, build_prompts
+from telephony.prompts import (
+    PromptError,
+    PromptLibrary,
+    build_placeholder_prompts,
+    build_prompts,
+)
 from tickets.db import Database
 from tickets.service import Limits, TicketService
 
@@ -206,6 +211,14 @@ def ensure_prompts(settings: Settings) -> None:
         return
     if report.generated:
         log.info("generated %d IVR prompts in %s", len(report.generated), root / "cmn")
+    missing = PromptLibrary(root).missing("mn")
+    if missing:
+        log.warning(
+            "蒙古语提示音缺 %d 个（如 %s），暂用普通话播放；请把录音按同名 WAV 放入 %s",
+            len(missing),
+            "、".join(missing[:3]),
+            root / "mn",
+        )
 
 
 def telephony_ctx(

@@ -153,8 +153,16 @@ def cmd_telephony_kamailio(args: argparse.Namespace) -> int:
     from telephony.kamailio import write_kamailio_config
 
     settings = _settings(args)
-    out = Path(args.out) if args.out else settings.resolve(settings.telephony.kamailio_dir)
-    for path in write_kamailio_config(settings.telephony, out):
+    tel = settings.telephony
+    if tel.workers < 2:
+        print(
+            "错误: 只有一个 SIP 工作进程时它直接监听 telephony.port，无需 Kamailio；"
+            "请先把 telephony.workers 设为 2 以上",
+            file=sys.stderr,
+        )
+        return 1
+    out = Path(args.out) if args.out else settings.resolve(tel.kamailio_dir)
+    for path in write_kamailio_config(tel, out):
         print(path)
     return 0
 

@@ -32,6 +32,7 @@ from tickets.service import TicketService
 log = logging.getLogger(__name__)
 
 PURGED = {"recording_purged": True}
+SPOOL_SWEEP_S = 60.0
 SURVEY_ACTOR = Actor(Role.CITIZEN, name="市民（电话回访）")
 SURVEY_ANSWERS = {
     "1": Satisfaction.SATISFIED,
@@ -330,10 +331,15 @@ class CallCenter:
 
     # -- the queue ----------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
+        last_sweep = self.monotonic()
         while True:
             await asyncio.sleep(0.2)
             try:
                 await self._tick()
+                if self.monotonic() - last_sweep >= SPOOL_SWEEP_S:
+                    # a voicemail whose filing failed (database away) is retried here
+                    last_sweep = self.monotonic()
+                    await self.voicemail.recover(live=set(self.calls))
             except Exception:  # the queue must keep running whatever one caller did
                 log.exception("call queue tick failed")
 

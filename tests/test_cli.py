@@ -252,3 +252,43 @@ def test_serve_demo_prints_logins_that_work(serve: Any) -> None:
     assert status == 200
     assert listing["total"] == 3
     assert server.stop() == 0, server.output()
+
+
+def test_telephony_kamailio_config_writes_a_config_kamailio_accepts(
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from telephony.kamailio import check_config
+
+    monkeypatch.setenv("HOTLINE__TELEPHONY__WORKERS", "3")
+    code, out, err = run(capsys, "telephony", "kamailio-config", "--out", str(tmp_path))
+    assert code == 0, err
+    cfg, listing = (Path(line) for line in out.split())
+    check_config(cfg)  # `kamailio -c` parses it
+    assert listing.read_text().count("sip:127.0.0.1:") == 3
+
+
+def test_telephony_kamailio_config_with_one_worker_explains_why_not(
+    clean_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "telephony", "kamailio-config", "--out", str(tmp_path))
+    assert code == 1
+    assert "telephony.workers" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_telephony_prompts_speaks_every_prompt(
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOTLINE__TELEPHONY__PROMPTS_DIR", str(tmp_path))
+    code, out, err = run(capsys, "telephony", "prompts")
+    assert code == 0, err
+    assert (tmp_path / "cmn" / "welcome.wav").is_file()
+    assert (tmp_path / "cmn" / "status_accepted.wav").is_file()
+    code, out, _ = run(capsys, "telephony", "prompts")
+    assert "生成 0 个" in out  # nothing changed: nothing regenerated
