@@ -167,11 +167,15 @@ class Session:
         except LinkError as exc:
             log.warning("call %s: call centre unreachable (%s); ending the call", self.call, exc)
         finally:
-            if self.agent_leg is not None:
-                self.agent_leg.hangup()
-            self.leg.hangup()
-            with contextlib.suppress(LinkError):
-                await self.center.notify("ended", call=self.call, path=">".join(self.path))
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """Hang up whatever is still up and tell the centre the call is over."""
+        if self.agent_leg is not None:
+            self.agent_leg.hangup()
+        self.leg.hangup()
+        with contextlib.suppress(LinkError):
+            await self.center.notify("ended", call=self.call, path=">".join(self.path))
 
     async def _inbound(self) -> None:
         s = self.settings
@@ -352,11 +356,7 @@ class Session:
         except (Hangup, SipError):
             pass
         finally:
-            if self.agent_leg is not None:
-                self.agent_leg.hangup()
-            self.leg.hangup()
-            with contextlib.suppress(LinkError):
-                await self.center.notify("ended", call=self.call, path=">".join(self.path))
+            await self._finish()
 
 
 def write_durably(path: Path, data: bytes) -> None:
