@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from hotline.config import load_settings  # noqa: E402
 from telephony.kamailio import start_kamailio  # noqa: E402
-from tests.hotline_server import Server, free_port  # noqa: E402
+from tests.hotline_server import Server  # noqa: E402
+from tests.ports import free_port, free_port_block  # noqa: E402
 from tests.sip.pcap import write_rtp_pcap  # noqa: E402
 from tests.sip.sipp import run_sipp  # noqa: E402
 
@@ -89,9 +90,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sip-load-"))
     db_url = f"sqlite:///{work / 'hotline.db'}"
     front = free_port()
-    base = free_port()
-    while front in range(base, base + args.workers) or base + args.workers > 64000:
-        base = free_port()
+    base = free_port_block(args.workers)
+    while front in range(base, base + args.workers):
+        base = free_port_block(args.workers)
     env = {
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__LOG__LEVEL": "WARNING",

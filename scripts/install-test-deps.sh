@@ -10,9 +10,10 @@
 #   kamailio           the SIP proxy put in front of several SIP workers
 #   espeak-ng          speaks the IVR prompts (also installed by `make run`)
 #   sox                converts test audio to A-law for the RTP captures SIPp replays
-#   tmux               drives baresip's console (DTMF keys) in the end-to-end test
+#   kannel             the SMS gateway (bearerbox + smsbox) the SMS tests run for real
+#   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #
-# Later issues will add: redis-server, kannel, chromium.
+# Later issues will add: redis-server, chromium.
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -29,7 +30,8 @@ PACKAGES=(
     kamailio
     espeak-ng
     sox
-    tmux
+    kannel
+    kannel-extras
 )
 
 missing=()

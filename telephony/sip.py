@@ -243,7 +243,12 @@ class SipStack:
             tc = pj.TransportConfig()
             tc.port = cfg.port
             tc.boundAddress = cfg.host
-            ep.transportCreate(kinds[name], tc)
+            try:
+                ep.transportCreate(kinds[name], tc)
+            except pj.Error as exc:
+                raise SipError(
+                    f"cannot listen on {name} {cfg.host}:{cfg.port}: {exc.reason}"
+                ) from None
         ep.libStart()
         ep.audDevManager().setNullDev()
         for codec in ep.codecEnum2():

@@ -20,7 +20,7 @@ from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
 from telephony.protocol import Link, LinkError, connect
-from telephony.sip import MAX_CALLS, Leg, SipConfig, SipStack
+from telephony.sip import MAX_CALLS, Leg, SipConfig, SipError, SipStack
 
 log = logging.getLogger("telephony.worker")
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(settings, args.index, media)
     try:
         asyncio.run(worker.run(host, int(port), token))
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, SipError) as exc:
         log.error("SIP worker %d cannot start: %s", args.index, exc)
         return 1
     return 0

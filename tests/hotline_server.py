@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,42 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port, free_port_block
+
 HOTLINE = Path(sys.executable).with_name("hotline")
 BOOT_TIMEOUT_S = 90  # generous: a cold start on a loaded CI machine; never asserted as a speed
 STOP_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP (SIP listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-
-
-def free_port_range(n: int) -> int:
-    """The first of n consecutive ports free now (RTP ranges of the SIP workers)."""
-    for _ in range(200):
-        base = free_port()
-        if base + n >= 65000:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                    u.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-                break
-        if ok:
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports")
 
 
 class Server:
@@ -67,6 +35,7 @@ class Server:
         self.stdout_path = tmp_path / "serve.out"
         self.stderr_path = tmp_path / "serve.err"
         self.sip_port = free_port()
+        workers = int((env or {}).get("HOTLINE__TELEPHONY__WORKERS", "1"))
         self.recordings = tmp_path / "recordings"
         self.spool = tmp_path / "spool"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
@@ -75,7 +44,7 @@ class Server:
             HOTLINE__DATABASE__URL=db_url,
             # the real SIP worker starts too, on a port and in folders of this test's own
             HOTLINE__TELEPHONY__PORT=str(self.sip_port),
-            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(free_port_range(40)),
+            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(free_port_block(40 * workers, tcp=False)),
             HOTLINE__TELEPHONY__PROMPTS_DIR=str(tmp_path / "prompts"),
             HOTLINE__TELEPHONY__SPOOL_DIR=str(self.spool),
             HOTLINE__TELEPHONY__RECORDINGS_DIR=str(self.recordings),

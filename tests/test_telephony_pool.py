@@ -15,7 +15,8 @@ import pytest
 
 from hotline.config import REPO_ROOT, load_settings
 from telephony.kamailio import KamailioProcess, start_kamailio
-from tests.hotline_server import Server, StaffClient, free_port
+from tests.hotline_server import Server, StaffClient
+from tests.ports import free_port, free_port_block
 from tests.sip.pcap import write_rtp_pcap
 from tests.sip.sipp import run_sipp
 from tests.test_telephony_sip import add_user
@@ -29,9 +30,9 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Kam
     tmp = tmp_path_factory.mktemp("pool")
     db_url = f"sqlite:///{tmp / 'hotline.db'}"
     front = free_port()
-    base = free_port()
-    while any(p == front for p in range(base, base + WORKERS)):
-        base = free_port()
+    base = free_port_block(WORKERS)
+    while front in range(base, base + WORKERS):
+        base = free_port_block(WORKERS)
     env = {
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__TELEPHONY__WORKERS": str(WORKERS),

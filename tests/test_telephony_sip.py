@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.hotline_server import HOTLINE, Server, StaffClient, free_port
+from tests.hotline_server import HOTLINE, Server, StaffClient
+from tests.ports import free_port
 from tests.sip.pcap import write_rtp_pcap
 from tests.sip.sipp import SippResult, run_sipp, sipp_server, start_sipp
 

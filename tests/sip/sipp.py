@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import random
 import re
 import shutil
 import signal
@@ -16,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from tests import ports
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -45,40 +46,19 @@ def sipp_binary() -> str:
 
 
 def _port_free(host: str, port: int, kinds: Sequence[int]) -> bool:
-    for kind in kinds:
-        with socket.socket(socket.AF_INET, kind) as s:
-            if kind == socket.SOCK_STREAM:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError:
-                return False
-    return True
+    return ports.port_free(
+        port, udp=socket.SOCK_DGRAM in kinds, tcp=socket.SOCK_STREAM in kinds, host=host
+    )
 
 
 def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True) -> int:
-    """A port number currently free for UDP and/or TCP on `host` (the OS picks it: bind to 0).
-
-    Other test runs share this machine, so there is a small race until the caller binds it;
-    SIP needs the same number on UDP and TCP, hence the check of both.
-    """
-    kinds = [k for k, on in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if on]
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kinds[0]) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if _port_free(host, port, kinds):
-            return port
-    raise RuntimeError("no free port found")
+    """A port free now for UDP and/or TCP, below the ephemeral range (tests/ports.py)."""
+    return ports.free_port(udp=udp, tcp=tcp)
 
 
 def free_port_block(n: int, host: str = "127.0.0.1", *, step: int = 1) -> int:
     """First of `n` consecutive free UDP ports (SIPp's -mp takes media_port and media_port+2)."""
-    for _ in range(500):
-        base = random.randrange(20000, 60000 - n * step) & ~1  # RTP ports are even by habit
-        if all(_port_free(host, base + i * step, [socket.SOCK_DGRAM]) for i in range(n)):
-            return base
-    raise RuntimeError(f"no block of {n} free UDP ports found")
+    return ports.free_port_block(n, udp=True, tcp=False, step=step)
 
 
 # --- scenarios --------------------------------------------------------------------------------

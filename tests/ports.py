@@ -1,0 +1,37 @@
+"""Free local ports for the servers and peers the tests start, chosen below the kernel's
+ephemeral range (32768–60999 here), where no outgoing connection can take them meanwhile."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+LOW, HIGH = 10_000, 32_000
+_rng = random.SystemRandom()  # parallel test runs must not walk the same sequence
+
+
+def port_free(port: int, *, udp: bool = True, tcp: bool = True, host: str = "127.0.0.1") -> bool:
+    kinds = [k for k, on in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if on]
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_block(n: int, *, udp: bool = True, tcp: bool = True, step: int = 1) -> int:
+    """The first of n ports (base, base+step, …) free now for the given protocols."""
+    for _ in range(1000):
+        base = _rng.randrange(LOW, HIGH - n * step)
+        if all(port_free(base + i * step, udp=udp, tcp=tcp) for i in range(n)):
+            return base
+    raise RuntimeError(f"no block of {n} free ports in {LOW}–{HIGH}")
+
+
+def free_port(*, udp: bool = True, tcp: bool = True) -> int:
+    """A port free for UDP and TCP (SIP listens on both with one number)."""
+    return free_port_block(1, udp=udp, tcp=tcp)
