@@ -13,6 +13,7 @@ from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.views import Presenter
 from routing.directory import Directory
 from telephony.center import CallCenter
+from telephony.sms import SmsService
 from tickets.errors import DomainError, RoleForbidden
 from tickets.model import Actor, Role
 from tickets.service import TicketService
@@ -38,6 +39,7 @@ class Services:
     presenter: Presenter
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
+    sms: SmsService | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -53,6 +55,10 @@ class MalformedJson(DomainError):
 
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
+
+
+class UnsupportedCharset(UnsupportedMediaType):
+    code = "unsupported_charset"
 
 
 class CsrfFailed(DomainError):

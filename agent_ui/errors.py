@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent_ui.accounts import LoginThrottled, NotAuthenticated
 from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
     DomainError,
@@ -25,6 +26,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (UnsupportedMediaType, 415),
     (MalformedJson, 400),
     (RequestValidation, 422),
+    (TooLong, 413),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),

@@ -166,3 +166,18 @@ class AgentState(Strict):
 
 class OutboundCall(Strict):
     purpose: Literal["callback", "survey"]
+
+
+class SmsWebhook(Strict):
+    """云短信平台上行消息."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)  # providers add fields
+    sender: Annotated[str, Field(alias="from", min_length=1, max_length=32)]
+    to: Annotated[str, Field(max_length=32)] = ""
+    text: Annotated[str, Field(max_length=20_000)]
+    id: Annotated[str, Field(max_length=100)] | None = None
+
+
+class BlockNumber(Strict):
+    phone: Short
+    reason: Annotated[str, Field(min_length=1, max_length=200)]

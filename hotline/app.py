@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 
 from agent_ui.accounts import Accounts, LoginThrottle
@@ -28,6 +29,7 @@ from routing.sla import DeadlinePolicy
 from routing.triage import Predictor, Triage, TriageSettings, run_triage
 from routing.watcher import DeadlineWatcher
 from telephony.center import CallCenter
+from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
 from telephony.prompts import (
     PromptError,
@@ -35,6 +37,7 @@ from telephony.prompts import (
     build_placeholder_prompts,
     build_prompts,
 )
+from telephony.sms import KannelGateway, SmsService
 from tickets.db import Database
 from tickets.service import Limits, TicketService
 
@@ -177,6 +180,14 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     if settings.telephony.enabled:
         services.calls = build_call_center(settings, database, bus, services)
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
+    services.sms = SmsService(
+        settings.sms,
+        database,
+        services.tickets,
+        public_url=settings.server.public_url,
+        timezone=settings.locale.timezone,
+    )
+    app.cleanup_ctx.append(sms_ctx(settings, services.sms, services.directory, bus))
     app.on_startup.append(_hint_first_user)
     return app
 
@@ -259,6 +270,36 @@ def telephony_ctx(
             await purge
         await pool.stop()
         await center.stop()
+
+    return ctx
+
+
+def sms_ctx(
+    settings: Settings, sms: SmsService, directory: Directory, bus: InProcessBus
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Notices from order events into the outbox; with a gateway, the sender empties it."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        notifier = Notifier(sms, directory, settings.locale.timezone)
+        events = bus.subscribe(maxsize=10_000)
+        tasks = [asyncio.create_task(notifier.run(events))]
+        session: aiohttp.ClientSession | None = None
+        if settings.sms.backend == "kannel":
+            session = aiohttp.ClientSession()
+            dlr = settings.sms.dlr_url or settings.server.public_url.rstrip("/") + "/api/v1/sms/dlr"
+            tasks.append(
+                asyncio.create_task(sms.run_sender(KannelGateway(settings.sms, dlr, session)))
+            )
+        else:
+            log.info("短信为发件箱模式（sms.backend = outbox）：通知只记录在发件箱，不发送")
+        yield
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        bus.unsubscribe(events)
+        if session is not None:
+            await session.close()
 
     return ctx
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from routing.config import RoutingSettings, SlaSettings
-from telephony.config import TelephonySettings
+from telephony.config import SmsSettings, TelephonySettings
 
 ENV_PREFIX = "HOTLINE__"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +103,7 @@ class Settings(_Section):
     triage: TriageSettings = TriageSettings()
     sla: SlaSettings = SlaSettings()
     telephony: TelephonySettings = TelephonySettings()
+    sms: SmsSettings = SmsSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT
 

@@ -63,6 +63,9 @@ class Directory:
     def has_department(self, code: str) -> bool:
         return code in self.departments
 
+    def department(self, code: str) -> Department | None:
+        return self.departments.get(code)
+
     def has_region(self, code: str) -> bool:
         return code in self.regions
 

@@ -171,3 +171,78 @@ class TelephonySettings(_Section):
 
     def rtp_port(self, index: int) -> int:
         return self.rtp_base_port + index * self.rtp_ports_per_worker
+
+
+# SMS texts (templates). {number} work-order number, {link} the citizen's tracking page,
+# {title} the order's title or its first words, {due} a deadline (local time), {clock} which
+# time limit (签收 / 办结 / 回访), {department} the department's name.
+DEFAULT_SMS_TEMPLATES: dict[str, str] = {
+    "ack": "【12345热线】您的诉求已受理，工单编号{number}。查询进度：{link}",
+    "supplement": "【12345热线】您的补充内容已记入工单{number}。",
+    "dispatch": "【12345热线】新工单{number}已派至{department}：{title}。请在{due}前签收。",
+    "warning": "【12345热线】工单{number}的{clock}时限将于{due}到期，请抓紧办理。",
+    "overdue": "【12345热线】工单{number}的{clock}已超期（时限{due}），已转督办。",
+    "reply": "【12345热线】您的工单{number}已答复，请查看并评价：{link}",
+    "survey": (
+        "【12345热线】请评价工单{number}的办理结果：回复1满意，2基本满意，3不满意。回复TD退订。"
+    ),
+    "survey_thanks": "【12345热线】感谢您的评价。",
+    "stopped": "【12345热线】您已退订回访短信。",
+}
+# Mongolian (traditional script) for citizens who chose it; to be checked by a native speaker.
+DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
+    "ack": "【12345】ᠲᠠᠨ ᠤ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠬᠦᠯᠢᠶᠡᠨ ᠠᠪᠤᠯ᠎ᠠ᠃ ᠳ᠋ᠤᠭᠠᠷ: {number} {link}",
+    "supplement": "【12345】ᠨᠡᠮᠡᠯᠲᠡ ᠶᠢ {number} ᠳ᠋ᠤ ᠪᠢᠴᠢᠪᠡ᠃",
+    "reply": "【12345】{number} ᠳ᠋ᠤ ᠬᠠᠷᠢᠭᠤ ᠦᠭᠬᠦᠯᠡ᠃ {link}",
+    "survey": "【12345】{number}: 1 ᠰᠡᠳᠬᠢᠯ ᠳ᠋ᠤ ᠨᠢᠴᠤᠭᠤᠯᠤᠨ᠎ᠠ, 2 ᠳᠤᠮᠳᠠ, 3 ᠨᠡᠶᠢᠴᠡᠬᠦ ᠦᠭᠡᠢ᠃ TD",
+    "survey_thanks": "【12345】ᠪᠠᠶᠠᠷᠯᠠᠯ᠎ᠠ᠃",
+    "stopped": "【12345】ᠴᠠᠭᠠᠰᠢ ᠢᠯᠡᠭᠡᠬᠦ ᠦᠭᠡᠢ᠃",
+}
+
+
+class SmsSettings(_Section):
+    # outbox: messages are kept and shown (GET /api/v1/sms/outbox), nothing is sent;
+    # kannel: sent through Kannel's sendsms interface.
+    backend: Literal["outbox", "kannel"] = "outbox"
+    sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    username: str = ""
+    password: str = ""  # set it in the environment: HOTLINE__SMS__PASSWORD
+    sender: Annotated[str, Field(pattern=r"^[0-9A-Za-z+]{1,20}$")] = "12345"
+    # Where Kannel reports deliveries; empty: server.public_url + /api/v1/sms/dlr.
+    dlr_url: str = ""
+    # HMAC-SHA256 key of the generic JSON webhook (POST /api/v1/sms/webhook); empty: disabled.
+    webhook_secret: str = ""
+    max_text_chars: Annotated[int, Field(ge=70, le=10_000)] = 1000
+    per_number_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 20
+    quiet_from: str = "21:30"
+    quiet_until: str = "08:00"
+    send_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
+    retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 5
+    retry_max_s: Annotated[float, Field(gt=0, le=86_400)] = 600
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 100
+    poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1
+    survey_days: Annotated[int, Field(ge=1, le=90)] = 7
+    supervisor_phones: list[Annotated[str, Field(pattern=r"^1\d{10}$")]] = []
+    templates: dict[str, str] = dict(DEFAULT_SMS_TEMPLATES)
+    templates_mn: dict[str, str] = dict(DEFAULT_SMS_TEMPLATES_MN)
+
+    @field_validator("quiet_from", "quiet_until")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v) or v == "24:00":
+            raise ValueError("时间应为 HH:MM")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(DEFAULT_SMS_TEMPLATES) - set(v))
+        if missing:
+            raise ValueError(f"缺少短信模板: {', '.join(missing)}")
+        return v
+
+    @model_validator(mode="after")
+    def _kannel_needs(self) -> SmsSettings:
+        if self.backend == "kannel" and not self.sendsms_url.startswith(("http://", "https://")):
+            raise ValueError("backend = kannel 需要 sendsms_url（http://…/cgi-bin/sendsms）")
+        return self

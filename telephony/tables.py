@@ -32,3 +32,58 @@ calls = sa.Table(
     sa.Index("ix_calls_caller", "caller", "offered_at"),
     sa.Index("ix_calls_ticket", "ticket_id"),
 )
+
+# Incoming messages, one row per gateway delivery key: a redelivered message finds its row.
+sms_inbox = sa.Table(
+    "sms_inbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(120), nullable=False, unique=True),
+    sa.Column("sender", sa.String(32), nullable=False),
+    sa.Column("receiver", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    # new | supplement | survey | stop | blocked | limited
+    sa.Column("handled_as", sa.String(16), nullable=False),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id")),
+    sa.Index("ix_sms_inbox_sender", "sender", "received_at"),
+)
+
+# Outgoing messages: written before anything is sent (the outbox), sent in id order per
+# recipient, retried with back-off; delivery reports update them.
+sms_outbox = sa.Table(
+    "sms_outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id")),
+    # queued | sent | delivered | failed | kept (embedded outbox: shown, never sent)
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("dedupe", sa.String(120), unique=True),  # one notice per (purpose, event)
+    sa.Index("ix_sms_outbox_due", "status", "next_at", "id"),
+    sa.Index("ix_sms_outbox_recipient", "recipient", "id"),
+)
+
+sms_blocklist = sa.Table(
+    "sms_blocklist",
+    metadata,
+    sa.Column("phone", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Numbers that answered TD / STOP: no more survey messages.
+sms_optout = sa.Table(
+    "sms_optout",
+    metadata,
+    sa.Column("phone", sa.String(32), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -36,6 +36,10 @@ SCHEMA = {
     "users",
     "sessions",
     "calls",
+    "sms_inbox",
+    "sms_outbox",
+    "sms_blocklist",
+    "sms_optout",
 }
 
 

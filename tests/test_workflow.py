@@ -35,11 +35,13 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.NEW, A.DISPATCH): S.DISPATCHED,
     (S.NEW, A.MERGE): S.MERGED,
     (S.NEW, A.EDIT): S.NEW,
+    (S.NEW, A.SUPPLEMENT): S.NEW,
     # 直接答复 answered
     (S.ANSWERED, A.REVISIT): S.REVISITED,
     (S.ANSWERED, A.REOPEN): S.REOPENED,
     (S.ANSWERED, A.CLOSE): S.CLOSED,
     (S.ANSWERED, A.EDIT): S.ANSWERED,
+    (S.ANSWERED, A.SUPPLEMENT): S.ANSWERED,
     # 已派单 dispatched
     (S.DISPATCHED, A.DISPATCH): S.DISPATCHED,
     (S.DISPATCHED, A.SIGN): S.ACCEPTED,
@@ -49,6 +51,7 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.DISPATCHED, A.SUPERVISE): S.DISPATCHED,
     (S.DISPATCHED, A.URGE): S.DISPATCHED,
     (S.DISPATCHED, A.EDIT): S.DISPATCHED,
+    (S.DISPATCHED, A.SUPPLEMENT): S.DISPATCHED,
     # 办理中 accepted
     (S.ACCEPTED, A.RETURN): S.RETURNED,
     (S.ACCEPTED, A.FORWARD): S.DISPATCHED,
@@ -59,15 +62,18 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.ACCEPTED, A.SUPERVISE): S.ACCEPTED,
     (S.ACCEPTED, A.URGE): S.ACCEPTED,
     (S.ACCEPTED, A.EDIT): S.ACCEPTED,
+    (S.ACCEPTED, A.SUPPLEMENT): S.ACCEPTED,
     # 已退单 returned
     (S.RETURNED, A.ANSWER): S.ANSWERED,
     (S.RETURNED, A.DISPATCH): S.DISPATCHED,
     (S.RETURNED, A.MERGE): S.MERGED,
     (S.RETURNED, A.EDIT): S.RETURNED,
+    (S.RETURNED, A.SUPPLEMENT): S.RETURNED,
     # 已反馈待审核 replied
     (S.REPLIED, A.APPROVE): S.REVIEWED,
     (S.REPLIED, A.REJECT): S.REWORK,
     (S.REPLIED, A.EDIT): S.REPLIED,
+    (S.REPLIED, A.SUPPLEMENT): S.REPLIED,
     # 重办 rework
     (S.REWORK, A.REQUEST_EXTENSION): S.REWORK,
     (S.REWORK, A.APPROVE_EXTENSION): S.REWORK,
@@ -76,11 +82,13 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.REWORK, A.SUPERVISE): S.REWORK,
     (S.REWORK, A.URGE): S.REWORK,
     (S.REWORK, A.EDIT): S.REWORK,
+    (S.REWORK, A.SUPPLEMENT): S.REWORK,
     # 已审核待回访 reviewed
     (S.REVIEWED, A.REVISIT): S.REVISITED,
     (S.REVIEWED, A.REOPEN): S.REOPENED,
     (S.REVIEWED, A.CLOSE): S.CLOSED,
     (S.REVIEWED, A.EDIT): S.REVIEWED,
+    (S.REVIEWED, A.SUPPLEMENT): S.REVIEWED,
     # 已回访 revisited
     (S.REVISITED, A.REOPEN): S.REOPENED,
     (S.REVISITED, A.CLOSE): S.CLOSED,
@@ -89,6 +97,7 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.REOPENED, A.DISPATCH): S.DISPATCHED,
     (S.REOPENED, A.MERGE): S.MERGED,
     (S.REOPENED, A.EDIT): S.REOPENED,
+    (S.REOPENED, A.SUPPLEMENT): S.REOPENED,
     # 已办结 closed: only 重启
     (S.CLOSED, A.REOPEN): S.REOPENED,
     # 已合并 merged: nothing
@@ -113,6 +122,7 @@ EXPECTED_ROLES: dict[Action, set[Role]] = {
     A.SUPERVISE: {Role.SUPERVISOR, Role.MANAGER, Role.SYSTEM},
     A.URGE: {Role.DISPATCHER, Role.SUPERVISOR, Role.SYSTEM},
     A.EDIT: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR},
+    A.SUPPLEMENT: {Role.CITIZEN},
 }
 
 EXPECTED_ASSIGNMENT: dict[tuple[AssignmentState, Action], AssignmentState] = {
@@ -156,7 +166,7 @@ def test_transition_table_has_exactly_the_expected_legal_pairs() -> None:
             continue
         legal.add((status, action))
     assert legal == set(EXPECTED_TRANSITIONS)
-    assert len(legal) == 50
+    assert len(legal) == 59
 
 
 def test_final_states_allow_nothing_but_reopen_from_closed() -> None:
@@ -326,7 +336,7 @@ def test_allowed_actions_match_both_tables(status: Status, role: Role) -> None:
         (S.DISPATCHED, Role.MANAGER, [A.SUPERVISE]),
         (S.ACCEPTED, Role.DEPARTMENT, [A.RETURN, A.FORWARD, A.REQUEST_EXTENSION, A.REPLY]),
         (S.REPLIED, Role.DISPATCHER, [A.APPROVE, A.REJECT, A.EDIT]),
-        (S.REVIEWED, Role.CITIZEN, [A.REVISIT, A.REOPEN]),
+        (S.REVIEWED, Role.CITIZEN, [A.REVISIT, A.REOPEN, A.SUPPLEMENT]),
         (S.REVIEWED, Role.SYSTEM, [A.REVISIT, A.REOPEN, A.CLOSE]),
         (S.ANSWERED, Role.ADMIN, []),
     ],

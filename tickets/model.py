@@ -65,6 +65,7 @@ class Action(StrEnum):
     SUPERVISE = "supervise"  # 督办
     URGE = "urge"  # 催办
     EDIT = "edit"  # 修改受理信息 (summary, kind, category, urgency, region)
+    SUPPLEMENT = "supplement"  # 市民补充 (a later message from the caller, e.g. by SMS)
 
 
 class AssignmentRole(StrEnum):
@@ -174,6 +175,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SUPERVISE: "督办",
     Action.URGE: "催办",
     Action.EDIT: "修改",
+    Action.SUPPLEMENT: "市民补充",
 }
 
 ASSIGNMENT_STATE_LABELS: dict[AssignmentState, str] = {

@@ -351,6 +351,17 @@ class TicketService(TicketCore):
             ),
         )
 
+    async def supplement(self, actor: Actor, ticket_id: int, version: int, text: str) -> Ticket:
+        """市民补充: a later message from the caller joins the order as an audit event."""
+        text = require_text(text, "text", "补充内容", self.limits.content)
+        return await self._apply(
+            actor,
+            ticket_id,
+            version,
+            Action.SUPPLEMENT,
+            lambda c, t, now: Change(Action.SUPPLEMENT, values={}, new={"text": text}),
+        )
+
     async def edit(
         self, actor: Actor, ticket_id: int, version: int, changes: dict[str, Any]
     ) -> Ticket:

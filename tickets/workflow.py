@@ -70,6 +70,7 @@ for _s in (
     S.REOPENED,
 ):
     TRANSITIONS[(_s, A.EDIT)] = _s
+    TRANSITIONS[(_s, A.SUPPLEMENT)] = _s
 
 FINAL = frozenset({S.CLOSED, S.MERGED})
 
@@ -96,6 +97,7 @@ ROLES: dict[Action, frozenset[Role]] = {
     A.SUPERVISE: frozenset({Role.SUPERVISOR, Role.MANAGER, Role.SYSTEM}),
     A.URGE: _DESK | {Role.SYSTEM},
     A.EDIT: _STAFF,
+    A.SUPPLEMENT: frozenset({Role.CITIZEN}),  # through a channel adapter (SMS)
 }
 
 # Actions a department takes on its own assignment, and how that assignment moves.

@@ -1,0 +1,187 @@
+"""SMS gateway endpoints (Kannel MO and delivery reports, a signed JSON webhook for cloud SMS
+providers) and the staff views of the outbox and the block list."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from agent_ui import schemas as s
+from agent_ui.accounts import NotAuthenticated
+from agent_ui.api import _int_query, _json, route
+from agent_ui.context import UnsupportedCharset, read_json, require_staff, services
+from telephony.sms import SmsService
+from telephony.sms_store import Outgoing
+from tickets.errors import InvalidInput, Unavailable
+from tickets.model import Role
+
+TAG = "短信"
+# Kannel's %C: the charset of %a after mo-recode (UTF-8), or what the phone sent
+CHARSETS = {
+    "": "utf-8",
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "ucs-2": "utf-16-be",
+    "ucs2": "utf-16-be",
+    "utf-16be": "utf-16-be",
+    "utf-16": "utf-16-be",
+    "iso-8859-1": "latin-1",
+    "latin1": "latin-1",
+    "windows-1252": "cp1252",
+    "us-ascii": "ascii",
+    "gsm": "latin-1",
+}
+WATCH = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
+
+
+def _sms(request: web.Request) -> SmsService:
+    sms = services(request).sms
+    if sms is None:
+        raise Unavailable("短信通道未启用")
+    return sms
+
+
+def _decoded(raw: dict[str, bytes], charset: str) -> str:
+    codec = CHARSETS.get(charset.strip().lower())
+    if codec is None:
+        raise UnsupportedCharset(f"不支持的字符集 {charset!r}", charset=charset)
+    try:
+        return raw.get("text", b"").decode(codec)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"短信内容不是合法的 {charset} 编码", field="text") from None
+
+
+async def _kannel_fields(request: web.Request) -> dict[str, bytes]:
+    """The parameters as bytes: Kannel URL-encodes the raw message, which is UTF-8 only after
+    mo-recode; the charset parameter says how to read it."""
+    pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True, encoding="latin-1")
+    if request.method == "POST":
+        body = await request.read()
+        if request.content_type == "application/x-www-form-urlencoded":
+            pairs += parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        elif body:
+            pairs.append(("text", body))  # type: ignore[arg-type]
+    out: dict[str, bytes] = {}
+    for k, v in pairs:
+        out[k] = v if isinstance(v, bytes) else v.encode("latin-1")
+    return out
+
+
+@route("GET", "/sms/kannel", "Kannel 上行短信（sms-service get-url）", auth="public", tag=TAG)
+async def kannel_mo(request: web.Request) -> web.Response:
+    sms = _sms(request)
+    raw = await _kannel_fields(request)
+    text = _decoded(raw, raw.get("charset", b"").decode("latin-1"))
+    msg = sms.parse(
+        raw.get("from", b"").decode("latin-1"),
+        raw.get("to", b"").decode("latin-1"),
+        text,
+        raw.get("id", b"").decode("latin-1") or None,
+    )
+    outcome = await sms.receive(msg)
+    # an empty 200: Kannel sends nothing back (the platform's own notices go via the outbox)
+    return web.Response(
+        text="", headers={"X-Hotline-Result": outcome.handled_as}, content_type="text/plain"
+    )
+
+
+route("POST", "/sms/kannel", "Kannel 上行短信（POST）", auth="public", tag=TAG)(kannel_mo)
+
+
+@route("GET", "/sms/dlr", "Kannel 状态报告（dlr-url）", auth="public", tag=TAG)
+async def kannel_dlr(request: web.Request) -> web.Response:
+    msg_id = _int_query(request, "id", 0, 1, 2**62)
+    report = _int_query(request, "type", 0, 0, 1024)
+    found = await _sms(request).delivery_report(msg_id, report)
+    return web.Response(text="ok" if found else "unknown", content_type="text/plain")
+
+
+@route(
+    "POST",
+    "/sms/webhook",
+    "云短信平台上行（JSON，X-Signature: HMAC-SHA256 十六进制）",
+    body=s.SmsWebhook,
+    auth="public",
+    tag=TAG,
+)
+async def webhook(request: web.Request) -> web.Response:
+    sms = _sms(request)
+    secret = sms.s.webhook_secret
+    if not secret:
+        raise Unavailable("短信 webhook 未配置（sms.webhook_secret）")
+    raw = await request.read()
+    given = request.headers.get("X-Signature", "")
+    wanted = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.lower(), wanted):
+        raise NotAuthenticated("签名校验失败")
+    body = await read_json(request, s.SmsWebhook)
+    msg = sms.parse(body.sender, body.to, body.text, body.id)
+    outcome = await sms.receive(msg)
+    return _json(
+        {"result": outcome.handled_as, "number": outcome.ticket.number if outcome.ticket else None}
+    )
+
+
+def _out_json(m: Outgoing) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "recipient": m.recipient,
+        "text": m.text,
+        "purpose": m.purpose,
+        "ticket_id": m.ticket_id,
+        "status": m.status,
+        "attempts": m.attempts,
+        "created_at": m.created_at.isoformat().replace("+00:00", "Z"),
+        "sent_at": m.sent_at.isoformat().replace("+00:00", "Z") if m.sent_at else None,
+        "delivered_at": (
+            m.delivered_at.isoformat().replace("+00:00", "Z") if m.delivered_at else None
+        ),
+        "last_error": m.last_error,
+    }
+
+
+@route("GET", "/sms/outbox", "短信发件箱（可按 recipient、ticket_id、status 筛选）", tag=TAG)
+async def outbox(request: web.Request) -> web.Response:
+    await require_staff(request, *WATCH)
+    q = request.query
+    status = q.get("status") or None
+    if status is not None and status not in ("queued", "sent", "delivered", "failed", "kept"):
+        raise InvalidInput("status 只能是 queued、sent、delivered、failed 或 kept", field="status")
+    items = await _sms(request).outbox(
+        recipient=q.get("recipient") or None,
+        ticket_id=_int_query(request, "ticket_id", 0, 0, 2**62) or None,
+        status=status,
+        limit=_int_query(request, "limit", 50, 1, services(request).web.page_size_max),
+        offset=_int_query(request, "offset", 0, 0, 10_000_000),
+    )
+    return _json({"items": [_out_json(m) for m in items]})
+
+
+@route("GET", "/sms/blocklist", "短信黑名单", tag=TAG)
+async def blocklist(request: web.Request) -> web.Response:
+    await require_staff(request, Role.SUPERVISOR, Role.ADMIN)
+    rows = await _sms(request).blocked()
+    return _json(
+        {"items": [{"phone": p, "reason": r, "created_at": t.isoformat()} for p, r, t in rows]}
+    )
+
+
+@route(
+    "POST", "/sms/blocklist", "加入短信黑名单（骚扰号码）", body=s.BlockNumber, tag=TAG, status=201
+)
+async def block(request: web.Request) -> web.Response:
+    await require_staff(request, Role.SUPERVISOR, Role.ADMIN, write=True)
+    body = await read_json(request, s.BlockNumber)
+    await _sms(request).block(body.phone, body.reason)
+    return _json({"phone": body.phone, "blocked": True}, status=201)
+
+
+@route("DELETE", "/sms/blocklist/{phone}", "移出短信黑名单", tag=TAG)
+async def unblock(request: web.Request) -> web.Response:
+    await require_staff(request, Role.SUPERVISOR, Role.ADMIN, write=True)
+    removed = await _sms(request).unblock(request.match_info["phone"])
+    return _json({"removed": removed})

@@ -1,0 +1,414 @@
+"""The SMS channel: incoming messages become orders, supplements or survey answers; outgoing
+ones go through a durable outbox to the gateway (Kannel), in order, retried, reported."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from functools import partial
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from telephony import sms_store as store
+from telephony.config import SmsSettings
+from tickets.access import mask_phone, normalize_phone
+from tickets.db import Database
+from tickets.errors import DomainError, InvalidInput
+from tickets.model import (
+    CITIZEN,
+    Actor,
+    Caller,
+    Channel,
+    NewTicket,
+    Role,
+    Satisfaction,
+    Status,
+    Ticket,
+    TicketFilter,
+)
+from tickets.service import TicketService
+
+log = logging.getLogger(__name__)
+
+ORDER_NUMBER = re.compile(r"(?<!\d)(\d{14})(?!\d)")
+SURVEY_WORDS = {
+    "1": Satisfaction.SATISFIED,
+    "满意": Satisfaction.SATISFIED,
+    "2": Satisfaction.BASIC,
+    "基本满意": Satisfaction.BASIC,
+    "3": Satisfaction.UNSATISFIED,
+    "不满意": Satisfaction.UNSATISFIED,
+}
+STOP_WORDS = {"TD", "T", "STOP", "退订", "N"}
+OPEN = frozenset(
+    {
+        Status.NEW,
+        Status.DISPATCHED,
+        Status.ACCEPTED,
+        Status.RETURNED,
+        Status.REPLIED,
+        Status.REWORK,
+        Status.REOPENED,
+    }
+)
+_CENTRE = Actor(Role.SYSTEM, name="短信接入")  # reads orders on the citizen's behalf
+CITIZEN_PURPOSES = frozenset({"ack", "supplement", "reply", "survey", "survey_thanks", "stopped"})
+
+
+class TooLong(InvalidInput):
+    """A message over the configured length (HTTP 413)."""
+
+    code = "message_too_long"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    sender: str
+    receiver: str
+    text: str
+    key: str  # the gateway's message id, or a digest of sender + time + text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    handled_as: str  # new | supplement | survey | stop | blocked | limited | duplicate
+    ticket: Ticket | None = None
+
+
+class SendError(Exception):
+    """The gateway did not take the message; `permanent` ones are not retried."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Gateway(Protocol):
+    async def send(self, msg_id: int, recipient: str, text: str) -> None: ...
+
+
+class KannelGateway:
+    """Kannel's sendsms: UTF-8 in, sent as UCS-2 (coding=2), split and concatenated by Kannel,
+    delivery reports to dlr_url with our message id."""
+
+    def __init__(self, settings: SmsSettings, dlr_url: str, session: aiohttp.ClientSession):
+        self.s = settings
+        self.dlr_url = dlr_url
+        self.session = session
+
+    async def send(self, msg_id: int, recipient: str, text: str) -> None:
+        s = self.s
+        params = {
+            "username": s.username,
+            "password": s.password,
+            "from": s.sender,
+            "to": recipient,
+            "text": text,
+            "charset": "UTF-8",
+            "coding": "2",
+            "dlr-mask": "31",
+            # Kannel fills %d (report type) and %T (time) when it calls back
+            "dlr-url": f"{self.dlr_url}?id={msg_id}&type=%d&ts=%T",
+        }
+        try:
+            async with asyncio.timeout(s.send_timeout_s):
+                async with self.session.get(s.sendsms_url, params=params) as resp:
+                    body = (await resp.text())[:200]
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SendError(f"网关不可达: {type(exc).__name__} {exc}") from None
+        if resp.status in (200, 202):
+            return
+        # 4xx: Kannel refused this message (bad number, denied): retrying will not help
+        raise SendError(f"网关拒绝 HTTP {resp.status}: {body}", permanent=400 <= resp.status < 500)
+
+
+def digest_key(sender: str, receiver: str, text: str, at: datetime) -> str:
+    """A key for gateways without message ids: same sender, text and minute → same message."""
+    raw = f"{sender}|{receiver}|{text}|{at.strftime('%Y%m%d%H%M')}"
+    return "sha:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def clean_text(text: str) -> str:
+    return " ".join(text.replace("\u3000", " ").split())
+
+
+class SmsService:
+    def __init__(
+        self,
+        settings: SmsSettings,
+        db: Database,
+        tickets: TicketService,
+        *,
+        public_url: str,
+        timezone: str = "Asia/Shanghai",
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.s = settings
+        self.db = db
+        self.tickets = tickets
+        self.public_url = public_url.rstrip("/")
+        self.tz = ZoneInfo(timezone)
+        self.now = now
+        self.wake = asyncio.Event()
+
+    # -- incoming -----------------------------------------------------------------------------
+    def parse(self, sender: str, receiver: str, text: str, gateway_id: str | None) -> Incoming:
+        """Check an incoming message; InvalidInput (4xx) for what cannot be a citizen's SMS."""
+        try:
+            phone = normalize_phone(sender)
+        except InvalidInput:
+            raise InvalidInput("发送号码无效", field="from") from None
+        text = clean_text(text)
+        if not text:
+            raise InvalidInput("短信内容为空", field="text")
+        if len(text) > self.s.max_text_chars:
+            raise TooLong(f"短信过长（最多 {self.s.max_text_chars} 字）", field="text")
+        key = f"gw:{gateway_id}" if gateway_id else digest_key(phone, receiver, text, self.now())
+        return Incoming(phone, receiver.strip()[:32], text, key[:120])
+
+    async def receive(self, msg: Incoming) -> Outcome:
+        """Durable before it returns: the gateway may then forget the message."""
+        known = await self.db.read(lambda c: store.get_inbox(c, msg.key))
+        if known is not None:
+            return Outcome("duplicate")
+        now = self.now()
+        phone = msg.sender
+        blocked, recent = await self.db.read(
+            lambda c: (store.is_blocked(c, phone), store.count_from(c, phone, store.hour_ago(now)))
+        )
+        outcome: Outcome
+        if blocked:
+            outcome = Outcome("blocked")
+        elif recent >= self.s.per_number_per_hour:
+            outcome = Outcome("limited")
+        elif msg.text.upper() in STOP_WORDS:
+            await self.db.write(lambda c: store.opt_out(c, phone, now))
+            outcome = Outcome("stop")
+        else:
+            outcome = await self._route(msg)
+        await self.db.write(
+            lambda c: store.insert_inbox(
+                c,
+                {
+                    "key": msg.key,
+                    "sender": phone,
+                    "receiver": msg.receiver,
+                    "text": msg.text,
+                    "received_at": now,
+                    "handled_as": outcome.handled_as,
+                    "ticket_id": outcome.ticket.id if outcome.ticket else None,
+                },
+            )
+        )
+        log.info("SMS from %s: %s", mask_phone(phone), outcome.handled_as)
+        if outcome.handled_as == "stop":
+            await self.notify(phone, "stopped", None, urgent=True)
+        return outcome
+
+    async def _route(self, msg: Incoming) -> Outcome:
+        phone = msg.sender
+        since = self.now() - timedelta(days=self.s.survey_days)
+        answer = SURVEY_WORDS.get(msg.text.strip("。.! ！"))
+        if answer is not None:
+            ticket_id = await self.db.read(lambda c: store.last_survey(c, phone, since))
+            if ticket_id is not None:
+                done = await self._survey(ticket_id, answer)
+                if done is not None:
+                    return Outcome("survey", done)
+        quoted = ORDER_NUMBER.search(msg.text)
+        target: Ticket | None = None
+        if quoted:
+            try:
+                target = await self.tickets.track(quoted.group(1), phone)
+            except DomainError:
+                target = None
+        if target is None:
+            mine, _ = await self.tickets.list_tickets(_CENTRE, _filter(phone))
+            target = next((t for t in mine if t.status in OPEN), None)
+        if target is not None and target.status in OPEN:
+            try:
+                t = await self.tickets.supplement(CITIZEN, target.id, target.version, msg.text)
+                await self.notify(phone, "supplement", t)
+                return Outcome("supplement", t)
+            except DomainError as exc:  # the order moved on meanwhile: a new order then
+                log.info("supplement to %s refused (%s); new order", target.number, exc)
+        ticket = await self.tickets.submit(
+            NewTicket(
+                channel=Channel.SMS,
+                content=msg.text,
+                caller=Caller(phone=phone),
+                intake_key=f"sms:{msg.key}",
+            )
+        )
+        return Outcome("new", ticket)
+
+    async def _survey(self, ticket_id: int, answer: Satisfaction) -> Ticket | None:
+        try:
+            t = await self.tickets.get(_CENTRE, ticket_id)
+            if t.status not in (Status.ANSWERED, Status.REVIEWED):
+                return None
+            done = await self.tickets.revisit(CITIZEN, t.id, t.version, answer, "短信回访")
+        except DomainError as exc:
+            log.info("survey answer for order %d not recorded: %s", ticket_id, exc)
+            return None
+        if done.caller.phone:
+            await self.notify(done.caller.phone, "survey_thanks", done)
+        return done
+
+    # -- outgoing -----------------------------------------------------------------------------
+    def render(self, purpose: str, ticket: Ticket | None, **extra: str) -> str:
+        mn = ticket is not None and ticket.language == "mn-Mong" and purpose in CITIZEN_PURPOSES
+        template = (self.s.templates_mn.get(purpose) if mn else None) or self.s.templates[purpose]
+        values = {
+            "number": ticket.number if ticket else "",
+            "link": f"{self.public_url}/track?number={ticket.number}" if ticket else "",
+            "title": (ticket.title or ticket.content[:20]) if ticket else "",
+            "department": "",
+            "due": "",
+            "clock": "",
+            **extra,
+        }
+        return template.format(**values)
+
+    def in_quiet_hours(self, at: datetime) -> datetime | None:
+        """When quiet hours end, if `at` falls in them (local time)."""
+        local = at.astimezone(self.tz)
+        start = dtime.fromisoformat(self.s.quiet_from)
+        end = dtime.fromisoformat(self.s.quiet_until)
+        t = local.time()
+        quiet = (start <= t or t < end) if start > end else (start <= t < end)
+        if not quiet:
+            return None
+        day = local.date() if t < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, self.tz).astimezone(UTC)
+
+    async def notify(
+        self,
+        recipient: str,
+        purpose: str,
+        ticket: Ticket | None,
+        *,
+        urgent: bool = False,
+        dedupe: str | None = None,
+        **extra: str,
+    ) -> int | None:
+        """Put one message in the outbox (None: not queued — opted out, or already queued)."""
+        now = self.now()
+        if purpose == "survey" and await self.db.read(lambda c: store.is_opted_out(c, recipient)):
+            return None
+        text = self.render(purpose, ticket, **extra)
+        next_at = now
+        if purpose in CITIZEN_PURPOSES and not urgent:
+            next_at = self.in_quiet_hours(now) or now
+        status = "queued" if self.s.backend != "outbox" else "kept"
+        msg_id = await self.db.write(
+            lambda c: store.enqueue(
+                c,
+                {
+                    "recipient": recipient,
+                    "text": text,
+                    "purpose": purpose,
+                    "ticket_id": ticket.id if ticket else None,
+                    "status": status,
+                    "attempts": 0,
+                    "next_at": next_at,
+                    "created_at": now,
+                    "dedupe": dedupe,
+                },
+            )
+        )
+        self.wake.set()
+        return msg_id
+
+    async def send_due(self, gateway: Gateway, limit: int = 50) -> int:
+        """One pass of the sender: each recipient's oldest due message, then the next pass."""
+        now = self.now()
+        batch = await self.db.read(lambda c: store.due(c, now, limit))
+        sent = 0
+        for msg in batch:
+            try:
+                await gateway.send(msg.id, msg.recipient, msg.text)
+            except SendError as exc:
+                attempts = msg.attempts + 1
+                final = exc.permanent or attempts >= self.s.max_attempts
+                delay = min(self.s.retry_max_s, self.s.retry_base_s * 2 ** (attempts - 1))
+                values: dict[str, Any] = {
+                    "attempts": attempts,
+                    "last_error": str(exc)[:300],
+                    "next_at": None if final else now + timedelta(seconds=delay),
+                }
+                if final:
+                    values["status"] = "failed"
+                await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
+                if final:
+                    log.error(
+                        "SMS %d to %s failed for good: %s", msg.id, mask_phone(msg.recipient), exc
+                    )
+                continue
+            values = {
+                "status": "sent",
+                "attempts": msg.attempts + 1,
+                "sent_at": now,
+                "next_at": None,
+                "last_error": None,
+            }
+            await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
+            sent += 1
+        return sent
+
+    async def run_sender(self, gateway: Gateway) -> None:
+        while True:
+            try:
+                while await self.send_due(gateway):
+                    pass
+            except Exception:  # the database may be away for a moment; keep the sender alive
+                log.exception("SMS sender pass failed")
+            self.wake.clear()
+            try:
+                async with asyncio.timeout(self.s.poll_interval_s):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def delivery_report(self, msg_id: int, report: int) -> bool:
+        """Kannel's DLR types: 1 delivered, 2 failed, 4 buffered, 8 submitted, 16 rejected."""
+        now = self.now()
+        msg = await self.db.read(lambda c: store.get_outbox(c, msg_id))
+        if msg is None:
+            return False
+        values: dict[str, Any] = {}
+        if report & 1:
+            values = {"status": "delivered", "delivered_at": now}
+        elif report & (2 | 16):
+            values = {"status": "failed", "last_error": f"投递失败（状态报告 {report}）"}
+        if values:
+            await self.db.write(lambda c: store.update_outbox(c, msg_id, values))
+        return True
+
+    # -- reading and block list -----------------------------------------------------------------
+    async def outbox(self, **filters: Any) -> list[store.Outgoing]:
+        return await self.db.read(lambda c: store.list_outbox(c, **filters))
+
+    async def block(self, phone: str, reason: str) -> None:
+        phone = normalize_phone(phone)
+        now = self.now()
+        await self.db.write(lambda c: store.block(c, phone, reason, now))
+
+    async def unblock(self, phone: str) -> bool:
+        phone = normalize_phone(phone)
+        return bool(await self.db.write(lambda c: store.unblock(c, phone)))
+
+    async def blocked(self) -> list[tuple[str, str, datetime]]:
+        return await self.db.read(store.list_blocked)
+
+
+def _filter(phone: str) -> TicketFilter:
+    return TicketFilter(phone=phone, limit=20)

@@ -1,0 +1,176 @@
+"""SQL of the SMS channel: inbox keys, the outbox queue, block list and survey opt-outs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from telephony.tables import sms_blocklist, sms_inbox, sms_optout, sms_outbox
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    recipient: str
+    text: str
+    purpose: str
+    ticket_id: int | None
+    status: str
+    attempts: int
+    next_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+def _outgoing(row: Any) -> Outgoing:
+    m = row._mapping
+    return Outgoing(**{k: m[k] for k in Outgoing.__dataclass_fields__})
+
+
+# -- inbox ------------------------------------------------------------------------------------
+def get_inbox(conn: Connection, key: str) -> tuple[str, int | None] | None:
+    row = conn.execute(
+        sa.select(sms_inbox.c.handled_as, sms_inbox.c.ticket_id).where(sms_inbox.c.key == key)
+    ).first()
+    return (row.handled_as, row.ticket_id) if row else None
+
+
+def insert_inbox(conn: Connection, values: dict[str, Any]) -> bool:
+    """False when the key is already there (a redelivery raced us)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(sms_inbox.insert().values(values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def count_from(conn: Connection, sender: str, since: datetime) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(sms_inbox)
+            .where(sms_inbox.c.sender == sender, sms_inbox.c.received_at >= since)
+        ).scalar_one()
+    )
+
+
+# -- outbox -----------------------------------------------------------------------------------
+def enqueue(conn: Connection, values: dict[str, Any]) -> int | None:
+    """The new message's id; None when its dedupe key was already queued."""
+    try:
+        with conn.begin_nested():
+            return int(
+                conn.execute(
+                    sms_outbox.insert().values(values).returning(sms_outbox.c.id)
+                ).scalar_one()
+            )
+    except IntegrityError:
+        return None
+
+
+def due(conn: Connection, now: datetime, limit: int) -> list[Outgoing]:
+    """The oldest unsent message of each recipient, if it is due: order per recipient holds
+    (a later message never overtakes an earlier one that is waiting for a retry)."""
+    first = (
+        sa.select(sa.func.min(sms_outbox.c.id).label("id"))
+        .where(sms_outbox.c.status == "queued")
+        .group_by(sms_outbox.c.recipient)
+        .subquery()
+    )
+    stmt = (
+        sa.select(sms_outbox)
+        .join(first, first.c.id == sms_outbox.c.id)
+        .where(sms_outbox.c.next_at <= now)
+        .order_by(sms_outbox.c.id)
+        .limit(limit)
+    )
+    return [_outgoing(r) for r in conn.execute(stmt)]
+
+
+def update_outbox(conn: Connection, msg_id: int, values: dict[str, Any]) -> None:
+    conn.execute(sms_outbox.update().where(sms_outbox.c.id == msg_id).values(values))
+
+
+def get_outbox(conn: Connection, msg_id: int) -> Outgoing | None:
+    row = conn.execute(sa.select(sms_outbox).where(sms_outbox.c.id == msg_id)).first()
+    return _outgoing(row) if row else None
+
+
+def list_outbox(
+    conn: Connection,
+    *,
+    recipient: str | None = None,
+    ticket_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Outgoing]:
+    stmt = sa.select(sms_outbox)
+    if recipient is not None:
+        stmt = stmt.where(sms_outbox.c.recipient == recipient)
+    if ticket_id is not None:
+        stmt = stmt.where(sms_outbox.c.ticket_id == ticket_id)
+    if status is not None:
+        stmt = stmt.where(sms_outbox.c.status == status)
+    stmt = stmt.order_by(sms_outbox.c.id.desc()).limit(limit).offset(offset)
+    return [_outgoing(r) for r in conn.execute(stmt)]
+
+
+def last_survey(conn: Connection, phone: str, since: datetime) -> int | None:
+    """The work order of the latest survey message sent to this phone since `since`."""
+    return conn.execute(
+        sa.select(sms_outbox.c.ticket_id)
+        .where(
+            sms_outbox.c.recipient == phone,
+            sms_outbox.c.purpose == "survey",
+            sms_outbox.c.created_at >= since,
+        )
+        .order_by(sms_outbox.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+# -- block list and opt-outs ------------------------------------------------------------------
+def is_blocked(conn: Connection, phone: str) -> bool:
+    return (
+        conn.execute(sa.select(sms_blocklist.c.phone).where(sms_blocklist.c.phone == phone)).first()
+        is not None
+    )
+
+
+def block(conn: Connection, phone: str, reason: str, now: datetime) -> None:
+    conn.execute(sms_blocklist.delete().where(sms_blocklist.c.phone == phone))
+    conn.execute(sms_blocklist.insert().values(phone=phone, reason=reason, created_at=now))
+
+
+def unblock(conn: Connection, phone: str) -> bool:
+    return conn.execute(sms_blocklist.delete().where(sms_blocklist.c.phone == phone)).rowcount == 1
+
+
+def list_blocked(conn: Connection) -> list[tuple[str, str, datetime]]:
+    rows = conn.execute(sa.select(sms_blocklist).order_by(sms_blocklist.c.created_at.desc()))
+    return [(r.phone, r.reason, r.created_at) for r in rows]
+
+
+def opt_out(conn: Connection, phone: str, now: datetime) -> None:
+    if not is_opted_out(conn, phone):
+        conn.execute(sms_optout.insert().values(phone=phone, created_at=now))
+
+
+def is_opted_out(conn: Connection, phone: str) -> bool:
+    return (
+        conn.execute(sa.select(sms_optout.c.phone).where(sms_optout.c.phone == phone)).first()
+        is not None
+    )
+
+
+def hour_ago(now: datetime) -> datetime:
+    return now - timedelta(hours=1)

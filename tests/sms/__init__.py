@@ -1,0 +1,1 @@
+"""SMS test helpers: Kannel's fake SMSC client (fakesmsc) driven from Python."""
