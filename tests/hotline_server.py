@@ -50,7 +50,10 @@ class Server:
             HOTLINE__TELEPHONY__RECORDINGS_DIR=str(self.recordings),
             PYTHONUNBUFFERED="1",
         )
-        environ.update(env or {})
+        # "{http_port}" in a value: this server's own HTTP port (public_url, callbacks)
+        environ.update(
+            {k: v.replace("{http_port}", str(self.port)) for k, v in (env or {}).items()}
+        )
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 [str(HOTLINE), "serve", *args],
