@@ -38,6 +38,7 @@ from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
+MAX_MT_CHARS = 670
 ORDER_NUMBER = re.compile(r"(?<!\d)(\d{14})(?!\d)")
 SURVEY_WORDS = {
     "1": Satisfaction.SATISFIED,
@@ -276,7 +277,10 @@ class SmsService:
             "clock": "",
             **extra,
         }
-        return template.format(**values)
+        text = template.format(**values)
+        # Kannel sends at most max-messages parts (10 × 67 UCS-2 characters) and silently cuts
+        # the rest: cut it here, visibly
+        return text if len(text) <= MAX_MT_CHARS else text[: MAX_MT_CHARS - 1] + "…"
 
     def in_quiet_hours(self, at: datetime) -> datetime | None:
         """When quiet hours end, if `at` falls in them (local time)."""

@@ -394,3 +394,92 @@ async def test_outbox_view_is_for_staff(api: Any) -> None:
     agent = await api("agent")
     body = await agent.request("GET", "/sms/outbox")
     assert body == {"items": []}
+
+
+async def test_overdue_notice_goes_to_the_department_and_supervisors(rig: Rig) -> None:
+    from tickets.model import TicketEvent
+
+    s = rig.sms.s.model_copy(update={"supervisor_phones": ["13900000009"]})
+    rig.sms.s = s
+    t = await rig.sms.tickets.submit(NewTicket(Channel.WEB, "井盖丢失", caller=Caller(phone=PHONE)))
+    dept = rig.notifier.directory.department("150100-urban")
+    object.__setattr__(dept, "sms", "13900000003")
+    ev = TicketEvent(
+        id=99,
+        ticket_id=t.id,
+        at=NOW,
+        actor_role=Role.SYSTEM,
+        actor_id=None,
+        actor_name="系统",
+        action="deadline_overdue",
+        from_status=t.status,
+        to_status=t.status,
+        reason=None,
+        old={},
+        new={"clock": "reply", "due_at": "2026-11-27T01:00:00Z", "department": "150100-urban"},
+    )
+    await rig.notifier.handle(ev)
+    await rig.notifier.handle(ev)  # seen again after a restart: no second notice
+    msgs = [m for m in await rig.outbox() if m.purpose == "overdue"]
+    object.__setattr__(dept, "sms", "")
+    assert sorted(m.recipient for m in msgs) == ["13900000003", "13900000009"]
+    assert "办结" in msgs[0].text and "11月27日09:00" in msgs[0].text
+
+
+async def test_long_texts_are_cut_to_what_kannel_sends(rig: Rig) -> None:
+    t = await rig.sms.tickets.submit(NewTicket(Channel.WEB, "问题", caller=Caller(phone=PHONE)))
+    text = rig.sms.render("dispatch", t, department="某局" * 400, due="明天")
+    assert len(text) == 670 and text.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "permanent"),
+    [
+        (202, "0: Accepted for delivery", None),
+        (403, "Authorization failed", True),
+        (503, "busy", False),
+        (None, "", False),
+    ],
+    ids=["accepted", "refused-4xx", "server-5xx", "timeout"],
+)
+async def test_kannel_gateway_classifies_answers(
+    aiohttp_server: Any, status: int | None, body: str, permanent: bool | None
+) -> None:
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web as aweb
+
+    from telephony.config import SmsSettings
+    from telephony.sms import KannelGateway
+
+    seen: list[dict[str, str]] = []
+
+    async def sendsms(request: aweb.Request) -> aweb.Response:
+        seen.append(dict(request.query))
+        if status is None:
+            await asyncio.sleep(5)
+        return aweb.Response(status=status or 200, text=body)
+
+    app = aweb.Application()
+    app.router.add_get("/cgi-bin/sendsms", sendsms)
+    server = await aiohttp_server(app)
+    settings = SmsSettings(
+        backend="kannel",
+        sendsms_url=str(server.make_url("/cgi-bin/sendsms")),
+        username="u",
+        password="p",
+        send_timeout_s=0.5,
+    )
+    async with aiohttp.ClientSession() as session:
+        gw = KannelGateway(settings, "http://127.0.0.1:8080/api/v1/sms/dlr", session)
+        if permanent is None:
+            await gw.send(7, PHONE, "您好，测试")
+        else:
+            with pytest.raises(SendError) as exc:
+                await gw.send(7, PHONE, "您好，测试")
+            assert exc.value.permanent is permanent
+    q = seen[0]
+    assert (q["to"], q["text"], q["coding"], q["charset"]) == (PHONE, "您好，测试", "2", "UTF-8")
+    assert q["dlr-url"] == "http://127.0.0.1:8080/api/v1/sms/dlr?id=7&type=%d&ts=%T"
+    assert "%" not in q["dlr-url"].split("?")[0]
