@@ -39,6 +39,7 @@ from tickets.service import TicketService
 log = logging.getLogger(__name__)
 
 MAX_MT_CHARS = 670
+SEND_CONCURRENCY = 8  # sendsms requests in flight (different recipients)
 ORDER_NUMBER = re.compile(r"(?<!\d)(\d{14})(?!\d)")
 SURVEY_WORDS = {
     "1": Satisfaction.SATISFIED,
@@ -333,30 +334,19 @@ class SmsService:
         return msg_id
 
     async def send_due(self, gateway: Gateway, limit: int = 50) -> int:
-        """One pass of the sender: each recipient's oldest due message, then the next pass."""
+        """One pass of the sender: each recipient's oldest due message (so at most one per
+        recipient is in flight, keeping their order), SEND_CONCURRENCY at a time."""
         now = self.now()
         batch = await self.db.read(lambda c: store.due(c, now, limit))
-        sent = 0
-        for msg in batch:
-            try:
-                await gateway.send(msg.id, msg.recipient, msg.text)
-            except SendError as exc:
-                attempts = msg.attempts + 1
-                final = exc.permanent or attempts >= self.s.max_attempts
-                delay = min(self.s.retry_max_s, self.s.retry_base_s * 2 ** (attempts - 1))
-                values: dict[str, Any] = {
-                    "attempts": attempts,
-                    "last_error": str(exc)[:300],
-                    "next_at": None if final else now + timedelta(seconds=delay),
-                }
-                if final:
-                    values["status"] = "failed"
-                await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
-                if final:
-                    log.error(
-                        "SMS %d to %s failed for good: %s", msg.id, mask_phone(msg.recipient), exc
-                    )
-                continue
+        gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def one(msg: store.Outgoing) -> bool:
+            async with gate:
+                try:
+                    await gateway.send(msg.id, msg.recipient, msg.text)
+                except SendError as exc:
+                    await self._failed(msg, exc, now)
+                    return False
             values = {
                 "status": "sent",
                 "attempts": msg.attempts + 1,
@@ -365,8 +355,23 @@ class SmsService:
                 "last_error": None,
             }
             await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
-            sent += 1
-        return sent
+            return True
+
+        return sum(await asyncio.gather(*(one(m) for m in batch)))
+
+    async def _failed(self, msg: store.Outgoing, exc: SendError, now: datetime) -> None:
+        attempts = msg.attempts + 1
+        final = exc.permanent or attempts >= self.s.max_attempts
+        delay = min(self.s.retry_max_s, self.s.retry_base_s * 2 ** (attempts - 1))
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error": str(exc)[:300],
+            "next_at": None if final else now + timedelta(seconds=delay),
+        }
+        if final:
+            values["status"] = "failed"
+            log.error("SMS %d to %s failed for good: %s", msg.id, mask_phone(msg.recipient), exc)
+        await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
 
     async def run_sender(self, gateway: Gateway) -> None:
         while True:
