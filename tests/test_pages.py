@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -470,3 +471,19 @@ def test_i18n_catalog_is_complete_and_mongolian_is_traditional_script() -> None:
     for kind in Kind:
         assert i18n.text(f"kind_{kind.value}", "mn-Mong")
     assert i18n.normalize_lang("MN-mong") == "mn-Mong" and i18n.normalize_lang("en") is None
+
+
+async def test_pages_sms_outbox_shows_the_acknowledgement_nothing_sent(browser: Any) -> None:
+    """Embedded default (sms.backend = outbox): notices are kept and shown, never sent."""
+    number = await citizen_submits(await browser())
+    agent = await browser("agent")
+    for _ in range(100):  # the notifier runs after the intake commit
+        page = await agent.get("/staff/sms")
+        if number in page.text:
+            break
+        await asyncio.sleep(0.05)
+    assert number in page.text
+    assert "受理回执" in page.text and "仅记录（未接短信网关）" in page.text
+    assert "未接入短信网关" in page.text
+    housing = await browser("housing")
+    await housing.get("/staff/sms", status=403)

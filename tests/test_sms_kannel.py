@@ -102,6 +102,15 @@ def test_chinese_sms_becomes_an_order_and_the_ack_carries_its_number(gateway: Ga
     assert order["content"] == "呼和浩特市新城区某小区停水三天了，请尽快处理"
     assert order["number"] in ack.text
     assert ack.sender == SERVICE
+    # the fake SMSC reports delivery; Kannel calls the dlr-url with our outbox id
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        _, box = gateway.agent.get(f"/sms/outbox?recipient={citizen}")
+        if box["items"] and box["items"][0]["status"] == "delivered":
+            break
+        time.sleep(0.2)
+    assert box["items"][0]["status"] == "delivered", box
+    assert box["items"][0]["delivered_at"]
 
 
 def test_survey_answer_by_sms_closes_the_loop(gateway: Gateway) -> None:
