@@ -47,6 +47,7 @@ from tickets.model import (
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
+SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 # the reply clock runs in these states; past reply_due they are shown as overdue
 RUNNING = frozenset(
     {Status.DISPATCHED, Status.ACCEPTED, Status.RETURNED, Status.REWORK, Status.REOPENED}
@@ -148,9 +149,6 @@ def safe_next(value: object) -> str:
     if path.startswith("/staff/") and not path.startswith("//") and "\\" not in path:
         return path
     return "/staff/tickets"
-
-
-SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 
 
 async def staff_context(request: web.Request) -> dict[str, Any]:
@@ -565,50 +563,8 @@ async def ticket_action(request: web.Request) -> web.Response:
     return redirect(f"/staff/tickets/{ticket_id}?done={action.value}")
 
 
-OUTBOX_STATUS = {
-    "kept": "仅记录（未接短信网关）",
-    "queued": "待发送",
-    "sent": "已发送",
-    "delivered": "已送达",
-    "failed": "发送失败",
-}
-OUTBOX_PURPOSE = {
-    "ack": "受理回执",
-    "supplement": "补充回执",
-    "dispatch": "派单通知",
-    "warning": "时限预警",
-    "overdue": "超期督办",
-    "reply": "答复通知",
-    "survey": "满意度回访",
-    "survey_thanks": "回访致谢",
-    "stopped": "退订确认",
-}
-
-
-async def sms_outbox(request: web.Request) -> web.Response:
-    """The outbox: with the embedded backend this is where notices are read (none are sent)."""
-    await require_staff(request, *SMS_VIEW_ROLES)
-    svc = services(request)
-    if svc.sms is None:
-        return redirect("/staff/tickets")
-    status = request.query.get("status") or None
-    if status not in OUTBOX_STATUS:
-        status = None
-    messages = await svc.sms.outbox(status=status, limit=PAGE_SIZE)
-    ctx = {
-        **await staff_context(request),
-        "messages": messages,
-        "status": status,
-        "statuses": OUTBOX_STATUS,
-        "purposes": OUTBOX_PURPOSE,
-        "backend": svc.sms.s.backend,
-    }
-    return render(request, "staff/sms.html", ctx)
-
-
 def add_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/staff/sms", sms_outbox)
     r.add_get("/staff", staff_home)
     r.add_get("/staff/login", login_form)
     r.add_post("/staff/login", login_submit)

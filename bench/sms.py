@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from telephony.kannel import KannelPorts, mo_url, start_kannel  # noqa: E402
+from telephony.kannel import mo_url  # noqa: E402
+from telephony.kannel_run import KannelPorts, start_kannel  # noqa: E402
 from tests.hotline_server import Server, StaffClient  # noqa: E402
 from tests.sms.fakesmsc import FakeSmsc  # noqa: E402
 from tests.test_telephony_sip import add_user  # noqa: E402

@@ -16,13 +16,11 @@ from telephony.kannel import (
     DLR_DELIVERED,
     DLR_SMSC_ACK,
     MO_PATH,
-    KannelPorts,
-    KannelProcess,
     kannel_dlr_url,
     mo_url,
     render_kannel,
-    start_kannel,
 )
+from telephony.kannel_run import KannelPorts, KannelProcess, start_kannel
 from tests.sms.fakesmsc import FakeSmsc, Mt, Sms, assemble, mo_line, parse_concat, parse_mt
 
 SERVICE = "12345"

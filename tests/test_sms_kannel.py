@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from telephony.kannel import KannelPorts, KannelProcess, mo_url, start_kannel
+from telephony.kannel import mo_url
+from telephony.kannel_run import KannelPorts, KannelProcess, start_kannel
 from tests.hotline_server import Server, StaffClient
 from tests.sms.fakesmsc import FakeSmsc, Sms
 from tests.test_telephony_sip import add_user
