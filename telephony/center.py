@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PURGED = {"recording_purged": True}
 SPOOL_SWEEP_S = 60.0
 SURVEY_ACTOR = Actor(Role.CITIZEN, name="市民（电话回访）")
+CENTRE = Actor(Role.SYSTEM, name="呼叫中心")  # reads orders for the IVR and the survey
 SURVEY_ANSWERS = {
     "1": Satisfaction.SATISFIED,
     "2": Satisfaction.BASIC,
@@ -283,7 +284,7 @@ class CallCenter:
             log.info("回访电话 %s: no answer given", call)
             return
         try:
-            ticket = await self.tickets.get(SURVEY_ACTOR_READ, ticket_id)
+            ticket = await self.tickets.get(CENTRE, ticket_id)
             await self.tickets.revisit(
                 SURVEY_ACTOR, ticket.id, ticket.version, satisfaction, "电话回访按键"
             )
@@ -515,6 +516,3 @@ class CallCenter:
         agent = data.pop("agent", None)
         ev = CtiEvent(type_, self.now(), call=call, caller=caller, agent=agent, data=data)
         await self.bus.publish([ev], topic="cti")
-
-
-SURVEY_ACTOR_READ = Actor(Role.SYSTEM, name="系统")
