@@ -11,8 +11,8 @@ Per level it prints: calls, failed, INVITE→200 p50/p99 (ms, SIPp's response-ti
 whole milliseconds), and the machine's CPU use during the level (/proc/stat, all processes,
 SIPp included). At the end: the highest level with zero failed calls, and one JSON line.
 
-    bench/sip_load.sh                         # defaults: 80 workers, levels 50..300
-    bench/sip_load.sh --levels 100,200 --hold 20 --workers 60
+    bench/sip_load.sh                         # defaults: 110 workers × 2 callers, levels 50..200
+    bench/sip_load.sh --workers 80 --callers-per-worker 4 --levels 100,200,300   # IVR-only
 
 Everything runs on 127.0.0.1; processes started here are stopped by their PIDs.
 """
@@ -81,8 +81,15 @@ def run_level(front: int, level: int, hold_s: float, work: Path) -> dict[str, An
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--workers", type=int, default=80)
-    ap.add_argument("--levels", default="50,100,150,200,250,300")
+    ap.add_argument("--workers", type=int, default=110)
+    ap.add_argument(
+        "--callers-per-worker",
+        type=int,
+        default=2,
+        help="[telephony] callers_per_worker: 2 (default) keeps a slot per caller for an "
+        "agent's leg; 4 for IVR-only traffic",
+    )
+    ap.add_argument("--levels", default="50,100,150,200")
     ap.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     ap.add_argument("--kamailio-children", type=int, default=4)
     args = ap.parse_args()
@@ -102,6 +109,7 @@ def main() -> int:
         "HOTLINE__TELEPHONY__RTP_BASE_PORT": "20000",
         "HOTLINE__TELEPHONY__RTP_PORTS_PER_WORKER": "20",
         "HOTLINE__TELEPHONY__MAX_INVITES_PER_S": "1000",
+        "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": str(args.callers_per_worker),
     }
     server = Server(work, db_url, env=env)
     tel = load_settings(
@@ -144,7 +152,14 @@ def main() -> int:
     clean = [r["concurrency"] for r in rows if r["failed"] == 0 and r["successful"] == r["calls"]]
     best = max(clean, default=0)
     print(f"highest concurrency with zero failed calls: {best}")
-    print(json.dumps({"workers": args.workers, "hold_s": args.hold, "levels": rows, "best": best}))
+    summary = {
+        "workers": args.workers,
+        "callers_per_worker": args.callers_per_worker,
+        "hold_s": args.hold,
+        "levels": rows,
+        "best": best,
+    }
+    print(json.dumps(summary))
     return 0
 
 

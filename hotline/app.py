@@ -281,7 +281,8 @@ def sms_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         notifier = Notifier(sms, directory, settings.locale.timezone)
-        events = bus.subscribe(maxsize=10_000)
+        events = bus.subscribe(maxsize=10_000)  # first: nothing new slips past the catch-up
+        await notifier.catch_up(settings.sms.catch_up_hours)
         tasks = [asyncio.create_task(notifier.run(events))]
         session: aiohttp.ClientSession | None = None
         if settings.sms.backend == "kannel":

@@ -140,7 +140,10 @@ class Acd:
                 continue
             agent = next((a for a in free if a.username not in waiting.tried), None)
             if agent is None:
-                continue
+                # everyone free was tried once: try them again rather than let the caller wait
+                # for the timeout (a single agent on a night shift who missed one ring)
+                waiting.tried.clear()
+                agent = free[0]
             free.remove(agent)
             waiting.ringing = agent.username
             waiting.tried.add(agent.username)
@@ -157,16 +160,30 @@ class Acd:
             agent.answered += 1
         return waiting
 
-    def ring_failed(self, call: str, username: str, now: float) -> None:
-        """The agent did not answer: paused (so the next caller is not sent there), caller waits
-        on at the head of the queue for the next agent."""
+    def ring_failed(self, call: str, username: str, now: float, *, missed: bool = True) -> None:
+        """The agent's phone was not answered (`missed`: paused, so the next caller is not sent
+        there) or could not be rung from our side (available again); the caller waits on at the
+        head of the queue."""
         agent = self.agents.get(username)
         if agent is not None and agent.call == call:
             agent.call = None
-            agent.state, agent.since, agent.reason = AgentState.PAUSED, now, "未接听"
+            if missed:
+                agent.state, agent.since, agent.reason = AgentState.PAUSED, now, "未接听"
+            else:
+                agent.state, agent.since, agent.reason = AgentState.AVAILABLE, now, ""
         waiting = self.waiting.get(call)
         if waiting is not None:
             waiting.ringing = None
+            if not missed:
+                waiting.tried.discard(username)
+
+    def reserve(self, username: str, call: str, now: float) -> Agent:
+        """An outbound call-back rings this agent's phone: no queue caller meanwhile."""
+        agent = self._agent(username)
+        if agent.state not in (AgentState.AVAILABLE, AgentState.PAUSED, AgentState.WRAPUP):
+            raise AcdError("坐席正在振铃或通话中，不能回拨")
+        agent.state, agent.since, agent.call = AgentState.RINGING, now, call
+        return agent
 
     def ended(self, call: str, username: str, now: float) -> None:
         """The conversation is over: wrap-up, then available again."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,11 @@ from tickets.service import TicketService
 log = logging.getLogger(__name__)
 
 PURGED = {"recording_purged": True}
+# sip:user@host[:port][;params] — no URI headers (?…), nothing a dial string could smuggle in
+AGENT_URI = re.compile(
+    r"^sips?:[A-Za-z0-9._~+-]{1,64}@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:]+\])"
+    r"(:\d{1,5})?(;[A-Za-z0-9=._-]{1,64})*$"
+)
 SPOOL_SWEEP_S = 60.0
 SURVEY_ACTOR = Actor(Role.CITIZEN, name="市民（电话回访）")
 CENTRE = Actor(Role.SYSTEM, name="呼叫中心")  # reads orders for the IVR and the survey
@@ -56,7 +62,6 @@ class LiveCall:
     link: Link | None
     started: float
     agent: str | None = None
-    done: bool = False
 
 
 @dataclass
@@ -162,10 +167,18 @@ class CallCenter:
         return None
 
     async def _worker_gone(self, wl: WorkerLink) -> None:
-        """A worker died or stopped: its calls are over; its voicemails become orders."""
-        for call in list(wl.calls):
-            await self._end(call, "")
-        await self.voicemail.recover(live=set(self.calls))
+        """A worker died or stopped: its voicemails become orders, then its calls are over."""
+        dead = set(wl.calls)
+        try:
+            for call, ticket in await self.voicemail.recover(live=set(self.calls) - dead):
+                self._filed(call, ticket)
+        except Exception:  # the spool sweep retries every minute
+            log.exception("voicemail recovery after worker %d failed", wl.index)
+        for call in dead:
+            try:
+                await self._end(call, "")
+            except Exception:  # one record that cannot be closed must not keep the others open
+                log.exception("closing call %s of worker %d failed", call, wl.index)
 
     # -- requests from workers ----------------------------------------------------------------
     async def _handle(self, wl: WorkerLink, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -182,8 +195,9 @@ class CallCenter:
             return {"position": self.acd.position(call)}
         elif op == "answered":
             await self._answered(call, str(args["agent"]), str(args.get("recording") or ""))
-        elif op == "ring_failed":
-            self.acd.ring_failed(call, str(args["agent"]), self.monotonic())
+        elif op in ("ring_failed", "ring_unavailable"):
+            missed = op == "ring_failed"
+            self.acd.ring_failed(call, str(args["agent"]), self.monotonic(), missed=missed)
             await self._agent_event(str(args["agent"]))
         elif op == "voicemail":
             return await self._voicemail(call)
@@ -256,26 +270,33 @@ class CallCenter:
         return {"queued": True, "position": position}
 
     async def _answered(self, call: str, agent: str, recording: str) -> None:
-        self.acd.answered(call, agent, self.monotonic())
         live = self.calls.get(call)
-        if live is None:
+        if live is None:  # the call ended meanwhile: the agent is free again
+            self.acd.ended(call, agent, self.monotonic())
             return
-        live.agent = agent
-        self._update(call, answered_at=self.now(), agent=agent, recording=recording or None)
+        if agent:
+            self.acd.answered(call, agent, self.monotonic())
+            live.agent = agent
+        self._update(call, answered_at=self.now(), agent=agent or None, recording=recording or None)
         rec = live.record
-        values = {"answered_at": rec.answered_at, "agent": agent, "recording": rec.recording}
+        values = {"answered_at": rec.answered_at, "agent": rec.agent, "recording": rec.recording}
         await self.db.write(lambda c: store.update_call(c, call, values))
-        await self._cti("call.answered", call, caller=rec.caller, agent=agent)
-        await self._agent_event(agent)
+        await self._cti("call.answered", call, caller=rec.caller, agent=rec.agent)
+        if agent:
+            await self._agent_event(agent)
 
     async def _voicemail(self, call: str) -> dict[str, Any]:
-        live = self.calls.get(call)
         ticket = await self.voicemail.file(call)
+        self._filed(call, ticket)
+        return {"number": ticket.number}
+
+    def _filed(self, call: str, ticket: Ticket) -> None:
+        """The call's voicemail is an order now: its record says so when it ends."""
+        live = self.calls.get(call)
         if live is not None:
             live.record.ticket_id = ticket.id
             live.record.outcome = "voicemail"
             live.record.recording = ticket.attachments[0]["path"] if ticket.attachments else None
-        return {"number": ticket.number}
 
     async def _survey_done(self, call: str, ticket_id: int, answer: str) -> None:
         satisfaction = SURVEY_ANSWERS.get(answer)
@@ -295,9 +316,8 @@ class CallCenter:
 
     async def _end(self, call: str, path: str) -> None:
         live = self.calls.pop(call, None)
-        if live is None or live.done:
+        if live is None:
             return
-        live.done = True
         for wl in self.workers.values():
             wl.calls.discard(call)
         waiting = self.acd.remove(call)
@@ -348,9 +368,13 @@ class CallCenter:
         for waiting in self.acd.tick(self.monotonic()):
             live = self.calls.get(waiting.call)
             if live is not None and live.link is not None:
-                with contextlib.suppress(LinkError):
-                    await live.link.request("voicemail", call=waiting.call)
+                # not awaited here: one slow worker must not hold up the queue for everyone
+                self._spawn(self._to_voicemail(live.link, waiting.call))
         self._match()
+
+    async def _to_voicemail(self, link: Link, call: str) -> None:
+        with contextlib.suppress(LinkError):
+            await link.request("voicemail", call=call)
 
     def _match(self) -> None:
         for offer in self.acd.offers(self.monotonic()):
@@ -369,8 +393,14 @@ class CallCenter:
 
     # -- agents (called by the web console) ---------------------------------------------------
     async def agent_login(self, username: str, uri: str) -> Agent:
-        if not uri.startswith(("sip:", "sips:")):
-            raise InvalidInput("坐席电话地址应为 sip: 开头的 SIP 地址", field="uri")
+        m = AGENT_URI.match(uri)
+        if m is None:
+            raise InvalidInput("坐席电话地址应为 sip:用户@主机[:端口] 形式", field="uri")
+        if m.group("host").lower() not in {h.lower() for h in self.settings.agent_hosts}:
+            # the queue and call-backs dial this address: only the centre's own phones
+            raise InvalidInput(
+                "坐席电话须在本中心的话机/注册服务器上（telephony.agent_hosts）", field="uri"
+            )
         agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic()))
         await self._agent_event(username)
         return agent
@@ -454,9 +484,10 @@ class CallCenter:
                 raise Conflict("工单答复并审核后才能电话回访")
             args: dict[str, Any] = {"purpose": "survey", "uri": citizen_uri, "ticket": ticket.id}
         elif purpose == "callback":
-            agent = self.acd.agents.get(username)
-            if agent is None:
+            if username not in self.acd.agents:
                 raise Conflict("请先签入坐席（登记话机），再回拨")
+            # reserved before the request: no queue caller may be put through meanwhile
+            agent = self._acd(lambda: self.acd.reserve(username, "", self.monotonic()))
             args = {
                 "purpose": "callback",
                 "uri": agent.uri,
@@ -467,12 +498,19 @@ class CallCenter:
             raise InvalidInput("purpose 只能是 callback 或 survey", field="purpose")
         wl = self._least_busy()
         if wl is None:
+            if purpose == "callback":
+                self.acd.ended("", username, self.monotonic())
             raise Conflict("没有可用的 SIP 工作进程，请稍后再试")
         try:
             answer = await wl.link.request("originate", **args)
         except LinkError as exc:
-            raise Conflict(f"外呼失败: {exc}") from None
+            if purpose == "callback":
+                self.acd.ended("", username, self.monotonic())
+            log.warning("originate failed: %s", exc)
+            raise Conflict("外呼失败，请稍后再试") from None
         call = str(answer["call"])
+        if purpose == "callback":
+            self.acd.agents[username].call = call
         rec = CallRecord(
             id=call,
             direction="out",
@@ -484,7 +522,7 @@ class CallCenter:
             ticket_id=ticket.id,
             agent=args.get("agent"),
         )
-        self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=None)
+        self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=args.get("agent"))
         wl.calls.add(call)
         await self.db.write(lambda c: store.insert_call(c, rec))
         await self._cti("call.offered", call, caller=number, purpose=purpose)

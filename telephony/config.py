@@ -78,6 +78,12 @@ class TelephonySettings(_Section):
     pump_interval_ms: Annotated[int, Field(ge=1, le=100)] = 20
     # INVITEs per second a worker accepts from one source address; more are refused with 503.
     max_invites_per_s: Annotated[int, Field(ge=1, le=10_000)] = 50
+    # Callers one worker takes (it holds 4 calls; a caller talking to an agent needs 2):
+    # 2 = every caller can always be put through; up to 4 for IVR-only traffic.
+    callers_per_worker: Annotated[int, Field(ge=1, le=4)] = 2
+    # Hosts agents' phones may be on (the SIP address an agent signs in with): the queue and
+    # call-backs dial these addresses, so they must be the centre's own phones or registrar.
+    agent_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = ["127.0.0.1"]
 
     # IVR: seconds to wait for the first key, retries before an agent takes over.
     digit_timeout_s: Annotated[float, Field(gt=0, le=60)] = 6
@@ -200,6 +206,19 @@ DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
 }
 
 
+SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock")
+
+
+def _check_placeholders(templates: dict[str, str]) -> dict[str, str]:
+    """A typo in a placeholder must stop start-up, not fail each message at send time."""
+    for key, text in templates.items():
+        try:
+            text.format(**dict.fromkeys(SMS_PLACEHOLDERS, ""))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"短信模板 {key} 的占位符无效: {exc}") from None
+    return templates
+
+
 class SmsSettings(_Section):
     # outbox: messages are kept and shown (GET /api/v1/sms/outbox), nothing is sent;
     # kannel: sent through Kannel's sendsms interface.
@@ -212,6 +231,10 @@ class SmsSettings(_Section):
     dlr_url: str = ""
     # HMAC-SHA256 key of the generic JSON webhook (POST /api/v1/sms/webhook); empty: disabled.
     webhook_secret: str = ""
+    # Kannel's MO and delivery-report calls are accepted only from these addresses, and, when
+    # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -).
+    gateway_addresses: list[str] = ["127.0.0.1", "::1"]
+    gateway_token: Annotated[str, Field(pattern=r"^[A-Za-z0-9._~-]{0,128}$")] = ""
     max_text_chars: Annotated[int, Field(ge=70, le=10_000)] = 1000
     per_number_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 20
     quiet_from: str = "21:30"
@@ -222,6 +245,9 @@ class SmsSettings(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 100
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1
     survey_days: Annotated[int, Field(ge=1, le=90)] = 7
+    # At start, notices are made for the order events of this many past hours that have none
+    # yet (after a crash between an order's commit and its notice).
+    catch_up_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
     supervisor_phones: list[Annotated[str, Field(pattern=r"^1\d{10}$")]] = []
     templates: dict[str, str] = dict(DEFAULT_SMS_TEMPLATES)
     templates_mn: dict[str, str] = dict(DEFAULT_SMS_TEMPLATES_MN)
@@ -239,7 +265,12 @@ class SmsSettings(_Section):
         missing = sorted(set(DEFAULT_SMS_TEMPLATES) - set(v))
         if missing:
             raise ValueError(f"缺少短信模板: {', '.join(missing)}")
-        return v
+        return _check_placeholders(v)
+
+    @field_validator("templates_mn")
+    @classmethod
+    def _templates_mn(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_placeholders(v)
 
     @model_validator(mode="after")
     def _kannel_needs(self) -> SmsSettings:

@@ -78,6 +78,8 @@ class Session:
     async def _until(self, aw: Awaitable[T], wait_s: float | None) -> T | None:
         """`aw`'s result, None on timeout; Hangup when the caller leaves first."""
         if self.hungup.is_set():
+            if asyncio.iscoroutine(aw):
+                aw.close()  # never started: say so, or Python warns it was never awaited
             raise Hangup
         task = asyncio.ensure_future(aw)
         gone = asyncio.ensure_future(self.hungup.wait())
@@ -166,6 +168,8 @@ class Session:
             pass
         except LinkError as exc:
             log.warning("call %s: call centre unreachable (%s); ending the call", self.call, exc)
+        except Exception:  # a broken prompt file, a pjsua2 error: end this call, keep the rest
+            log.exception("call %s failed", self.call)
         finally:
             await self._finish()
 
@@ -253,7 +257,8 @@ class Session:
         try:
             leg = self.dialer.call(uri)
         except SipError as exc:
-            await self.center.notify("ring_failed", call=self.call, agent=agent, code=500)
+            # our side could not place the call: not the agent's fault, so not "未接听"
+            await self.center.notify("ring_unavailable", call=self.call, agent=agent)
             log.warning("call %s: cannot ring agent %s: %s", self.call, agent, exc)
             return False
         self.agent_leg = leg
@@ -264,7 +269,11 @@ class Session:
             self.agent_leg = None
             await self.center.notify("ring_failed", call=self.call, agent=agent, code=leg.last_code)
             return False
-        self.leg.bridge(leg)
+        if not self.leg.bridge(leg):
+            leg.hangup(0)
+            self.agent_leg = None
+            await self.center.notify("ring_unavailable", call=self.call, agent=agent)
+            return False
         recording = self.media.recordings / f"{self.call}.wav"
         self.leg.record(recording, with_peer=True)
         self.path.append(f"agent:{agent}")
@@ -319,17 +328,23 @@ class Session:
         answer: str | None = None
         try:
             await self._until(self.media_up.wait(), self.settings.ring_agent_s * 4)
-            answer = await self.ask(["survey"], {"1", "2", "3"})
-            if answer is not None:
-                await self.say("survey_thanks", barge_in=False)
+            if self.media_up.is_set():  # nobody answered: nothing to ask
+                self.path.append("survey")
+                await self.center.notify("answered", call=self.call, agent="", recording="")
+                answer = await self.ask(["survey"], {"1", "2", "3"})
+                if answer is not None:
+                    await self.say("survey_thanks", barge_in=False)
         except Hangup:
             pass
+        except Exception:  # the call must still end and be recorded
+            log.exception("survey call %s failed", self.call)
         finally:
-            self.leg.hangup()
-            with contextlib.suppress(LinkError):
-                await self.center.notify(
-                    "survey_done", call=self.call, ticket=ticket, answer=answer or ""
-                )
+            if answer is not None:
+                with contextlib.suppress(LinkError):
+                    await self.center.notify(
+                        "survey_done", call=self.call, ticket=ticket, answer=answer
+                    )
+            await self._finish()
 
     async def run_callback(self, agent: str, citizen_uri: str) -> None:
         """Call-back: the agent's phone (this leg) first, then the citizen, bridged."""
@@ -344,7 +359,8 @@ class Session:
             if not await self._until(self.agent_up.wait(), 60):
                 other.hangup()
                 raise Hangup
-            self.leg.bridge(other)
+            if not self.leg.bridge(other):
+                raise Hangup
             self.leg.record(self.media.recordings / f"{self.call}.wav", with_peer=True)
             await self.center.notify(
                 "answered",
@@ -355,6 +371,8 @@ class Session:
             await self._until(self.agent_gone.wait(), None)
         except (Hangup, SipError):
             pass
+        except Exception:  # the call must still end and be recorded
+            log.exception("call-back %s failed", self.call)
         finally:
             await self._finish()
 

@@ -37,9 +37,14 @@ LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_PANIC = 0, 1, 2, 3, 4
 CONF_NAME = "kannel.conf"
 
 
-def mo_url(platform_url: str = DEFAULT_PLATFORM_URL) -> str:
-    """The sms-service get-url for a platform at platform_url (scheme://host:port)."""
-    return f"{platform_url.rstrip('/')}{MO_PATH}?{MO_QUERY}"
+def mo_url(platform_url: str = DEFAULT_PLATFORM_URL, token: str = "") -> str:
+    """The sms-service get-url for a platform at platform_url (scheme://host:port); with the
+    platform's [sms] gateway_token when it has one (letters, digits, . _ ~ - only: Kannel
+    would read a % as one of its escape codes)."""
+    if token and not _PLAIN_REF.fullmatch(token):
+        raise ValueError("gateway token must be letters, digits, . _ ~ -")
+    extra = f"&token={token}" if token else ""
+    return f"{platform_url.rstrip('/')}{MO_PATH}?{MO_QUERY}{extra}"
 
 
 _PLAIN_REF = re.compile(r"[A-Za-z0-9._~-]{1,64}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from routing.directory import Directory
@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 _READER = Actor(Role.SYSTEM, name="短信通知")
 CLOCK_LABELS = {"sign": "签收", "reply": "办结", "revisit": "回访"}
 ACK_CHANNELS = frozenset({Channel.WEB, Channel.SMS, Channel.PHONE})
+NOTIFIED_ACTIONS = (
+    "create",
+    "dispatch",
+    "deadline_warning",
+    "deadline_overdue",
+    "answer",
+    "approve",
+)
 
 
 def mobile(phone: str | None) -> str | None:
@@ -37,6 +45,18 @@ class Notifier:
         self.sms = sms
         self.directory = directory
         self.tz = ZoneInfo(timezone)
+
+    async def catch_up(self, hours: float = 24) -> int:
+        """Notices for the events of the last hours (a crash between an order's commit and its
+        notice, a lagging bus): each event's notice is queued once, so repeats cost nothing."""
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        seen = await self.sms.tickets.events_since(since, NOTIFIED_ACTIONS)
+        for ev in seen:
+            try:
+                await self.handle(ev)
+            except Exception:  # one bad event must not stop the catch-up
+                log.exception("notice catch-up for event %d failed", ev.id)
+        return len(seen)
 
     async def run(self, events: asyncio.Queue[TicketEvent]) -> None:
         while True:
@@ -61,7 +81,7 @@ class Notifier:
             t = await self._ticket(ev)
             phone = mobile(t.caller.phone) if t else None
             if t and phone and t.channel in ACK_CHANNELS:
-                await self.sms.notify(phone, "ack", t, urgent=True, dedupe=f"ack:{t.id}")
+                await self.sms.notify(phone, "ack", t, urgent=True, dedupe=f"ack:{key}")
         elif ev.action == "dispatch":
             t = await self._ticket(ev)
             if t is None:

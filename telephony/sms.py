@@ -21,7 +21,7 @@ from telephony import sms_store as store
 from telephony.config import SmsSettings
 from tickets.access import mask_phone, normalize_phone
 from tickets.db import Database
-from tickets.errors import DomainError, InvalidInput
+from tickets.errors import DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     CITIZEN,
     Actor,
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_MT_CHARS = 670
 SEND_CONCURRENCY = 8  # sendsms requests in flight (different recipients)
+SEND_LEASE = timedelta(minutes=2)  # a claimed message is due again after this
+PENDING_STALE = timedelta(minutes=5)  # an incoming message still "pending" this long: retry
 ORDER_NUMBER = re.compile(r"(?<!\d)(\d{14})(?!\d)")
 SURVEY_WORDS = {
     "1": Satisfaction.SATISFIED,
@@ -105,6 +107,7 @@ class KannelGateway:
         self.s = settings
         self.dlr_url = dlr_url
         self.session = session
+        self.token = f"&token={settings.gateway_token}" if settings.gateway_token else ""
 
     async def send(self, msg_id: int, recipient: str, text: str) -> None:
         s = self.s
@@ -118,7 +121,7 @@ class KannelGateway:
             "coding": "2",
             "dlr-mask": "31",
             # Kannel fills %d (report type) and %T (time) when it calls back
-            "dlr-url": f"{self.dlr_url}?id={msg_id}&type=%d&ts=%T",
+            "dlr-url": f"{self.dlr_url}?id={msg_id}&type=%d&ts=%T{self.token}",
         }
         try:
             async with asyncio.timeout(s.send_timeout_s):
@@ -177,15 +180,31 @@ class SmsService:
         return Incoming(phone, receiver.strip()[:32], text, key[:120])
 
     async def receive(self, msg: Incoming) -> Outcome:
-        """Durable before it returns: the gateway may then forget the message."""
-        known = await self.db.read(lambda c: store.get_inbox(c, msg.key))
-        if known is not None:
-            return Outcome("duplicate")
+        """Durable before it returns: the gateway may then forget the message. The inbox row
+        is written first (pending): a redelivery, concurrent or later, finds it and does
+        nothing, unless the first handling died (then it is taken over after a while)."""
         now = self.now()
         phone = msg.sender
         blocked, recent = await self.db.read(
             lambda c: (store.is_blocked(c, phone), store.count_from(c, phone, store.hour_ago(now)))
         )
+        row = {
+            "key": msg.key,
+            "sender": phone,
+            "receiver": msg.receiver,
+            "text": msg.text,
+            "received_at": now,
+            "handled_as": "pending",
+            "ticket_id": None,
+        }
+        if not await self.db.write(lambda c: store.insert_inbox(c, row)):
+            known = await self.db.read(lambda c: store.get_inbox(c, msg.key))
+            stale = known is not None and known[0] == "pending" and now - known[1] > PENDING_STALE
+            if not stale or known is None:
+                return Outcome("duplicate")
+            seen = known[1]
+            if not await self.db.write(lambda c: store.take_over_inbox(c, msg.key, seen, now)):
+                return Outcome("duplicate")
         outcome: Outcome
         if blocked:
             outcome = Outcome("blocked")
@@ -196,20 +215,8 @@ class SmsService:
             outcome = Outcome("stop")
         else:
             outcome = await self._route(msg)
-        await self.db.write(
-            lambda c: store.insert_inbox(
-                c,
-                {
-                    "key": msg.key,
-                    "sender": phone,
-                    "receiver": msg.receiver,
-                    "text": msg.text,
-                    "received_at": now,
-                    "handled_as": outcome.handled_as,
-                    "ticket_id": outcome.ticket.id if outcome.ticket else None,
-                },
-            )
-        )
+        ticket_id = outcome.ticket.id if outcome.ticket else None
+        await self.db.write(lambda c: store.finish_inbox(c, msg.key, outcome.handled_as, ticket_id))
         log.info("SMS from %s: %s", mask_phone(phone), outcome.handled_as)
         if outcome.handled_as == "stop":
             await self.notify(phone, "stopped", None, urgent=True)
@@ -235,13 +242,19 @@ class SmsService:
         if target is None:
             mine, _ = await self.tickets.list_tickets(_CENTRE, _filter(phone))
             target = next((t for t in mine if t.status in OPEN), None)
-        if target is not None and target.status in OPEN:
+        for _ in range(3):  # someone may change the order meanwhile: read it again and retry
+            if target is None or target.status not in OPEN:
+                break
             try:
                 t = await self.tickets.supplement(CITIZEN, target.id, target.version, msg.text)
-                await self.notify(phone, "supplement", t)
-                return Outcome("supplement", t)
-            except DomainError as exc:  # the order moved on meanwhile: a new order then
+            except VersionConflict:
+                target = await self.tickets.get(_CENTRE, target.id)
+                continue
+            except DomainError as exc:  # closed meanwhile: a new order then
                 log.info("supplement to %s refused (%s); new order", target.number, exc)
+                break
+            await self.notify(phone, "supplement", t)
+            return Outcome("supplement", t)
         ticket = await self.tickets.submit(
             NewTicket(
                 channel=Channel.SMS,
@@ -341,6 +354,11 @@ class SmsService:
         gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
         async def one(msg: store.Outgoing) -> bool:
+            claimed = await self.db.write(
+                partial(store.claim, msg_id=msg.id, now=now, lease=SEND_LEASE)
+            )
+            if not claimed:  # another sender took it
+                return False
             async with gate:
                 try:
                     await gateway.send(msg.id, msg.recipient, msg.text)
@@ -364,12 +382,12 @@ class SmsService:
         final = exc.permanent or attempts >= self.s.max_attempts
         delay = min(self.s.retry_max_s, self.s.retry_base_s * 2 ** (attempts - 1))
         values: dict[str, Any] = {
+            "status": "failed" if final else "queued",
             "attempts": attempts,
             "last_error": str(exc)[:300],
             "next_at": None if final else now + timedelta(seconds=delay),
         }
         if final:
-            values["status"] = "failed"
             log.error("SMS %d to %s failed for good: %s", msg.id, mask_phone(msg.recipient), exc)
         await self.db.write(partial(store.update_outbox, msg_id=msg.id, values=values))
 
@@ -399,7 +417,7 @@ class SmsService:
         elif report & (2 | 16):
             values = {"status": "failed", "last_error": f"投递失败（状态报告 {report}）"}
         if values:
-            await self.db.write(lambda c: store.update_outbox(c, msg_id, values))
+            await self.db.write(lambda c: store.report_delivery(c, msg_id, values))
         return True
 
     # -- reading and block list -----------------------------------------------------------------

@@ -35,11 +35,30 @@ def _outgoing(row: Any) -> Outgoing:
 
 
 # -- inbox ------------------------------------------------------------------------------------
-def get_inbox(conn: Connection, key: str) -> tuple[str, int | None] | None:
+def get_inbox(conn: Connection, key: str) -> tuple[str, datetime] | None:
     row = conn.execute(
-        sa.select(sms_inbox.c.handled_as, sms_inbox.c.ticket_id).where(sms_inbox.c.key == key)
+        sa.select(sms_inbox.c.handled_as, sms_inbox.c.received_at).where(sms_inbox.c.key == key)
     ).first()
-    return (row.handled_as, row.ticket_id) if row else None
+    return (row.handled_as, row.received_at) if row else None
+
+
+def take_over_inbox(conn: Connection, key: str, seen_at: datetime, now: datetime) -> bool:
+    """Claim a message whose first handling never finished (a crash): one taker wins."""
+    c = sms_inbox.c
+    stmt = (
+        sms_inbox.update()
+        .where(c.key == key, c.handled_as == "pending", c.received_at == seen_at)
+        .values(received_at=now)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def finish_inbox(conn: Connection, key: str, handled_as: str, ticket_id: int | None) -> None:
+    conn.execute(
+        sms_inbox.update()
+        .where(sms_inbox.c.key == key)
+        .values(handled_as=handled_as, ticket_id=ticket_id)
+    )
 
 
 def insert_inbox(conn: Connection, values: dict[str, Any]) -> bool:
@@ -76,27 +95,55 @@ def enqueue(conn: Connection, values: dict[str, Any]) -> int | None:
         return None
 
 
+UNSENT = ("queued", "sending")
+
+
 def due(conn: Connection, now: datetime, limit: int) -> list[Outgoing]:
-    """The oldest unsent message of each recipient, if it is due: order per recipient holds
-    (a later message never overtakes an earlier one that is waiting for a retry)."""
+    """The oldest unsent message of each recipient, if it is due: a later message never
+    overtakes an earlier one that failed and waits for its retry (or is being sent). A message
+    merely held for quiet hours does not block a later urgent one."""
+    c = sms_outbox.c
+    blocking = sa.or_(c.next_at <= now, c.attempts > 0, c.status == "sending")
     first = (
-        sa.select(sa.func.min(sms_outbox.c.id).label("id"))
-        .where(sms_outbox.c.status == "queued")
-        .group_by(sms_outbox.c.recipient)
+        sa.select(sa.func.min(c.id).label("id"))
+        .where(c.status.in_(UNSENT), blocking)
+        .group_by(c.recipient)
         .subquery()
     )
     stmt = (
         sa.select(sms_outbox)
         .join(first, first.c.id == sms_outbox.c.id)
-        .where(sms_outbox.c.next_at <= now)
+        .where(c.next_at <= now)
         .order_by(sms_outbox.c.id)
         .limit(limit)
     )
     return [_outgoing(r) for r in conn.execute(stmt)]
 
 
-def update_outbox(conn: Connection, msg_id: int, values: dict[str, Any]) -> None:
-    conn.execute(sms_outbox.update().where(sms_outbox.c.id == msg_id).values(values))
+def update_outbox(conn: Connection, msg_id: int, values: dict[str, Any]) -> bool:
+    """Only an unsent message moves: a delivery report that came first is never undone."""
+    c = sms_outbox.c
+    stmt = sms_outbox.update().where(c.id == msg_id, c.status.in_(UNSENT)).values(values)
+    return conn.execute(stmt).rowcount == 1
+
+
+def claim(conn: Connection, msg_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take a due message for sending (one sender wins, whatever the number of processes);
+    if the sender dies, the lease runs out and the message is due again."""
+    c = sms_outbox.c
+    stmt = (
+        sms_outbox.update()
+        .where(c.id == msg_id, c.status.in_(UNSENT), c.next_at <= now)
+        .values(status="sending", next_at=now + lease)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def report_delivery(conn: Connection, msg_id: int, values: dict[str, Any]) -> bool:
+    return (
+        conn.execute(sms_outbox.update().where(sms_outbox.c.id == msg_id).values(values)).rowcount
+        == 1
+    )
 
 
 def get_outbox(conn: Connection, msg_id: int) -> Outgoing | None:

@@ -142,7 +142,7 @@ class VoicemailFiler:
         log.info("voicemail %s → order %s (%.0f s)", call, ticket.number, seconds)
         return ticket
 
-    async def recover(self, live: set[str]) -> list[Ticket]:
+    async def recover(self, live: set[str]) -> list[tuple[str, Ticket]]:
         """Orders for voicemails left by calls no worker owns any more (a crash, a restart)."""
         folder = self.spool
         if not folder.exists():
@@ -153,7 +153,7 @@ class VoicemailFiler:
             if call in live:
                 continue
             try:
-                done.append(await self.file(call))
+                done.append((call, await self.file(call)))
                 log.warning("recovered voicemail %s of an interrupted call", call)
             except Exception:  # one damaged note must not hold up the others
                 log.exception("voicemail %s could not be filed; left in the spool", call)

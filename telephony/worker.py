@@ -20,7 +20,7 @@ from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
 from telephony.protocol import Link, LinkError, connect
-from telephony.sip import MAX_CALLS, Leg, SipConfig, SipError, SipStack
+from telephony.sip import Leg, SipConfig, SipError, SipStack
 
 log = logging.getLogger("telephony.worker")
 
@@ -63,7 +63,10 @@ class Worker:
             return 503
         if self.link is None or self.link.closed.is_set():
             return 503  # no call centre: a proxy in front tries another worker
-        if len(self.stack.legs) > MAX_CALLS:
+        callers = sum(1 for x in self.stack.legs.values() if not x.outbound and x is not leg)
+        if callers >= self.settings.callers_per_worker:
+            # keep call slots for the agents' legs these callers will need (486: Kamailio
+            # tries the next worker)
             return 486
         session = self._session(leg)
         self._spawn(session.run_inbound())
@@ -81,11 +84,16 @@ class Worker:
         return len(window) > self.settings.max_invites_per_s
 
     def on_confirmed(self, leg: Leg) -> None:
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_up.set()
+        self._maybe_up(leg)
 
     def on_media(self, leg: Leg) -> None:
+        self._maybe_up(leg)
+
+    def _maybe_up(self, leg: Leg) -> None:
+        """A leg is up when answered (200, ACK) AND its audio flows: early media (183 with
+        ringback) is not an answer, on an agent's phone or a citizen's."""
+        if not leg.media_ready or (leg.outbound and leg.state != "confirmed"):
+            return
         session = self.sessions.get(leg.id)
         if session is not None:
             session.media_up.set()

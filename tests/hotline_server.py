@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.ports import free_port, free_port_block
+from tests.ports import RTP_HIGH, RTP_LOW, free_port, free_port_block
 
 HOTLINE = Path(sys.executable).with_name("hotline")
 BOOT_TIMEOUT_S = 90  # generous: a cold start on a loaded CI machine; never asserted as a speed
@@ -44,7 +44,9 @@ class Server:
             HOTLINE__DATABASE__URL=db_url,
             # the real SIP worker starts too, on a port and in folders of this test's own
             HOTLINE__TELEPHONY__PORT=str(self.sip_port),
-            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(free_port_block(40 * workers, tcp=False)),
+            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(
+                free_port_block(40 * workers, tcp=False, low=RTP_LOW, high=RTP_HIGH)
+            ),
             HOTLINE__TELEPHONY__PROMPTS_DIR=str(tmp_path / "prompts"),
             HOTLINE__TELEPHONY__SPOOL_DIR=str(self.spool),
             HOTLINE__TELEPHONY__RECORDINGS_DIR=str(self.recordings),

@@ -6,7 +6,10 @@ from __future__ import annotations
 import random
 import socket
 
-LOW, HIGH = 10_000, 32_000
+LOW, HIGH = 10_000, 20_000
+# RTP ranges of the SIP workers under test: bound only when a call starts, so they live apart
+# from the ports other peers (SIPp, baresip) bind right away
+RTP_LOW, RTP_HIGH = 20_000, 32_000
 _rng = random.SystemRandom()  # parallel test runs must not walk the same sequence
 
 
@@ -23,13 +26,21 @@ def port_free(port: int, *, udp: bool = True, tcp: bool = True, host: str = "127
     return True
 
 
-def free_port_block(n: int, *, udp: bool = True, tcp: bool = True, step: int = 1) -> int:
+def free_port_block(
+    n: int,
+    *,
+    udp: bool = True,
+    tcp: bool = True,
+    step: int = 1,
+    low: int = LOW,
+    high: int = HIGH,
+) -> int:
     """The first of n ports (base, base+step, …) free now for the given protocols."""
     for _ in range(1000):
-        base = _rng.randrange(LOW, HIGH - n * step)
+        base = _rng.randrange(low, high - n * step)
         if all(port_free(base + i * step, udp=udp, tcp=tcp) for i in range(n)):
             return base
-    raise RuntimeError(f"no block of {n} free ports in {LOW}–{HIGH}")
+    raise RuntimeError(f"no block of {n} free ports in {low}–{high}")
 
 
 def free_port(*, udp: bool = True, tcp: bool = True) -> int:

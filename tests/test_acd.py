@@ -85,16 +85,15 @@ def test_acd_unanswered_ring_pauses_agent_and_tries_the_next() -> None:
     assert acd.position("call") == 1  # still waiting, at the head
 
 
-def test_acd_agent_not_tried_twice_for_the_same_caller() -> None:
+def test_acd_an_agent_who_missed_is_tried_after_the_others() -> None:
     acd = make_acd()
     available(acd, "a", 0)
+    available(acd, "b", 0.5)
     acd.enqueue("call", "other", "1", 1)
-    acd.offers(2)
+    assert [o.agent.username for o in acd.offers(2)] == ["a"]
     acd.ring_failed("call", "a", 3)
-    acd.set_state("a", AgentState.AVAILABLE, 4)
-    assert acd.offers(5) == []
-    acd.enqueue("call2", "other", "2", 6)
-    assert [o.call for o in acd.offers(7)] == ["call2"]
+    acd.set_state("a", AgentState.AVAILABLE, 4)  # a is the longest idle again, but missed
+    assert [o.agent.username for o in acd.offers(5)] == ["b"]
 
 
 def test_acd_wrapup_then_available_again_after_wrapup_seconds() -> None:
@@ -154,3 +153,36 @@ def test_acd_agents_cannot_set_system_states(state: AgentState) -> None:
     available(acd, "a", 0)
     with pytest.raises(AcdError):
         acd.set_state("a", state, 1)
+
+
+def test_acd_reserved_agent_gets_no_queue_caller_and_frees_after_the_call() -> None:
+    acd = make_acd(wrapup=0)
+    available(acd, "a", 0)
+    acd.reserve("a", "callback-1", 1)  # an outbound call-back rings the agent's phone
+    acd.enqueue("call", "other", "1", 2)
+    assert acd.offers(3) == []
+    acd.answered("callback-1", "a", 4)
+    acd.ended("callback-1", "a", 5)
+    assert [o.agent.username for o in acd.offers(6)] == ["a"]
+    with pytest.raises(AcdError):
+        acd.reserve("a", "callback-2", 7)  # ringing for the queue caller now
+
+
+def test_acd_ring_our_side_could_not_place_leaves_agent_available() -> None:
+    acd = make_acd()
+    available(acd, "a", 0)
+    acd.enqueue("call", "other", "1", 1)
+    acd.offers(2)
+    acd.ring_failed("call", "a", 3, missed=False)
+    assert acd.agents["a"].state is AgentState.AVAILABLE
+    assert [o.agent.username for o in acd.offers(4)] == ["a"]  # tried again, not skipped
+
+
+def test_acd_single_agent_who_missed_once_is_tried_again() -> None:
+    acd = make_acd()
+    available(acd, "a", 0)
+    acd.enqueue("call", "other", "1", 1)
+    acd.offers(2)
+    acd.ring_failed("call", "a", 3)  # missed: paused
+    acd.set_state("a", AgentState.AVAILABLE, 10)  # back at the desk
+    assert [o.agent.username for o in acd.offers(11)] == ["a"]

@@ -72,7 +72,16 @@ class Rig:
 
     async def notify(self, op: str, **args: Any) -> None:
         await self.worker.link.notify(op, **args)
-        await asyncio.sleep(0.05)  # notifications are handled as tasks on the centre's side
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Until the centre has handled everything this worker sent: a request's reply comes
+        after the centre read every earlier line (it reads in order and starts a handler task
+        per line); then those handler tasks finish."""
+        await self.worker.link.request("position", call="-")
+        handlers = self.center.workers[0].link._tasks
+        if handlers:
+            await asyncio.wait_for(asyncio.gather(*handlers), 10)
 
     def drain(self) -> list[tuple[str, str | None, dict[str, Any]]]:
         out = []
@@ -196,6 +205,7 @@ async def test_queue_timeout_orders_the_worker_to_take_a_voicemail(rig: Rig) -> 
     await rig.request("enqueue", call="c3", kind="consult")
     rig.clock.advance(rig.settings.telephony.queue_timeout_s)
     await rig.center._tick()
+    await asyncio.wait_for(rig.worker.got_command.wait(), 10)  # sent by a task of the tick
     assert ("voicemail", {"call": "c3"}) in rig.worker.commands
     assert rig.center.acd.position("c3") is None
 
@@ -266,7 +276,8 @@ async def test_voicemail_becomes_one_order_even_when_filed_twice(rig: Rig) -> No
 
 async def test_voicemail_left_by_a_crashed_worker_is_repaired_and_filed(rig: Rig) -> None:
     write_spooled_voicemail(rig.spool, "c6", 2.5, crashed=True)
-    (ticket,) = await rig.center.voicemail.recover(live=set())
+    ((call, ticket),) = await rig.center.voicemail.recover(live=set())
+    assert call == "c6"
     assert ticket.caller.phone == "13800000005"
     assert ticket.attachments[0]["seconds"] == 2.5
     with wave.open(ticket.attachments[0]["path"], "rb") as w:

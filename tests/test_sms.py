@@ -483,3 +483,145 @@ async def test_kannel_gateway_classifies_answers(
     assert (q["to"], q["text"], q["coding"], q["charset"]) == (PHONE, "您好，测试", "2", "UTF-8")
     assert q["dlr-url"] == "http://127.0.0.1:8080/api/v1/sms/dlr?id=7&type=%d&ts=%T"
     assert "%" not in q["dlr-url"].split("?")[0]
+
+
+@pytest.fixture
+async def guarded(db_url: str, aiohttp_client: Any) -> AsyncIterator[Any]:
+    """A platform that takes Kannel's calls only with a token."""
+    from hotline.app import make_app
+
+    settings = make_settings(db_url, HOTLINE__SMS__GATEWAY_TOKEN="k4nnel-tok")
+    db = open_database(settings)
+    try:
+        yield await aiohttp_client(make_app(settings, db))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 401), ("k4nnel-tok", 200)])
+async def test_kannel_calls_need_the_gateway_token_when_set(
+    guarded: Any, token: str | None, status: int
+) -> None:
+    params = {"from": PHONE, "to": "12345", "text": "冒充的短信", "id": f"t-{token}"}
+    if token is not None:
+        params["token"] = token
+    resp = await guarded.get("/api/v1/sms/kannel", params=params)
+    assert resp.status == status
+    dlr = {"id": "1", "type": "2", **({"token": token} if token else {})}
+    resp = await guarded.get("/api/v1/sms/dlr", params=dlr)
+    assert resp.status == status
+
+
+async def test_kannel_calls_from_other_addresses_are_refused(
+    db_url: str, aiohttp_client: Any
+) -> None:
+    from hotline.app import make_app
+
+    settings = make_settings(db_url, HOTLINE__SMS__GATEWAY_ADDRESSES='["10.20.30.40"]')
+    db = open_database(settings)
+    try:
+        client = await aiohttp_client(make_app(settings, db))
+        resp = await client.get(
+            "/api/v1/sms/kannel", params={"from": PHONE, "to": "12345", "text": "3"}
+        )
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "forbidden"
+        services = build_services(settings, db, InProcessBus())
+        _, total = await services.tickets.list_tickets(AGENT, TicketFilter(phone=PHONE))
+        assert total == 0  # nothing was done in the citizen's name
+    finally:
+        db.close()
+
+
+async def test_webhook_signature_with_non_ascii_is_401_not_500(web: Any) -> None:
+    raw, headers = signed({"from": PHONE, "text": "噪音扰民"})
+    headers["X-Signature"] = "签名"
+    resp = await web.post("/api/v1/sms/webhook", data=raw, headers=headers)
+    assert resp.status == 401
+
+
+async def test_held_message_does_not_block_a_later_urgent_one(rig: Rig) -> None:
+    rig.clock.at = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 22:00 local: quiet hours
+    t = await rig.sms.tickets.submit(NewTicket(Channel.WEB, "x诉求", caller=Caller(phone=PHONE)))
+    await rig.sms.notify(PHONE, "reply", t)  # held until 08:00
+    await rig.sms.notify(PHONE, "stopped", None, urgent=True)
+    assert await rig.sms.send_due(rig.gateway) == 1
+    assert [text for _, _, text in rig.gateway.sent] == [rig.sms.render("stopped", None)]
+    rig.clock.at = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)  # 08:00 local
+    assert await rig.sms.send_due(rig.gateway) == 1
+    assert "已答复" in rig.gateway.sent[-1][2]
+
+
+async def test_delivery_report_before_the_sent_mark_is_kept(rig: Rig) -> None:
+    sms = rig.sms
+
+    class Fast(FakeGateway):
+        async def send(self, msg_id: int, recipient: str, text: str) -> None:
+            await super().send(msg_id, recipient, text)
+            await sms.delivery_report(msg_id, 1)  # Kannel's report beats our own update
+
+    await sms.notify(PHONE, "stopped", None, urgent=True)
+    await sms.send_due(Fast())
+    (m,) = await rig.outbox()
+    assert m.status == "delivered"
+
+
+async def test_two_senders_send_each_message_once(rig: Rig) -> None:
+    import asyncio
+
+    for i in range(6):
+        await rig.sms.notify(f"1380000030{i}", "stopped", None, urgent=True)
+    a, b = FakeGateway(), FakeGateway()
+    await asyncio.gather(rig.sms.send_due(a), rig.sms.send_due(b))
+    ids = [i for i, _, _ in a.sent + b.sent]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 6
+
+
+async def test_concurrent_redelivery_is_handled_once(rig: Rig) -> None:
+    import asyncio
+
+    await rig.mo("第一条", gw_id="z0")
+    msg = rig.sms.parse(PHONE, "12345", "补充内容", "z1")
+    outs = await asyncio.gather(rig.sms.receive(msg), rig.sms.receive(msg))
+    assert sorted(o.handled_as for o in outs) == ["duplicate", "supplement"]
+    events = await rig.sms.tickets.events(
+        AGENT, outs[0].ticket.id if outs[0].ticket else outs[1].ticket.id
+    )
+    assert [e.action for e in events].count("supplement") == 1
+
+
+async def test_message_whose_handling_died_is_taken_over_later(rig: Rig) -> None:
+    from telephony import sms_store
+
+    msg = rig.sms.parse(PHONE, "12345", "处理中途崩溃的短信", "crash-1")
+    row = {
+        "key": msg.key,
+        "sender": PHONE,
+        "receiver": "12345",
+        "text": msg.text,
+        "received_at": rig.clock.at,
+        "handled_as": "pending",
+        "ticket_id": None,
+    }
+    await rig.sms.db.write(lambda c: sms_store.insert_inbox(c, row))
+    assert (await rig.sms.receive(msg)).handled_as == "duplicate"  # maybe still in progress
+    rig.clock.at += timedelta(minutes=6)
+    assert (await rig.sms.receive(msg)).handled_as == "new"
+
+
+def test_template_with_an_unknown_placeholder_stops_start_up() -> None:
+    from hotline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sms\.templates"):
+        make_settings("sqlite:///:memory:", HOTLINE__SMS__TEMPLATES__ACK='"工单{numbr}"')
+
+
+async def test_notices_missed_by_a_crash_are_made_at_start(rig: Rig) -> None:
+    """An order committed, then the process died before its notice: the catch-up at start
+    finds the event; running it again queues nothing more."""
+    t = await rig.sms.tickets.submit(NewTicket(Channel.WEB, "无人处理", caller=Caller(phone=PHONE)))
+    assert await rig.outbox() == []  # nobody listened to the bus
+    assert await rig.notifier.catch_up(hours=24) >= 1
+    assert [(m.purpose, m.ticket_id) for m in await rig.outbox()] == [("ack", t.id)]
+    await rig.notifier.catch_up(hours=24)
+    assert len(await rig.outbox()) == 1

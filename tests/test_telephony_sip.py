@@ -316,10 +316,16 @@ def test_survey_call_goes_to_the_orders_phone_and_records_unsatisfied(
         result = citizen.stop()
     assert result.successful == 1, result.summary()
     assert ticket["satisfaction"] == "unsatisfied"
-    status, calls = supervisor.get(f"/calls?ticket_id={made['id']}")
-    (survey,) = calls["items"]
+
+    def ended() -> list[dict[str, Any]]:
+        _, calls = supervisor.get(f"/calls?ticket_id={made['id']}")
+        return [c for c in calls["items"] if c["ended_at"]]
+
+    (survey,) = wait_for(ended, "the survey call's record to close")
     # the call went to the order's own number, through the trunk
     assert (survey["direction"], survey["purpose"], survey["dialled"]) == ("out", "survey", phone)
+    assert survey["outcome"] == "survey"
+    assert survey["answered_at"] and survey["talk_s"] > 0
 
 
 def test_outbound_call_takes_no_number_from_the_request(agent: StaffClient) -> None:
@@ -611,3 +617,19 @@ def test_mongolian_is_chosen_with_key_2(
     assert result.successful == 1, result.summary()
     record = wait_for(lambda: calls_of(supervisor, caller), "the call record")[0]
     assert (record["language"], record["ivr_path"][:7]) == ("mn", "lang:mn")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sip:13900000000@trunk.example.com",  # a number on the trunk: toll fraud
+        "sip:agent@127.0.0.1:5090?Route=%3Csip:evil%3E",  # URI headers
+        "tel:13900000000",
+        "sip:agent@127.0.0.2",
+    ],
+)
+def test_agent_phone_must_be_on_the_centres_own_hosts(agent: StaffClient, uri: str) -> None:
+    status, body = agent.send("POST", "/agent/session", {"uri": uri})
+    assert status == 422, body
+    status, body = agent.get("/agent/state")
+    assert body["state"] == "offline"

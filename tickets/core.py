@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from tickets import clocks, store
 from tickets.access import (
@@ -201,7 +202,14 @@ class TicketCore:
             )
             return ticket, [ev]
 
-        ticket, events = await self.db.write(tx)
+        try:
+            ticket, events = await self.db.write(tx)
+        except IntegrityError:
+            # two deliveries of one channel message raced past the check: the other won
+            known = await self.find_by_intake_key(new.intake_key) if new.intake_key else None
+            if known is None:
+                raise
+            return known
         await self.publisher.publish(events)
         return ticket
 
@@ -238,6 +246,12 @@ class TicketCore:
 
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total
+
+    async def events_since(
+        self, since: datetime, actions: Sequence[str], limit: int = 50_000
+    ) -> list[TicketEvent]:
+        """Events after `since` (no access check: for the platform's own consumers)."""
+        return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
 
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
         await self.get(actor, ticket_id)

@@ -333,6 +333,23 @@ def list_events(conn: Connection, ticket_id: int) -> list[TicketEvent]:
     rows = conn.execute(
         sa.select(events).where(events.c.ticket_id == ticket_id).order_by(events.c.id)
     )
+    return _events(rows)
+
+
+def list_events_since(
+    conn: Connection, since: datetime, actions: Sequence[str], limit: int
+) -> list[TicketEvent]:
+    """Recent events of these kinds, oldest first (for consumers catching up after a restart)."""
+    rows = conn.execute(
+        sa.select(events)
+        .where(events.c.at >= since, events.c.action.in_(list(actions)))
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return _events(rows)
+
+
+def _events(rows: Any) -> list[TicketEvent]:
     return [
         TicketEvent(
             id=r.id,
