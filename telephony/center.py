@@ -62,6 +62,9 @@ class LiveCall:
     link: Link | None
     started: float
     agent: str | None = None
+    # set once the record's row is committed: updates wait for it (handlers run as separate
+    # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
+    stored: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -223,9 +226,12 @@ class CallCenter:
             worker=wl.index,
             offered_at=self.now(),
         )
-        self.calls[call] = LiveCall(rec, wl.link, self.monotonic())
+        live = self.calls[call] = LiveCall(rec, wl.link, self.monotonic())
         wl.calls.add(call)
-        await self.db.write(lambda c: store.insert_call(c, rec))
+        try:
+            await self.db.write(lambda c: store.insert_call(c, rec))
+        finally:
+            live.stored.set()
         await self._cti("call.offered", call, caller=rec.caller)
 
     def _update(self, call: str, **values: Any) -> None:
@@ -280,6 +286,7 @@ class CallCenter:
         self._update(call, answered_at=self.now(), agent=agent or None, recording=recording or None)
         rec = live.record
         values = {"answered_at": rec.answered_at, "agent": rec.agent, "recording": rec.recording}
+        await live.stored.wait()
         await self.db.write(lambda c: store.update_call(c, call, values))
         await self._cti("call.answered", call, caller=rec.caller, agent=rec.agent)
         if agent:
@@ -346,6 +353,7 @@ class CallCenter:
             "ticket_id": rec.ticket_id,
             "recording": rec.recording,
         }
+        await live.stored.wait()
         await self.db.write(lambda c: store.update_call(c, call, values))
         await self._cti("call.ended", call, caller=rec.caller, outcome=rec.outcome)
         self._match()
@@ -522,9 +530,12 @@ class CallCenter:
             ticket_id=ticket.id,
             agent=args.get("agent"),
         )
-        self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=args.get("agent"))
+        live = self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=args.get("agent"))
         wl.calls.add(call)
-        await self.db.write(lambda c: store.insert_call(c, rec))
+        try:
+            await self.db.write(lambda c: store.insert_call(c, rec))
+        finally:
+            live.stored.set()
         await self._cti("call.offered", call, caller=number, purpose=purpose)
         return call
 
