@@ -37,6 +37,9 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Kam
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__TELEPHONY__WORKERS": str(WORKERS),
         "HOTLINE__TELEPHONY__WORKER_BASE_PORT": str(base),
+        # IVR-only callers: all 4 of a worker's call slots take callers, so 10 calls need
+        # three workers (one holds 4 at most)
+        "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": "4",
     }
     server = Server(tmp, db_url, env=env)
     # the same settings the server runs with, for Kamailio's configuration
@@ -73,7 +76,7 @@ def test_kamailio_spreads_more_calls_than_one_worker_holds_none_failing(
     pool: tuple[Server, KamailioProcess], tmp_path: Path
 ) -> None:
     server, _ = pool
-    calls = 10  # > 2 workers × 4: needs all three
+    calls = 10  # > 2 workers × 4 calls: needs all three
     pcap = write_rtp_pcap(tmp_path / "caller.pcap", duration_s=10, dtmf=[(1.0, "1")])
     result = run_sipp(
         "caller_call",

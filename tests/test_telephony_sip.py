@@ -633,3 +633,44 @@ def test_agent_phone_must_be_on_the_centres_own_hosts(agent: StaffClient, uri: s
     assert status == 422, body
     status, body = agent.get("/agent/state")
     assert body["state"] == "offline"
+
+
+def test_a_worker_keeps_call_slots_for_agents_and_turns_a_third_caller_away(
+    hotline: Server, supervisor: StaffClient, tmp_path: Path
+) -> None:
+    """callers_per_worker = 2: a worker (4 calls) keeps a slot for each caller's agent leg;
+    the third caller gets 486 (behind Kamailio: the next worker)."""
+    pcap = write_rtp_pcap(tmp_path / "hold.pcap", duration_s=15)
+    holders = [
+        start_sipp(
+            "caller_call",
+            tmp_path / f"holder{i}",
+            ("127.0.0.1", hotline.sip_port),
+            calls=1,
+            pcap=pcap,
+            values={"hold_ms": 12000},
+            keys={"caller": f"1380000012{i}"},
+            timeout_s=60,
+        )
+        for i in range(2)
+    ]
+    try:
+
+        def both_in() -> bool:
+            _, snap = supervisor.get("/callcenter")
+            return bool(snap["calls"] >= 2)
+
+        wait_for(both_in, "two callers in the IVR")
+        third = run_sipp(
+            "caller_refused",
+            tmp_path / "third",
+            ("127.0.0.1", hotline.sip_port),
+            calls=1,
+            keys={"caller": "13800000129"},
+            values={"media": "8", "rtpmap": "a=rtpmap:8 PCMA/8000", "expect": 486},
+            timeout_s=30,
+        )
+        assert third.successful == 1, third.summary()
+    finally:
+        results = [h.wait(timeout_s=60) for h in holders]
+    assert all(r.successful == 1 for r in results), [r.summary() for r in results]

@@ -180,15 +180,21 @@ async def test_orders_left_untriaged_by_a_crash_are_triaged_at_start(
     triage = make_triage(settings, tickets, predictor)
     bus_queue: asyncio.Queue[Any] = asyncio.Queue()
     task = asyncio.create_task(run_triage(triage, bus_queue))
+
+    async def states() -> list[str]:
+        return [(await tickets.get(DISPATCHER, t)).route_state for t in (first, second)]
+
     try:
-        for _ in range(200):
-            if len(predictor.seen) == 2:
+        # until both are held for review (the prediction comes before the write: waiting for
+        # the prediction alone raced the second order's write on a busy machine)
+        for _ in range(1000):
+            if await states() == ["review", "review"]:
                 break
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
-    for tid in (first, second):
-        assert (await tickets.get(DISPATCHER, tid)).route_state == "review"
+    assert await states() == ["review", "review"]
+    assert len(predictor.seen) == 2
 
 
 async def test_app_triages_new_web_requests(
