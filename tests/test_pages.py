@@ -477,7 +477,7 @@ async def test_pages_sms_outbox_shows_the_acknowledgement_nothing_sent(browser: 
     """Embedded default (sms.backend = outbox): notices are kept and shown, never sent."""
     number = await citizen_submits(await browser())
     agent = await browser("agent")
-    for _ in range(100):  # the notifier runs after the intake commit
+    for _ in range(600):  # the notifier runs after the intake commit (bound, not a speed)
         page = await agent.get("/staff/sms")
         if number in page.text:
             break
