@@ -58,7 +58,9 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = True, tcp: bool = True) ->
 
 def free_port_block(n: int, host: str = "127.0.0.1", *, step: int = 1) -> int:
     """First of `n` consecutive free UDP ports (SIPp's -mp takes media_port and media_port+2)."""
-    return ports.free_port_block(n, udp=True, tcp=False, step=step)
+    # RTP ports are even by habit: find one more and start at the even one
+    base = ports.free_port_block(n + 1, udp=True, tcp=False, step=step)
+    return base + (base & 1) * step
 
 
 # --- scenarios --------------------------------------------------------------------------------
@@ -414,6 +416,14 @@ def start_sipp(
     )
 
 
+def _bind_failed(result: SippResult) -> bool:
+    """SIPp could not bind a port (someone took it between our check and its bind)."""
+    return result.returncode == 254 and "Unable to bind" in (result.errors + result.stderr)
+
+
+BIND_ATTEMPTS = 3
+
+
 def run_sipp(
     scenario: str,
     workdir: Path,
@@ -422,21 +432,36 @@ def run_sipp(
     wait_s: float = 120.0,
     **kwargs: object,
 ) -> SippResult:
-    """Run a UAC scenario to completion (give `calls`); never leaves the process behind."""
-    proc = start_sipp(scenario, workdir, remote, **kwargs)  # type: ignore[arg-type]
-    try:
-        return proc.wait(timeout_s=wait_s)
-    finally:
-        if proc.running():
-            proc.stop(grace_s=2.0)
+    """Run a UAC scenario to completion (give `calls`); never leaves the process behind. A
+    port taken by someone else before SIPp bound it is retried on fresh ports."""
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        work = workdir if attempt == 1 else Path(workdir) / f"retry{attempt}"
+        proc = start_sipp(scenario, work, remote, **kwargs)  # type: ignore[arg-type]
+        try:
+            result = proc.wait(timeout_s=wait_s)
+        finally:
+            if proc.running():
+                proc.stop(grace_s=2.0)
+        if not _bind_failed(result) or attempt == BIND_ATTEMPTS:
+            return result
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
 def sipp_server(scenario: str, workdir: Path, **kwargs: object) -> Iterator[SippProcess]:
-    """A UAS in the background for the length of a with-block, listening before it yields."""
-    proc = start_sipp(scenario, workdir, None, **kwargs)  # type: ignore[arg-type]
+    """A UAS in the background for the length of a with-block, listening before it yields
+    (a media port taken before SIPp bound it is retried on a fresh one)."""
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        work = workdir if attempt == 1 else Path(workdir) / f"retry{attempt}"
+        proc = start_sipp(scenario, work, None, **kwargs)  # type: ignore[arg-type]
+        try:
+            proc.wait_listening()
+            break
+        except RuntimeError:
+            proc.stop(grace_s=1.0)
+            if not _bind_failed(proc.result()) or attempt == BIND_ATTEMPTS:
+                raise
     try:
-        proc.wait_listening()
         yield proc
     finally:
         proc.stop(grace_s=5.0)
