@@ -9,6 +9,7 @@ import logging
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -509,14 +510,9 @@ class CallCenter:
             if purpose == "callback":
                 self.acd.ended("", username, self.monotonic())
             raise Conflict("没有可用的 SIP 工作进程，请稍后再试")
-        try:
-            answer = await wl.link.request("originate", **args)
-        except LinkError as exc:
-            if purpose == "callback":
-                self.acd.ended("", username, self.monotonic())
-            log.warning("originate failed: %s", exc)
-            raise Conflict("外呼失败，请稍后再试") from None
-        call = str(answer["call"])
+        # the record exists before the worker is asked: its first events (even a failure at
+        # once) find the call
+        call = uuid.uuid4().hex
         if purpose == "callback":
             self.acd.agents[username].call = call
         rec = CallRecord(
@@ -536,6 +532,12 @@ class CallCenter:
             await self.db.write(lambda c: store.insert_call(c, rec))
         finally:
             live.stored.set()
+        try:
+            await wl.link.request("originate", call=call, **args)
+        except LinkError as exc:
+            log.warning("originate failed: %s", exc)
+            await self._end(call, "")  # recorded as failed; a reserved agent is freed
+            raise Conflict("外呼失败，请稍后再试") from None
         await self._cti("call.offered", call, caller=number, purpose=purpose)
         return call
 

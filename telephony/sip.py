@@ -272,9 +272,11 @@ class SipStack:
         """Handle SIP events, waiting up to wait_ms for one (a packet wakes it at once)."""
         self._ep.libHandleEvents(wait_ms)
 
-    def call(self, uri: str) -> Leg:
+    def call(self, uri: str, leg_id: str | None = None) -> Leg:
         """Place an outbound call; raises SipError when pjsua2 refuses (no free call slot)."""
         leg = Leg(self, outbound=True, remote=uri)
+        if leg_id:
+            leg.id = leg_id
         call = _Call(self, leg)
         leg._call = call
         try:

@@ -155,7 +155,9 @@ class Worker:
     def _originate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Outbound calls only come from the centre, which takes the number from a work order."""
         purpose = args["purpose"]
-        leg = self.stack.call(str(args["uri"]))
+        if purpose not in ("survey", "callback"):
+            raise ValueError(f"unknown purpose {purpose!r}")
+        leg = self.stack.call(str(args["uri"]), str(args.get("call") or "") or None)
         session = self._session(leg)
         if purpose == "survey":
             self._spawn(session.run_survey(int(args["ticket"])))
