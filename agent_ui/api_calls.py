@@ -4,6 +4,7 @@ queue, call records and KPIs, recordings, and outbound calls tied to a work orde
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from telephony.center import CallCenter
 from telephony.model import OUTCOME_LABELS, CallRecord
 from tickets.access import normalize_phone
 from tickets.errors import InvalidInput, NotFound, Unavailable
-from tickets.model import Role
+from tickets.model import Actor, Role
 
 CALL_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN)
 WATCH_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
@@ -32,11 +33,12 @@ def _center(request: web.Request) -> CallCenter:
     return center
 
 
-async def _username(request: web.Request, *, write: bool) -> str:
-    await require_staff(request, *CALL_ROLES, write=write)
+async def _caller(request: web.Request, *, write: bool) -> tuple[Actor, str]:
+    """The staff member taking calls: actor and user name (agents are known by name)."""
+    actor = await require_staff(request, *CALL_ROLES, write=write)
     session = await current_session(request)
     assert session is not None  # require_staff checked it
-    return session.user.username
+    return actor, session.user.username
 
 
 def _agent_json(agent: Agent) -> dict[str, Any]:
@@ -51,11 +53,7 @@ def _agent_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
-
-
-def call_json(rec: CallRecord) -> dict[str, Any]:
+def call_json(rec: CallRecord, t: Callable[[datetime | None], str | None]) -> dict[str, Any]:
     return {
         "id": rec.id,
         "direction": rec.direction,
@@ -66,10 +64,10 @@ def call_json(rec: CallRecord) -> dict[str, Any]:
         "language": rec.language,
         "kind": rec.kind,
         "ivr_path": rec.ivr_path,
-        "offered_at": _iso(rec.offered_at),
-        "queued_at": _iso(rec.queued_at),
-        "answered_at": _iso(rec.answered_at),
-        "ended_at": _iso(rec.ended_at),
+        "offered_at": t(rec.offered_at),
+        "queued_at": t(rec.queued_at),
+        "answered_at": t(rec.answered_at),
+        "ended_at": t(rec.ended_at),
         "wait_s": rec.wait_s,
         "talk_s": rec.talk_s,
         "outcome": rec.outcome,
@@ -82,7 +80,7 @@ def call_json(rec: CallRecord) -> dict[str, Any]:
 
 @route("POST", "/agent/session", "坐席签入（登记接听话机的 SIP 地址）", body=s.AgentLogin, tag=TAG)
 async def agent_login(request: web.Request) -> web.Response:
-    username = await _username(request, write=True)
+    _, username = await _caller(request, write=True)
     body = await read_json(request, s.AgentLogin)
     agent = await _center(request).agent_login(username, body.uri)
     return _json(_agent_json(agent), status=201)
@@ -90,14 +88,14 @@ async def agent_login(request: web.Request) -> web.Response:
 
 @route("DELETE", "/agent/session", "坐席签出", tag=TAG)
 async def agent_logout(request: web.Request) -> web.Response:
-    username = await _username(request, write=True)
+    _, username = await _caller(request, write=True)
     await _center(request).agent_logout(username)
     return _json({"state": "offline"})
 
 
 @route("GET", "/agent/state", "本坐席的当前状态", tag=TAG)
 async def agent_get(request: web.Request) -> web.Response:
-    username = await _username(request, write=False)
+    _, username = await _caller(request, write=False)
     agent = _center(request).acd.agents.get(username)
     if agent is None:
         return _json({"username": username, "state": "offline", "state_label": "未签入"})
@@ -112,7 +110,7 @@ async def agent_get(request: web.Request) -> web.Response:
     tag=TAG,
 )
 async def agent_set(request: web.Request) -> web.Response:
-    username = await _username(request, write=True)
+    _, username = await _caller(request, write=True)
     body = await read_json(request, s.AgentState)
     agent = await _center(request).agent_state(username, body.state, body.reason or "")
     return _json(_agent_json(agent))
@@ -145,7 +143,8 @@ async def list_calls(request: web.Request) -> web.Response:
         limit=_int_query(request, "limit", 50, 1, services(request).web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
-    return _json({"items": [call_json(r) for r in records]})
+    t = services(request).presenter.time
+    return _json({"items": [call_json(r, t) for r in records]})
 
 
 def _day_query(request: web.Request, name: str, default: datetime) -> datetime:
@@ -168,7 +167,8 @@ async def call_stats(request: web.Request) -> web.Response:
     if since >= until:
         raise InvalidInput("since 应早于 until", field="since")
     stats = await _center(request).stats(since, until)
-    return _json({"since": _iso(since), "until": _iso(until), **stats.as_dict()})
+    t = services(request).presenter.time
+    return _json({"since": t(since), "until": t(until), **stats.as_dict()})
 
 
 @route("GET", "/calls/{id}/recording", "通话或留言录音（WAV）", tag=TAG)
@@ -194,8 +194,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     tag=TAG,
 )
 async def call_ticket(request: web.Request) -> web.Response:
-    username = await _username(request, write=True)
-    actor = await require_staff(request, *CALL_ROLES, write=True)
+    actor, username = await _caller(request, write=True)
     body = await read_json(request, s.OutboundCall)
     try:
         ticket_id = int(request.match_info["id"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -141,7 +143,7 @@ async def webhook(request: web.Request) -> web.Response:
     )
 
 
-def _out_json(m: Outgoing) -> dict[str, Any]:
+def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[str, Any]:
     return {
         "id": m.id,
         "recipient": m.recipient,
@@ -150,11 +152,9 @@ def _out_json(m: Outgoing) -> dict[str, Any]:
         "ticket_id": m.ticket_id,
         "status": m.status,
         "attempts": m.attempts,
-        "created_at": m.created_at.isoformat().replace("+00:00", "Z"),
-        "sent_at": m.sent_at.isoformat().replace("+00:00", "Z") if m.sent_at else None,
-        "delivered_at": (
-            m.delivered_at.isoformat().replace("+00:00", "Z") if m.delivered_at else None
-        ),
+        "created_at": t(m.created_at),
+        "sent_at": t(m.sent_at),
+        "delivered_at": t(m.delivered_at),
         "last_error": m.last_error,
     }
 
@@ -173,16 +173,16 @@ async def outbox(request: web.Request) -> web.Response:
         limit=_int_query(request, "limit", 50, 1, services(request).web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
-    return _json({"items": [_out_json(m) for m in items]})
+    t = services(request).presenter.time
+    return _json({"items": [_out_json(m, t) for m in items]})
 
 
 @route("GET", "/sms/blocklist", "短信黑名单", tag=TAG)
 async def blocklist(request: web.Request) -> web.Response:
     await require_staff(request, Role.SUPERVISOR, Role.ADMIN)
     rows = await _sms(request).blocked()
-    return _json(
-        {"items": [{"phone": p, "reason": r, "created_at": t.isoformat()} for p, r, t in rows]}
-    )
+    t = services(request).presenter.time
+    return _json({"items": [{"phone": p, "reason": r, "created_at": t(at)} for p, r, at in rows]})
 
 
 @route(
