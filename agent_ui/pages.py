@@ -251,6 +251,12 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
 
 
 # -- wiring -----------------------------------------------------------------------------------
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        HERE / "static" / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
+    )
+
+
 def setup(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app,
@@ -279,3 +285,5 @@ def setup(app: web.Application) -> None:
     staff.add_routes(app)
     pages_sms.add_routes(app)
     app.router.add_static("/static", HERE / "static")
+    # browsers ask for /favicon.ico whatever the page links; answer with the same icon
+    app.router.add_get("/favicon.ico", favicon)

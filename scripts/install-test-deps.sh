@@ -12,8 +12,10 @@
 #   sox                converts test audio to A-law for the RTP captures SIPp replays
 #   kannel             the SMS gateway (bearerbox + smsbox) the SMS tests run for real
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
+#   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
+#                      never `playwright install`, which downloads a browser)
 #
-# Later issues will add: redis-server, chromium.
+# Later issues will add: redis-server.
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -32,6 +34,7 @@ PACKAGES=(
     sox
     kannel
     kannel-extras
+    chromium
 )
 
 missing=()

@@ -1,0 +1,21 @@
+"""The browser harness itself: Chromium reaches a real server, logs in, and fails on errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser import *  # noqa: F403
+
+
+def test_staff_login_in_chromium_lands_on_the_list(staff_page: Any) -> None:
+    page = staff_page("dispatcher")
+    assert page.locator("h1").inner_text() == "工单列表"
+    screenshot(page, "smoke-staff-list")  # noqa: F405
+
+
+def test_citizen_portal_submits_in_chromium(page: Any) -> None:
+    page.goto("/")
+    page.fill("textarea[name=content]", "小区路灯不亮已经一周")
+    page.fill("input[name=phone]", "13812345678")
+    page.click("button[type=submit]")
+    assert page.locator(".number").first.inner_text().isdigit()
