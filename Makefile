@@ -4,16 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# front-end packages from npm (ECharts, the Mongolian web font): package-lock.json pins them
+ASSETS := node_modules/.installed
 
 .PHONY: run demo test lint typecheck unit install-test-deps bench bench-sip model bench-classifier clean
 TIPDM ?= ../shared/data/tipdm
 
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve
 
 # the same, plus demo users, departments and a few work orders (logins are printed)
-demo: $(STAMP)
+demo: $(STAMP) $(ASSETS)
 	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve --demo
 
@@ -36,7 +38,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: $(STAMP) install-test-deps lint typecheck unit
+$(ASSETS): package.json package-lock.json
+	@echo "npm ci: installing the front-end packages (ECharts, Noto Sans Mongolian) …"
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+test: $(STAMP) $(ASSETS) install-test-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --spawn --duration 30
@@ -57,4 +64,4 @@ bench-classifier: $(STAMP)
 	$(BIN)/python bench/classifier.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -29,6 +30,7 @@ class WebSettings:
     cookie_secure: bool = False
     public_url: str = "http://127.0.0.1:8080"
     page_size_max: int = 200
+    assets_dir: Path | None = None  # npm packages served under /static/vendor/
 
 
 @dataclass(slots=True)

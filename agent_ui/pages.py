@@ -251,6 +251,29 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
 
 
 # -- wiring -----------------------------------------------------------------------------------
+# npm package → (URL under /static/vendor/, folder inside the package) served from assets_dir
+VENDOR = {
+    "echarts": ("echarts", "dist"),
+    "@fontsource/noto-sans-mongolian": ("fonts/noto-sans-mongolian", ""),
+}
+
+
+def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> None:
+    """Serve the front-end packages npm installed (never copies in the repository)."""
+    missing = []
+    for package, (url, sub) in VENDOR.items():
+        folder = (assets_dir / package / sub) if assets_dir else None
+        if folder is None or not folder.is_dir():
+            missing.append(package)
+            continue
+        app.router.add_static(f"/static/vendor/{url}", folder)
+    if missing:
+        log.warning(
+            "前端资源未安装 (%s)：图表和蒙古文字体不可用；在仓库目录运行 npm ci 安装",
+            ", ".join(missing),
+        )
+
+
 async def favicon(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         HERE / "static" / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
@@ -284,6 +307,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track/rate", rate)
     staff.add_routes(app)
     pages_sms.add_routes(app)
+    add_vendor_routes(app, app[SERVICES].web.assets_dir)
     app.router.add_static("/static", HERE / "static")
     # browsers ask for /favicon.ico whatever the page links; answer with the same icon
     app.router.add_get("/favicon.ico", favicon)

@@ -112,6 +112,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             cookie_secure=settings.server.cookie_secure,
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
+            assets_dir=settings.resolve(settings.server.assets_dir),
         ),
     )
 

@@ -33,6 +33,8 @@ class ServerSettings(_Section):
     public_url: str = "http://127.0.0.1:8080"
     cookie_secure: bool = False
     access_log: bool = False
+    # npm packages (ECharts, web fonts) installed by `make run` / `make test` with `npm ci`
+    assets_dir: str = "node_modules"
 
 
 class DatabaseSettings(_Section):

@@ -19,3 +19,12 @@ def test_citizen_portal_submits_in_chromium(page: Any) -> None:
     page.fill("input[name=phone]", "13812345678")
     page.click("button[type=submit]")
     assert page.locator(".number").first.inner_text().isdigit()
+
+
+def test_vendor_assets_from_npm_are_served(page: Any) -> None:
+    for path in (
+        "/static/vendor/echarts/echarts.min.js",
+        "/static/vendor/fonts/noto-sans-mongolian/mongolian-400.css",
+    ):
+        resp = page.request.get(path)
+        assert resp.status == 200, path
