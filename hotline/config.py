@@ -165,15 +165,16 @@ def _is_text(tp: Any) -> bool:
 
 
 def _parse_env_value(raw: str, declared: Any = None) -> Any:
-    """An override by the declared type of its setting: text settings take the raw string
-    (sender numbers, passwords of digits stay text); others read it as a TOML value (8081,
-    true, ["a"]) when it is one, else as a string. A list of text turns numbers into text."""
-    if declared is not None and _is_text(declared):
-        return raw
+    """An override by the declared type of its setting: a text setting takes the raw string
+    (sender numbers, passwords of digits stay text) unless it is a quoted TOML string; others
+    read it as a TOML value (8081, true, ["a"]) when it is one, else as a string. A list of
+    text turns numbers into text."""
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    if declared is not None and _is_text(declared):
+        return value if isinstance(value, str) else raw  # '"08:00"' is a quoted string too
     if get_origin(declared) is list and isinstance(value, list):
         (item,) = get_args(declared) or (Any,)
         if _is_text(item):

@@ -140,6 +140,7 @@ def test_env_override_of_digits_stays_text_for_every_text_setting(path: tuple[st
             {"150100-housing": "13800000000"},
         ),
         ({"SMS__PASSWORD": "0012"}, "sms.password", "0012"),
+        ({"SMS__QUIET_FROM": '"00:00"'}, "sms.quiet_from", "00:00"),  # a quoted TOML string
     ],
 )
 def test_env_override_of_digits_in_lists_and_tables_stays_text(
