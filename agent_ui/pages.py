@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_sms
+from agent_ui import i18n, pages_list, pages_sms
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, services
@@ -27,6 +27,7 @@ from tickets.model import (
     NewTicket,
     Satisfaction,
     Ticket,
+    event_label,
 )
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,7 @@ def setup(app: web.Application) -> None:
         LABELS=LABELS,
         STATUS_LABELS=STATUS_LABELS,
         ACTION_LABELS=ACTION_LABELS,
+        event_label=event_label,
         ASSIGNMENT_STATE_LABELS=ASSIGNMENT_STATE_LABELS,
         dept_name=directory.department_name,
         region_name=directory.region_name,
@@ -306,6 +308,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
     staff.add_routes(app)
+    pages_list.add_routes(app)
     pages_sms.add_routes(app)
     add_vendor_routes(app, app[SERVICES].web.assets_dir)
     app.router.add_static("/static", HERE / "static")

@@ -106,7 +106,8 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         tickets=tickets,
         accounts=accounts,
         directory=directory,
-        presenter=Presenter(directory, tz),
+        # marks and countdowns by the service's own clock (tests move it)
+        presenter=Presenter(directory, tz, clock=tickets.now),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
             cookie_secure=settings.server.cookie_secure,

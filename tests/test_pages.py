@@ -392,7 +392,9 @@ async def test_pages_post_without_or_with_wrong_csrf_is_403_and_changes_nothing(
     await dispatcher.get("/staff/tickets", status=303, follow=False)
 
 
-async def test_pages_stale_version_is_409_on_the_page(browser: Any) -> None:
+async def test_pages_stale_version_is_409_on_the_page_and_shows_what_changed(browser: Any) -> None:
+    """After a 409 the form keeps the version the person saw: one more click must not override
+    the colleague's change unseen; they confirm against the new state."""
     number = await citizen_submits(await browser())
     dispatcher = await browser("dispatcher")
     stale = await open_ticket(dispatcher, number)
@@ -401,10 +403,20 @@ async def test_pages_stale_version_is_409_on_the_page(browser: Any) -> None:
     page = await dispatcher.submit(
         stale, "act-dispatch", status=409, lead="150100-housing", note="旧页面上的派单"
     )
-    assert page.element("form-error") == "工单已被他人修改，请刷新后重试"
+    assert "已被他人修改" in page.element("form-error")
+    changes = page.text.split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert "供暖不达标（已核实）" in changes  # what the colleague changed
     assert page.element("status-label") == "已受理"
-    assert page.form("act-dispatch").value("version") == "2"  # the fresh order
-    assert page.form("act-dispatch").value("note") == "旧页面上的派单"  # what was typed is kept
+    form = page.form("act-dispatch")
+    assert form.value("version") == "1"  # still the version the person saw
+    assert form.value("confirm_version") == "2"
+    assert form.value("note") == "旧页面上的派单"  # what was typed is kept
+    # the same click again, without confirming: still refused, nothing overridden
+    again = await dispatcher.submit(page, "act-dispatch", status=409, lead="150100-housing")
+    assert again.element("status-label") == "已受理"
+    # confirmed against the new state: done
+    done = await dispatcher.submit(page, "act-dispatch", lead="150100-housing", confirm="1")
+    assert done.element("status-label") == "已派单"
 
 
 async def test_pages_department_sees_only_its_own_orders(browser: Any) -> None:

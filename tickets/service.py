@@ -38,6 +38,7 @@ from tickets.model import (
     Actor,
     AssignmentRole,
     AssignmentState,
+    EventType,
     ExtensionState,
     Kind,
     Role,
@@ -99,12 +100,14 @@ class TicketService(TicketCore):
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             sign_due = self.deadlines.sign_due(t.urgency, now)
-            if t.status is Status.REOPENED or t.reply_due is None:
-                # a reopened order (回访不满意) is handled anew: a fresh clock from now
-                start = now if t.status is Status.REOPENED else t.created_at
-                reply_due = self.deadlines.reply_due(t.kind, t.urgency, start)
+            if t.status is Status.REOPENED and t.handling_from is None:
+                # reopened before handling periods were kept (migration 0006): anew from now
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, now)
+            elif t.reply_due is None:
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, t.created_at)
             else:
-                # otherwise the statutory clock runs from receipt, not from this dispatch
+                # the handling period runs from receipt (or from the reopening that started
+                # it, which set reply_due), not from this dispatch
                 reply_due = t.reply_due
 
             by_system = actor.role is Role.SYSTEM
@@ -301,7 +304,7 @@ class TicketService(TicketCore):
                     actor_role=actor.role,
                     actor_id=actor.user_id,
                     actor_name=actor.label,
-                    action="merged_in",
+                    action=EventType.MERGED_IN,
                     from_status=master.status,
                     to_status=master.status,
                     new={"duplicate": t.number},
@@ -399,7 +402,7 @@ class TicketService(TicketCore):
                 # a corrected kind or urgency changes the time limits of the live tasks
                 kind = Kind(clean.get("kind", t.kind))
                 urgency = Urgency(clean.get("urgency", t.urgency))
-                reply_due = self.deadlines.reply_due(kind, urgency, t.created_at)
+                reply_due = self.deadlines.reply_due(kind, urgency, t.handling_from or t.created_at)
                 values["reply_due"] = reply_due
 
                 def after(c: Connection, _t: Ticket) -> None:
@@ -453,6 +456,7 @@ class TicketService(TicketCore):
             version,
             Action.REPLY,
             lambda t, a, now: {"reply": text, "replied_at": now},
+            detail={"reply": text},
         )
 
     async def forward(
