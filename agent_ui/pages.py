@@ -164,6 +164,7 @@ def _status_page(
     request: web.Request,
     lang: str,
     ticket: Ticket,
+    main: Ticket | None,
     phone: str,
     *,
     error: str | None = None,
@@ -172,12 +173,18 @@ def _status_page(
     note: str = "",
 ) -> web.Response:
     svc = services(request)
-    view = svc.presenter.citizen(ticket)
+    view = svc.presenter.citizen(ticket, main)
+    shown_main = view["merged_into"]
     ctx = {
         "v": view,
         "phone": phone,
         "created": svc.presenter.local(ticket.created_at),
         "answered": svc.presenter.local(ticket.answered_at) if view["answer"] else "",
+        "main_answered": (
+            svc.presenter.local(main.answered_at)
+            if main is not None and shown_main and shown_main["answer"]
+            else ""
+        ),
         "error": error,
         "thanks": thanks,
         "note": note,
@@ -197,11 +204,11 @@ async def track(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     try:
-        ticket = await services(request).tickets.track(number, phone)
+        ticket, main = await services(request).tickets.track_with_main(number, phone)
     except DomainError as exc:
         msg = citizen_message(exc, lang)
         return _track_form(request, lang, number, phone, msg, staff.http_status(exc))
-    return _status_page(request, lang, ticket, phone)
+    return _status_page(request, lang, ticket, main, phone)
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -220,11 +227,11 @@ async def rate(request: web.Request) -> web.Response:
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
         try:
-            current = await tickets.track(number, phone)
+            current, main = await tickets.track_with_main(number, phone)
         except DomainError:
             return _track_form(request, lang, number, phone, msg, code)
-        return _status_page(request, lang, current, phone, error=msg, status=code, note=note)
-    return _status_page(request, lang, ticket, phone, thanks=True)
+        return _status_page(request, lang, current, main, phone, error=msg, status=code, note=note)
+    return _status_page(request, lang, ticket, None, phone, thanks=True)
 
 
 # -- errors -----------------------------------------------------------------------------------

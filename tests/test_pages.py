@@ -340,6 +340,31 @@ async def test_pages_citizen_cannot_rate_before_the_answer(browser: Any) -> None
     assert page.element("form-error") == i18n.text("err_cannot_rate", "zh-Hans")
 
 
+async def test_pages_merged_duplicate_follows_later_merges_of_its_main_order(
+    browser: Any, api: Any
+) -> None:
+    citizen = await browser()
+    dup = await citizen_submits(citizen, phone="13900001234")
+    middle = await citizen_submits(citizen, phone="13900005678", name="赵六")
+    main = await citizen_submits(citizen, phone="13900009999", name="钱七")
+    agent = await api("agent")
+    for duplicate, into in ((dup, middle), (middle, main)):
+        await agent.act(await agent.get("/tickets/by-number/" + duplicate), "merge", master=into)
+
+    view = await (await api()).get(f"/requests/{dup}", phone="13900001234")
+    assert (view["status"], view["merged_into"]["number"]) == ("merged", main)
+    assert view["merged_into"]["status"] == "new" and view["merged_into"]["answer"] is None
+    page = await citizen.post("/track", {"number": dup, "phone": "13900001234"})
+    assert page.element("merged-number") == main
+    assert page.element("main-status-label") == "已受理"
+    for private in ("赵六", "钱七", "13900005678", "13900009999"):
+        assert private not in page.text
+    data = {"number": dup, "phone": "13900001234", "satisfaction": "satisfied"}
+    page = await citizen.post("/track/rate", data, status=409)
+    assert page.element("form-error") == i18n.text("err_cannot_rate", "zh-Hans")
+    assert page.element("merged-number") == main
+
+
 # -- staff: security ---------------------------------------------------------------------------
 async def test_pages_staff_pages_redirect_to_login_when_logged_out(browser: Any) -> None:
     anon = await browser()

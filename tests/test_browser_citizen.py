@@ -1,0 +1,133 @@
+"""The citizen portal in Chromium: merged duplicates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agent_ui import i18n
+from tests.browser import *  # noqa: F403
+from tests.browser import WebServer, screenshot, start_web_server
+from tests.conftest import PASSWORD
+
+MN = i18n.MN
+MAIN_PHONE = "13900001111"
+DUP_PHONE = "13900002222"
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """This module's server, triage off: staff act on orders by hand, no auto-dispatch races."""
+    ws = start_web_server(
+        tmp_path_factory.mktemp("web-citizen"), {"HOTLINE__TRIAGE__ENABLED": "false"}
+    )
+    try:
+        yield ws
+    finally:
+        ws.server.kill()
+
+
+class StaffApi:
+    """A staff member using the JSON API from a browser context (its cookie jar)."""
+
+    def __init__(self, page: Any, username: str) -> None:
+        self.request = page.request
+        resp = self.request.post(
+            "/api/v1/session", data={"username": username, "password": PASSWORD}
+        )
+        assert resp.status == 200, resp.text()
+        self.csrf = resp.json()["user"]["csrf_token"]
+
+    def ticket(self, number: str) -> dict[str, Any]:
+        resp = self.request.get(f"/api/v1/tickets/by-number/{number}")
+        assert resp.status == 200, resp.text()
+        return dict(resp.json())
+
+    def act(self, number: str, action: str, **body: Any) -> dict[str, Any]:
+        t = self.ticket(number)
+        resp = self.request.post(
+            f"/api/v1/tickets/{t['id']}/{action}",
+            data={"version": t["version"], **body},
+            headers={"X-CSRF-Token": self.csrf},
+        )
+        assert resp.status == 200, resp.text()
+        return dict(resp.json())
+
+
+def submit_by_api(page: Any, **body: Any) -> str:
+    resp = page.request.post("/api/v1/requests", data=body)
+    assert resp.status == 201, resp.text()
+    return str(resp.json()["number"])
+
+
+def track(page: Any, number: str, phone: str, lang: str = i18n.ZH) -> None:
+    """Open the tracking form as a citizen would and look the order up."""
+    page.goto(f"/track?number={number}&lang={lang}")
+    page.fill("#phone", phone)
+    page.locator("form.citizen-form button[type=submit]").click()
+    page.wait_for_selector("#status-label")
+
+
+# -- 11: a merged duplicate shows its main order -----------------------------------------------
+def test_citizen_merged_duplicate_shows_the_main_orders_status_and_answer(new_page: Any) -> None:
+    staff = StaffApi(new_page(), "dispatcher")
+    citizen = new_page()
+    main = submit_by_api(
+        citizen, content="幸福小区3号楼门前路灯不亮", phone=MAIN_PHONE, name="李四海"
+    )
+    dup = submit_by_api(citizen, content="幸福小区路灯坏了一周", phone=DUP_PHONE)
+    staff.act(dup, "merge", master=main)
+
+    track(citizen, dup, DUP_PHONE)
+    assert citizen.locator("#status-label").inner_text() == "已合并"
+    assert citizen.locator("#merged-number").inner_text() == main
+    assert citizen.locator("#main-status-label").inner_text() == "已受理"
+    assert citizen.locator("#main-answer").inner_text() == i18n.text("answer_pending", i18n.ZH)
+    html = citizen.content()
+    assert MAIN_PHONE not in html and "李四海" not in html  # the main caller stays private
+    assert citizen.locator("#rate-form").count() == 0
+    screenshot(citizen, "citizen-merged-before-answer")
+
+    answer = "已安排维修人员更换3号楼门前路灯，现已恢复照明。"
+    staff.act(main, "answer", text=answer)
+    track(citizen, dup, DUP_PHONE)
+    assert citizen.locator("#main-status-label").inner_text() == "已直接答复"
+    assert citizen.locator("#main-answer").inner_text() == answer
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d", citizen.locator("#main-answered").inner_text()
+    )
+    # rating is the main order's caller's: the duplicate's citizen is told so, not offered a form
+    assert citizen.locator("#rate-form").count() == 0
+    assert citizen.locator("#merged-rating").inner_text() == i18n.text("merged_rating", i18n.ZH)
+    screenshot(citizen, "citizen-merged-answered")
+
+    track(citizen, dup, DUP_PHONE, lang=MN)
+    assert citizen.locator("#main-status-label").inner_text() == i18n.text("status_answered", MN)
+    assert citizen.locator("#main-answer").inner_text() == answer
+    assert citizen.locator("#merged-number").inner_text() == main
+    assert MAIN_PHONE not in citizen.content()
+    screenshot(citizen, "citizen-merged-answered-mn")
+
+    resp = citizen.request.get(f"/api/v1/requests/{dup}?phone={DUP_PHONE}")
+    body = resp.json()
+    assert body["number"] == dup and body["status"] == "merged" and body["answer"] is None
+    assert body["can_rate"] is False
+    assert body["merged_into"] == {
+        "number": main,
+        "status": "answered",
+        "status_label": "已直接答复",
+        "department_name": None,
+        "answer": answer,
+        "answered_at": body["merged_into"]["answered_at"],
+    }
+    assert body["merged_into"]["answered_at"].endswith("+08:00")
+    rated = citizen.request.post(
+        f"/api/v1/requests/{dup}/rating", data={"phone": DUP_PHONE, "satisfaction": "satisfied"}
+    )
+    assert rated.status == 409
+    # the main order's own caller still sees and rates it as before
+    own = citizen.request.get(f"/api/v1/requests/{main}?phone={MAIN_PHONE}").json()
+    assert own["merged_into"] is None and own["answer"] == answer and own["can_rate"] is True
