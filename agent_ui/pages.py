@@ -259,26 +259,32 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
 
 # -- wiring -----------------------------------------------------------------------------------
 # npm package → (URL under /static/vendor/, folder inside the package) served from assets_dir
+MONGOLIAN_FONT = "@fontsource/noto-sans-mongolian"
 VENDOR = {
     "echarts": ("echarts", "dist"),
-    "@fontsource/noto-sans-mongolian": ("fonts/noto-sans-mongolian", ""),
+    MONGOLIAN_FONT: ("fonts/noto-sans-mongolian", ""),
 }
+# the package's @font-face for the Mongolian block only (family "Noto Sans Mongolian")
+MONGOLIAN_FONT_CSS = "/static/vendor/fonts/noto-sans-mongolian/mongolian-400.css"
 
 
-def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> None:
-    """Serve the front-end packages npm installed (never copies in the repository)."""
-    missing = []
+def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> set[str]:
+    """Serve the front-end packages npm installed (never copies in the repository);
+    returns the packages served."""
+    missing, served = [], set()
     for package, (url, sub) in VENDOR.items():
         folder = (assets_dir / package / sub) if assets_dir else None
         if folder is None or not folder.is_dir():
             missing.append(package)
             continue
         app.router.add_static(f"/static/vendor/{url}", folder)
+        served.add(package)
     if missing:
         log.warning(
             "前端资源未安装 (%s)：图表和蒙古文字体不可用；在仓库目录运行 npm ci 安装",
             ", ".join(missing),
         )
+    return served
 
 
 async def favicon(request: web.Request) -> web.FileResponse:
@@ -314,7 +320,10 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track/rate", rate)
     staff.add_routes(app)
     pages_sms.add_routes(app)
-    add_vendor_routes(app, app[SERVICES].web.assets_dir)
+    served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
+    # linked only when served: without the package pages fall back to system fonts, with no
+    # 404 for the browser to report
+    env.globals["mongolian_font_css"] = MONGOLIAN_FONT_CSS if MONGOLIAN_FONT in served else ""
     app.router.add_static("/static", HERE / "static")
     # browsers ask for /favicon.ico whatever the page links; answer with the same icon
     app.router.add_get("/favicon.ico", favicon)

@@ -1,4 +1,4 @@
-"""The citizen portal in Chromium: merged duplicates."""
+"""The citizen portal in Chromium: merged duplicates, web fonts."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.conftest import PASSWORD
 MN = i18n.MN
 MAIN_PHONE = "13900001111"
 DUP_PHONE = "13900002222"
+FONT_FILES = "/static/vendor/fonts/noto-sans-mongolian/files/"
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,45 @@ def test_citizen_merged_duplicate_shows_the_main_orders_status_and_answer(new_pa
     # the main order's own caller still sees and rates it as before
     own = citizen.request.get(f"/api/v1/requests/{main}?phone={MAIN_PHONE}").json()
     assert own["merged_into"] is None and own["answer"] == answer and own["can_rate"] is True
+
+
+# -- 13: a Mongolian web font from the npm package; Chinese from the system --------------------
+def platform_fonts(page: Any, selector: str) -> list[dict[str, Any]]:
+    """The fonts Chromium actually drew the element's text with (DevTools protocol)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    assert node, selector
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return list(fonts)
+
+
+def test_citizen_mongolian_is_drawn_with_the_served_web_font(new_page: Any) -> None:
+    page = new_page()
+    fetched: list[tuple[str, int]] = []
+    page.on("response", lambda r: fetched.append((r.url, r.status)))
+    page.goto(f"/?lang={MN}")
+    page.evaluate("document.fonts.ready.then(() => true)")
+    loaded = page.evaluate(
+        """[...document.fonts].filter(f => f.family.replace(/["']/g, "") ===
+        "Noto Sans Mongolian" && f.status === "loaded").length"""
+    )
+    assert loaded >= 1, "no Noto Sans Mongolian web font loaded"
+    assert page.evaluate("""document.fonts.check('16px "Noto Sans Mongolian"', 'ᠮᠣᠩᠭᠣᠯ')""")
+    woff2 = [(u, s) for u, s in fetched if FONT_FILES in u and u.endswith(".woff2")]
+    assert woff2 and all(s == 200 for _, s in woff2), fetched
+    used = platform_fonts(page, "main h1")
+    assert {"Noto Sans Mongolian"} == {f["familyName"] for f in used if f["isCustomFont"]}, used
+    assert all(f["isCustomFont"] for f in used if f["familyName"] == "Noto Sans Mongolian")
+
+    # Chinese pages: Chinese from the system's fonts; the 蒙古文 switch link from the web font
+    page.goto(f"/?lang={i18n.ZH}")
+    page.evaluate("document.fonts.ready.then(() => true)")
+    assert not any(f["isCustomFont"] for f in platform_fonts(page, "main h1"))
+    family = page.evaluate("getComputedStyle(document.querySelector('main h1')).fontFamily")
+    assert "Noto Sans CJK SC" in family and family.endswith("sans-serif")
+    link = platform_fonts(page, f'.langs a[lang="{MN}"]')
+    assert any(f["isCustomFont"] and f["familyName"] == "Noto Sans Mongolian" for f in link)

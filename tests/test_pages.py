@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,10 @@ import pytest
 from yarl import URL
 
 from agent_ui import i18n
-from tests.conftest import PASSWORD
+from agent_ui.pages import MONGOLIAN_FONT_CSS
+from hotline.app import make_app
+from hotline.db import open_database
+from tests.conftest import PASSWORD, make_settings
 from tickets.model import STATUS_LABELS, Kind, Status
 
 PHONE = "13812345678"
@@ -291,7 +295,8 @@ async def test_pages_mongolian_portal_is_vertical_and_remembered(browser: Any, a
     assert rule, "no vertical-writing rule for Mongolian"
     assert "writing-mode: vertical-lr" in rule.group(1)
     assert "text-orientation: mixed" in rule.group(1)
-    assert '"Mongolian Baiti", "Noto Sans Mongolian", "Menksoft Qagan"' in css
+    assert '"Noto Sans Mongolian", "Mongolian Baiti", "Menksoft Qagan"' in css
+    assert f'href="{MONGOLIAN_FONT_CSS}"' in page.text  # the web font, from npm
 
     page = await citizen.submit(page, "/", status=422, content="")  # the error in Mongolian
     assert page.status == 422 and page.element("form-error") == i18n.text("err_content", "mn-Mong")
@@ -301,6 +306,23 @@ async def test_pages_mongolian_portal_is_vertical_and_remembered(browser: Any, a
 
     page = await citizen.get("/?lang=zh-Hans")
     assert '<html lang="zh-Hans">' in page.text
+
+
+async def test_pages_without_the_npm_packages_pages_work_without_the_web_font(
+    sqlite_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    settings = make_settings(sqlite_url, HOTLINE__SERVER__ASSETS_DIR=str(tmp_path / "absent"))
+    db = open_database(settings)
+    try:
+        client = await aiohttp_client(make_app(settings, db))
+        resp = await client.get("/?lang=mn-Mong")
+        assert resp.status == 200
+        page = await resp.text()
+        assert i18n.text("submit_title", "mn-Mong") in page
+        assert "/static/vendor/" not in page  # no link the browser would report as a 404
+        assert (await client.get(MONGOLIAN_FONT_CSS)).status == 404
+    finally:
+        db.close()
 
 
 async def test_pages_citizen_errors_keep_the_form_values(browser: Any) -> None:
