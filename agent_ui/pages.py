@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +37,7 @@ FORM_FIELDS = ("content", "phone", "name", "address", "region", "kind")
 SATISFACTIONS = ("satisfied", "basic", "unsatisfied")
 # pages reached by POST switch language on the page that shows their form
 _SWITCH_TO = {"/": "/", "/track": "/track", "/track/rate": "/track"}
+MONGOLIAN_LETTERS = re.compile("[\u1820-\u18aa]")
 
 
 # -- language ---------------------------------------------------------------------------------
@@ -234,6 +236,12 @@ async def rate(request: web.Request) -> web.Response:
     return _status_page(request, lang, ticket, None, phone, thanks=True)
 
 
+def text_lang(text: str) -> str:
+    """The language tag for a text shown to citizens that nobody tagged (an answer): Mongolian
+    when it has Mongolian letters, else Chinese, which departments write in."""
+    return i18n.MN if MONGOLIAN_LETTERS.search(text) else i18n.ZH
+
+
 # -- errors -----------------------------------------------------------------------------------
 async def error_page(request: web.Request, status: int, message: str) -> web.Response:
     """What the error middleware shows for a DomainError outside /api/."""
@@ -305,6 +313,7 @@ def setup(app: web.Application) -> None:
     presenter = app[SERVICES].presenter
     directory = app[SERVICES].directory
     env.filters["local"] = presenter.local
+    env.filters["text_lang"] = text_lang
     env.globals.update(
         LABELS=LABELS,
         STATUS_LABELS=STATUS_LABELS,

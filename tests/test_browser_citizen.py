@@ -1,4 +1,4 @@
-"""The citizen portal in Chromium: merged duplicates, web fonts."""
+"""The citizen portal in Chromium: merged duplicates, the Mongolian portal on a phone, web fonts."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 
 from agent_ui import i18n
 from tests.browser import *  # noqa: F403
-from tests.browser import WebServer, screenshot, start_web_server
+from tests.browser import PHONE_VIEWPORT, WebServer, screenshot, start_web_server
 from tests.conftest import PASSWORD
 
 MN = i18n.MN
 MAIN_PHONE = "13900001111"
 DUP_PHONE = "13900002222"
+MN_PHONE = "13900003333"
 FONT_FILES = "/static/vendor/fonts/noto-sans-mongolian/files/"
 
 
@@ -109,6 +110,10 @@ def test_citizen_merged_duplicate_shows_the_main_orders_status_and_answer(new_pa
     assert citizen.locator("#main-status-label").inner_text() == i18n.text("status_answered", MN)
     assert citizen.locator("#main-answer").inner_text() == answer
     assert citizen.locator("#merged-number").inner_text() == main
+    # Chinese reads across on Mongolian pages; Mongolian runs down
+    across = "e => getComputedStyle(e).writingMode"
+    assert citizen.locator("#main-answer").evaluate(across) == "horizontal-tb"
+    assert citizen.locator("#merged-title").evaluate(across) == "vertical-lr"
     assert MAIN_PHONE not in citizen.content()
     screenshot(citizen, "citizen-merged-answered-mn")
 
@@ -132,6 +137,116 @@ def test_citizen_merged_duplicate_shows_the_main_orders_status_and_answer(new_pa
     # the main order's own caller still sees and rates it as before
     own = citizen.request.get(f"/api/v1/requests/{main}?phone={MAIN_PHONE}").json()
     assert own["merged_into"] is None and own["answer"] == answer and own["can_rate"] is True
+
+
+# -- 12: the Mongolian portal on a phone -------------------------------------------------------
+# Where each element's box is, after the page is scrolled to its left edge; elements inside a
+# box that scrolls sideways by itself (a long answer) are that box's business, not the page's.
+LAYOUT_JS = """() => {
+  window.scrollTo(0, 0);
+  const vw = window.innerWidth, vh = window.innerHeight, out = [];
+  const scroller = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (["auto", "scroll", "hidden"].includes(s.overflowX)) return true;
+    }
+    return false;
+  };
+  for (const el of document.querySelectorAll("body *")) {
+    const s = getComputedStyle(el), r = el.getBoundingClientRect();
+    if (s.display === "none" || s.visibility === "hidden" || !r.width || !r.height) continue;
+    if (el.classList.contains("skip") || scroller(el)) continue;
+    out.push({tag: el.tagName.toLowerCase(), id: el.id, cls: String(el.className),
+              text: (el.innerText || "").slice(0, 20), x: r.left, right: r.right,
+              w: r.width, h: r.height, mode: s.writingMode});
+  }
+  return {vw, vh, scrollWidth: document.documentElement.scrollWidth, boxes: out};
+}"""
+
+
+def assert_fits_a_phone(page: Any, name: str) -> None:
+    """The page scrolls down, not sideways; no box is wider than the screen; no line of
+    vertical text is taller than the screen; screenshot as an artifact."""
+    screenshot(page, name)
+    layout = page.evaluate(LAYOUT_JS)
+    vw, vh = layout["vw"], layout["vh"]
+    assert layout["scrollWidth"] <= vw, f"{name}: page is {layout['scrollWidth']} px wide"
+    for box in layout["boxes"]:
+        where = f"{name}: {box}"
+        assert box["right"] <= vw + 1 and box["w"] <= vw, "wider than the screen: " + where
+        if box["mode"].startswith("vertical") and box["tag"] not in ("main", "form", "body"):
+            assert box["h"] <= 0.8 * vh, "vertical text taller than the screen: " + where
+
+
+def assert_control_usable(page: Any, selector: str, upright: bool = False) -> None:
+    """A control a thumb can reach without sideways scrolling, of a sensible size; Mongolian
+    typed into it is upright (vertical) when `upright`."""
+    el = page.locator(selector)
+    el.scroll_into_view_if_needed()
+    box = el.bounding_box()
+    vw, vh = PHONE_VIEWPORT["width"], PHONE_VIEWPORT["height"]
+    assert box is not None, selector
+    assert box["x"] >= 0 and box["x"] + box["width"] <= vw, (selector, box)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= vh, (selector, box)
+    assert box["width"] >= 24 and box["height"] >= 24, (selector, box)  # a tap target
+    assert box["width"] * box["height"] <= 0.4 * vw * vh, (selector, box)  # not a whole screen
+    if upright:
+        assert el.evaluate("e => getComputedStyle(e).writingMode") == "vertical-lr", selector
+
+
+def test_citizen_mongolian_portal_fills_tracks_and_rates_on_a_phone(new_page: Any) -> None:
+    page = new_page(viewport=PHONE_VIEWPORT)
+    page.goto(f"/?lang={MN}")
+    assert_fits_a_phone(page, "mn-phone-1-portal")
+    assert_control_usable(page, "#content", upright=True)
+    page.fill("#content", "ᠬᠠᠯᠠᠭᠤᠨ ᠤᠰᠤ ᠭᠤᠷᠪᠠᠨ ᠡᠳᠦᠷ ᠪᠠᠶᠢᠬᠤ ᠦᠭᠡᠢ")
+    assert_control_usable(page, "#phone")
+    page.fill("#phone", MN_PHONE)
+    assert_control_usable(page, "#name", upright=True)
+    page.fill("#name", "ᠪᠠᠲᠤ")
+    assert_control_usable(page, "#region")
+    page.select_option("#region", "150102")
+    assert_control_usable(page, "#address", upright=True)
+    page.fill("#address", "ᠬᠥᠬᠡᠬᠣᠲᠠ")
+    assert_control_usable(page, "#kind-help")
+    page.locator("#kind-help").check()
+    assert_control_usable(page, "#confidential")
+    submit = "form.citizen-form button[type=submit]"
+    assert_control_usable(page, submit)
+    assert_fits_a_phone(page, "mn-phone-2-filled")
+    page.locator(submit).click()
+
+    number = page.locator("#ticket-number").inner_text()
+    assert re.fullmatch(r"\d{14}", number)
+    assert_fits_a_phone(page, "mn-phone-3-submitted")
+    assert_control_usable(page, "a.button")
+    page.locator("a.button").click()
+    assert_fits_a_phone(page, "mn-phone-4-track")
+    assert_control_usable(page, "#phone")
+    page.fill("#phone", MN_PHONE)
+    assert_control_usable(page, submit)
+    page.locator(submit).click()
+    page.wait_for_selector("#status-label")
+    assert_fits_a_phone(page, "mn-phone-5-status-pending")
+
+    answer = "ᠤᠰᠤᠨ ᠤ ᠬᠣᠭᠣᠯᠠᠢ ᠵᠠᠰᠠᠪᠠ᠃ 已修复供水管道，恢复供水。"
+    StaffApi(new_page(), "dispatcher").act(number, "answer", text=answer)
+    track(page, number, MN_PHONE, lang=MN)
+    assert_fits_a_phone(page, "mn-phone-6-status-answered")
+    assert_control_usable(page, "#answer")
+    assert page.locator("#answer").inner_text() == answer
+    assert_control_usable(page, "#rate-form fieldset")
+    assert_control_usable(page, "#sat-basic")
+    page.locator("#sat-basic").check()
+    assert_control_usable(page, "#note", upright=True)
+    page.fill("#note", "ᠪᠠᠶᠠᠷᠯᠠᠯ᠎ᠠ")
+    rate = "#rate-form button[type=submit]"
+    assert_control_usable(page, rate)
+    page.locator(rate).click()
+    page.wait_for_selector(".notice")
+    assert page.locator(".notice").inner_text() == i18n.text("rated_thanks", MN)
+    assert page.locator("#satisfaction").inner_text() == i18n.text("sat_basic", MN)
+    assert_fits_a_phone(page, "mn-phone-7-rated")
 
 
 # -- 13: a Mongolian web font from the npm package; Chinese from the system --------------------

@@ -291,8 +291,8 @@ async def test_pages_mongolian_portal_is_vertical_and_remembered(browser: Any, a
     assert page.form("/").value("lang") == "mn-Mong"
 
     css = (await citizen.get("/static/site.css")).text
-    rule = re.search(r'html\[lang="mn-Mong"\] main \{([^}]*)\}', css)
-    assert rule, "no vertical-writing rule for Mongolian"
+    rule = re.search(r'html\[lang="mn-Mong"\] :where\(main h1,[^{]*\{([^}]*)\}', css)
+    assert rule, "no vertical-writing rule for Mongolian text"
     assert "writing-mode: vertical-lr" in rule.group(1)
     assert "text-orientation: mixed" in rule.group(1)
     assert '"Noto Sans Mongolian", "Mongolian Baiti", "Menksoft Qagan"' in css
