@@ -167,14 +167,17 @@ async def submit_request(request: web.Request) -> web.Response:
 @route(
     "GET",
     "/requests/{number}",
-    "市民查询工单（编号 + 电话 phone 查询参数）",
+    "市民查询工单（编号 + 电话 phone 查询参数）；已合并的重复工单在 merged_into 中附主工单的"
+    "编号、状态和公开答复",
     auth="public",
     tag="市民",
 )
 async def track_request(request: web.Request) -> web.Response:
     svc = services(request)
-    ticket = await svc.tickets.track(request.match_info["number"], request.query.get("phone", ""))
-    return _json(svc.presenter.citizen(ticket))
+    ticket, main = await svc.tickets.track_with_main(
+        request.match_info["number"], request.query.get("phone", "")
+    )
+    return _json(svc.presenter.citizen(ticket, main))
 
 
 @route(

@@ -191,14 +191,11 @@ class Presenter:
             },
         }
 
-    def citizen(self, t: Ticket) -> dict[str, Any]:
-        """What the citizen sees when tracking: no staff names, no internal notes."""
-        public_answer = t.status in (
-            Status.ANSWERED,
-            Status.REVIEWED,
-            Status.REVISITED,
-            Status.CLOSED,
-        )
+    def citizen(self, t: Ticket, main: Ticket | None = None) -> dict[str, Any]:
+        """What the citizen sees when tracking: no staff names, no internal notes. A merged
+        duplicate also shows its main order (`main`): number, status, department and, once
+        public, its answer; never the main order's caller."""
+        public_answer = self._answer_is_public(t)
         lead = t.lead
         return {
             "number": t.number,
@@ -214,7 +211,26 @@ class Presenter:
             "can_rate": t.status in (Status.ANSWERED, Status.REVIEWED),
             "satisfaction": t.satisfaction.value if t.satisfaction else None,
             "satisfaction_label": LABELS[t.satisfaction.value] if t.satisfaction else None,
+            "merged_into": self.main_order(main) if main is not None else None,
         }
+
+    def main_order(self, main: Ticket) -> dict[str, Any]:
+        """The public part of the order a duplicate was merged into."""
+        public_answer = self._answer_is_public(main)
+        lead = main.lead
+        return {
+            "number": main.number,
+            "status": main.status.value,
+            "status_label": STATUS_LABELS[main.status],
+            "department_name": self.names.department_name(lead.department) if lead else None,
+            "answer": main.answer if public_answer else None,
+            "answered_at": self.time(main.answered_at) if public_answer else None,
+        }
+
+    @staticmethod
+    def _answer_is_public(t: Ticket) -> bool:
+        """An answer is shown to citizens once given directly or approved (审核), not before."""
+        return t.status in (Status.ANSWERED, Status.REVIEWED, Status.REVISITED, Status.CLOSED)
 
     def clock(self, c: Clock) -> dict[str, Any]:
         return {

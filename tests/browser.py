@@ -91,6 +91,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
         ws.server.kill()
 
 
+# Module scope: every test module star-imports these fixtures, so pytest keeps one `browser`
+# per module; a session-scoped one would start a second Playwright inside the first's loop
+# as soon as two browser modules run together ("Sync API inside the asyncio loop").
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Per module, not per session: sync Playwright keeps an event loop running in this thread

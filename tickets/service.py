@@ -252,6 +252,11 @@ class TicketService(TicketCore):
     ) -> Ticket:
         """The citizen rates the answer from the tracking page (number + phone)."""
         ticket = await self.track(number, phone)
+        if ticket.status is Status.MERGED:
+            # the main order's answer is rated once, by its own caller (see track_with_main)
+            raise IllegalTransition(
+                "该诉求已并入主工单办理，答复由主工单的诉求人评价", status=ticket.status.value
+            )
         if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
             raise IllegalTransition(
                 "工单答复后才能评价，或该工单已经评价过", status=ticket.status.value
@@ -318,6 +323,31 @@ class TicketService(TicketCore):
             )
 
         return await self._apply(actor, ticket_id, version, Action.MERGE, decide)
+
+    async def track_with_main(self, number: str, phone: str) -> tuple[Ticket, Ticket | None]:
+        """The citizen's order (number + phone) and, for a merged duplicate, the main order it
+        now lives on, so its citizen can follow the main order's status and answer."""
+        ticket = await self.track(number, phone)
+        return ticket, await self.main_order(ticket)
+
+    async def main_order(self, ticket: Ticket) -> Ticket | None:
+        """The order a merged duplicate joined, following later merges of that order; None for
+        an order that was not merged. No access check: callers show only its public part."""
+        master_id = ticket.master_id
+        if master_id is None:
+            return None
+
+        def tx(conn: Connection) -> Ticket | None:
+            seen = {ticket.id}
+            main = store.get_ticket(conn, master_id)
+            # a merge refuses a final main order, so the chain is short and has no cycle;
+            # `seen` only guards against a damaged database
+            while main is not None and main.master_id is not None and main.id not in seen:
+                seen.add(main.id)
+                main = store.get_ticket(conn, main.master_id)
+            return main
+
+        return await self.db.read(tx)
 
     async def supervise(
         self, actor: Actor, ticket_id: int, version: int, note: str | None = None
