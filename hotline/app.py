@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,9 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
             assets_dir=settings.resolve(settings.server.assets_dir),
+            trusted_proxies=tuple(
+                ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
+            ),
         ),
     )
 

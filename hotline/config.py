@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -36,6 +37,18 @@ class ServerSettings(_Section):
     access_log: bool = False
     # npm packages (ECharts, web fonts) installed by `make run` / `make test` with `npm ci`
     assets_dir: str = "node_modules"
+    # reverse proxies whose X-Forwarded-For is believed (addresses or networks)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"不是 IP 地址或网段: {item!r}") from None
+        return v
 
 
 class DatabaseSettings(_Section):
