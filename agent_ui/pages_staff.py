@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from agent_ui import schemas as s
 from agent_ui.api import ACTIONS, set_session_cookie
 from agent_ui.context import (
-    CONTROL,
     SESSION_COOKIE,
     CsrfFailed,
     RequestValidation,
@@ -117,6 +116,9 @@ def region_groups(directory: Directory) -> list[tuple[Region, list[Region]]]:
     return [(league, directory.children(league.code)) for league in directory.children(root.code)]
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def safe_next(value: object) -> str:
     """Only a local staff path may follow a login (no open redirect)."""
     path = str(value or "")
@@ -124,7 +126,7 @@ def safe_next(value: object) -> str:
         path.startswith("/staff/")
         and not path.startswith("//")
         and "\\" not in path
-        and not CONTROL.search(path)  # a CR/LF would split the Location header
+        and not _LINE_BREAKS.search(path)  # a CR/LF would split the Location header
     ):
         return path
     return "/staff/tickets"

@@ -172,6 +172,15 @@ class TicketService(TicketCore):
             }
             t_values: dict[str, Any] = {}
             if approve:
+                # a request stored before dates were bounded cannot be granted as it is
+                time_in_range(
+                    a.extension_until or now,
+                    now,
+                    past=timedelta(days=366),
+                    future=timedelta(days=self.limits.extension_days),
+                    field="until",
+                    label="申请的延期时间",
+                )
                 a_values["reply_due"] = a.extension_until
                 if a.role is AssignmentRole.LEAD:
                     t_values["reply_due"] = a.extension_until
