@@ -42,6 +42,7 @@ from tickets.model import (
     TicketFilter,
 )
 from tickets.service import TicketService
+from tickets.workflow import check_role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -470,6 +471,7 @@ async def act(request: web.Request, action: Action) -> web.Response:
     # who may touch the order is decided before its body is read: someone else's order
     # answers the same whatever the body holds
     await svc.tickets.get(actor, _ticket_id(request))
+    check_role(actor.role, action)
     body = await read_json(request, model)
     ticket = await call(svc.tickets, actor, _ticket_id(request), body)
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))

@@ -46,6 +46,7 @@ from tickets.model import (
     Ticket,
     Urgency,
 )
+from tickets.workflow import check_role
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
@@ -496,6 +497,9 @@ async def ticket_action(request: web.Request) -> web.Response:
     model, call, _ = ACTIONS[action]
     svc = services(request)
     try:
+        # who may touch the order, and this action at all, before the form is read
+        await svc.tickets.get(actor, ticket_id)
+        check_role(actor.role, action)
         data = await _action_payload(request, actor, action, form)
         if form.get("confirm") == "1" and _text(form, "confirm_version"):
             # the person saw what changed since their version and confirmed the new state
