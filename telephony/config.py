@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _DIGITS = re.compile(r"^[0-9*#]$")
@@ -206,6 +206,9 @@ DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
 }
 
 
+# A token Kannel must present on every MO and delivery-report call (backend = "kannel").
+MIN_GATEWAY_TOKEN = 16
+
 SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock")
 
 
@@ -232,9 +235,13 @@ class SmsSettings(_Section):
     # HMAC-SHA256 key of the generic JSON webhook (POST /api/v1/sms/webhook); empty: disabled.
     webhook_secret: str = ""
     # Kannel's MO and delivery-report calls are accepted only from these addresses, and, when
-    # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -).
+    # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -). With
+    # backend = "kannel" the token is required: an address alone is no proof (a reverse proxy
+    # or any other local process shares it).
     gateway_addresses: list[str] = ["127.0.0.1", "::1"]
-    gateway_token: Annotated[str, Field(pattern=r"^[A-Za-z0-9._~-]{0,128}$")] = ""
+    gateway_token: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9._~-]{0,128}$", validate_default=True)
+    ] = ""
     max_text_chars: Annotated[int, Field(ge=70, le=10_000)] = 1000
     per_number_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 20
     quiet_from: str = "21:30"
@@ -257,6 +264,17 @@ class SmsSettings(_Section):
     def _hhmm(cls, v: str) -> str:
         if not _HHMM.match(v) or v == "24:00":
             raise ValueError("时间应为 HH:MM")
+        return v
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _token_for_kannel(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("backend") == "kannel" and len(v) < MIN_GATEWAY_TOKEN:
+            raise ValueError(
+                f'backend = "kannel" 时必须设置 sms.gateway_token（至少 {MIN_GATEWAY_TOKEN} 个'
+                "字符，仅字母、数字和 . _ ~ -），建议放在环境变量 HOTLINE__SMS__GATEWAY_TOKEN；"
+                "hotline telephony kannel-config 会把它写进 Kannel 的 get-url"
+            )
         return v
 
     @field_validator("templates")

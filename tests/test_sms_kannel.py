@@ -5,22 +5,25 @@ due, every message arrives exactly once after it is back."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telephony.kannel import mo_url
-from telephony.kannel_run import KannelPorts, KannelProcess, start_kannel
-from tests.hotline_server import Server, StaffClient
+from telephony.kannel_run import KannelPorts, KannelProcess
+from tests.hotline_server import HOTLINE, Server, StaffClient
 from tests.sms.fakesmsc import FakeSmsc, Sms
 from tests.test_telephony_sip import add_user
 
 SERVICE = "12345"
 PASSWORD = "test-password-1"
 WAIT_S = 60.0
+GATEWAY_TOKEN = "kannel-test-token-0001"  # Kannel proves itself with it (backend = "kannel")
 
 
 @dataclass
@@ -40,45 +43,75 @@ class Gateway:
         return list(body["items"])
 
 
+def kannel_config(out: Path, env: dict[str, str], ports: KannelPorts, platform: str) -> Path:
+    """`hotline telephony kannel-config` with the platform's settings; the path it wrote."""
+    assert ports.fake_smsc is not None
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+    environ.update(env)
+    done = subprocess.run(
+        [
+            str(HOTLINE),
+            "telephony",
+            "kannel-config",
+            "--out",
+            str(out),
+            "--platform-url",
+            platform,
+            "--fake-smsc-port",
+            str(ports.fake_smsc),
+            "--admin-port",
+            str(ports.admin),
+            "--box-port",
+            str(ports.box),
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    conf = Path(done.stdout.strip())
+    assert f"&token={GATEWAY_TOKEN}" in conf.read_text("utf-8")
+    return conf
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("sms")
     ports = KannelPorts.free()
     db_url = f"sqlite:///{tmp / 'hotline.db'}"
-    server = Server(
-        tmp,
-        db_url,
-        env={
-            "HOTLINE__TRIAGE__ENABLED": "false",
-            "HOTLINE__TELEPHONY__ENABLED": "false",
-            "HOTLINE__SERVER__PUBLIC_URL": "http://127.0.0.1:{http_port}",
-            "HOTLINE__SMS__BACKEND": "kannel",
-            "HOTLINE__SMS__SENDSMS_URL": f"http://127.0.0.1:{ports.sendsms}/cgi-bin/sendsms",
-            "HOTLINE__SMS__USERNAME": "hotline",
-            "HOTLINE__SMS__PASSWORD": "hotline-sms",
-            "HOTLINE__SMS__SENDER": f'"{SERVICE}"',
-            "HOTLINE__SMS__RETRY_BASE_S": "1",
-            "HOTLINE__SMS__RETRY_MAX_S": "2",
-            "HOTLINE__SMS__POLL_INTERVAL_S": "0.2",
-            # the tests run at any hour: no quiet hours
-            "HOTLINE__SMS__QUIET_FROM": '"00:00"',
-            "HOTLINE__SMS__QUIET_UNTIL": '"00:00"',
-        },
-    )
+    env = {
+        "HOTLINE__TRIAGE__ENABLED": "false",
+        "HOTLINE__TELEPHONY__ENABLED": "false",
+        "HOTLINE__SERVER__PUBLIC_URL": "http://127.0.0.1:{http_port}",
+        "HOTLINE__SMS__BACKEND": "kannel",
+        "HOTLINE__SMS__GATEWAY_TOKEN": GATEWAY_TOKEN,
+        "HOTLINE__SMS__SENDSMS_URL": f"http://127.0.0.1:{ports.sendsms}/cgi-bin/sendsms",
+        "HOTLINE__SMS__USERNAME": "hotline",
+        "HOTLINE__SMS__PASSWORD": "hotline-sms",
+        "HOTLINE__SMS__SENDER": f'"{SERVICE}"',
+        "HOTLINE__SMS__RETRY_BASE_S": "1",
+        "HOTLINE__SMS__RETRY_MAX_S": "2",
+        "HOTLINE__SMS__POLL_INTERVAL_S": "0.2",
+        # the tests run at any hour: no quiet hours
+        "HOTLINE__SMS__QUIET_FROM": '"00:00"',
+        "HOTLINE__SMS__QUIET_UNTIL": '"00:00"',
+    }
+    server = Server(tmp, db_url, env=env)
     kannel: KannelProcess | None = None
     phone: FakeSmsc | None = None
     try:
         server.wait_ready()
         add_user(db_url, "agent1", "agent")
-        kannel = start_kannel(
-            tmp / "kannel",
-            ports=ports,
-            sms_url=mo_url(server.base),
-            sender=SERVICE,
-            log_level=1,
-            http_retry_delay_s=1,
-        )
+        # the operator's way: kannel.conf from the platform's own settings (token included)
         assert ports.fake_smsc is not None
+        conf = kannel_config(tmp / "kannel", env, ports, server.base)
+        kannel = KannelProcess(
+            conf, tmp / "kannel", ports, username="hotline", password="hotline-sms", log_level=1
+        )
+        kannel.start()
+        kannel.wait_listening(ports.fake_smsc)
         phone = FakeSmsc(ports.fake_smsc, tmp / "fakesmsc")
         phone.start(ready=kannel.smsc_online)
         yield Gateway(server, kannel, phone, StaffClient(server, "agent1", PASSWORD))
