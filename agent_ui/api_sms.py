@@ -3,7 +3,6 @@ providers) and the staff views of the outbox and the block list."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +23,7 @@ from agent_ui.context import (
 )
 from telephony.sms import SmsService
 from telephony.sms_store import Outgoing
+from telephony.sms_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, refusal
 from tickets.errors import Forbidden, InvalidInput, Unavailable
 from tickets.model import Role
 
@@ -127,7 +127,8 @@ async def kannel_dlr(request: web.Request) -> web.Response:
 @route(
     "POST",
     "/sms/webhook",
-    "云短信平台上行（JSON，X-Signature: HMAC-SHA256 十六进制）",
+    '云短信平台上行（JSON；X-Timestamp: Unix 秒，X-Signature: HMAC-SHA256(密钥, 时间戳 + "." + '
+    "请求体) 十六进制；时间窗外或重复的请求 401）",
     body=s.SmsWebhook,
     auth="public",
     tag=TAG,
@@ -138,13 +139,22 @@ async def webhook(request: web.Request) -> web.Response:
     if not secret:
         raise Unavailable("短信 webhook 未配置（sms.webhook_secret）")
     raw = await request.read()
-    given = request.headers.get("X-Signature", "").strip().lower().encode("utf-8", "replace")
-    wanted = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(given, wanted):
-        raise NotAuthenticated("签名校验失败")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    why = refusal(
+        secret,
+        request.headers.get(TIMESTAMP_HEADER, ""),
+        signature,
+        raw,
+        sms.now(),
+        sms.s.webhook_window_s,
+    )
+    if why is not None:
+        raise NotAuthenticated(why)
     body = await read_json(request, s.SmsWebhook)
     msg = sms.parse(body.sender, body.to, body.text, body.id)
-    outcome = await sms.receive(msg)
+    outcome = await sms.receive_signed(msg, signature)
+    if outcome is None:
+        raise NotAuthenticated("重复的请求：这个签名已经用过（重放）")
     return _json(
         {"result": outcome.handled_as, "number": outcome.ticket.number if outcome.ticket else None}
     )

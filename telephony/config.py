@@ -234,6 +234,9 @@ class SmsSettings(_Section):
     dlr_url: str = ""
     # HMAC-SHA256 key of the generic JSON webhook (POST /api/v1/sms/webhook); empty: disabled.
     webhook_secret: str = ""
+    # A webhook request's X-Timestamp may differ from the platform's clock by this much
+    # (seconds); older or later ones are refused, and each signature is taken once.
+    webhook_window_s: Annotated[float, Field(ge=10, le=3600)] = 300
     # Kannel's MO and delivery-report calls are accepted only from these addresses, and, when
     # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -). With
     # backend = "kannel" the token is required: an address alone is no proof (a reverse proxy

@@ -222,6 +222,29 @@ class SmsService:
             await self.notify(phone, "stopped", None, urgent=True)
         return outcome
 
+    async def receive_signed(self, msg: Incoming, signature: str) -> Outcome | None:
+        """A message from the signed webhook, the signature already checked: None when that
+        signature was taken before (a replayed request). Signatures are kept two windows,
+        long enough to outlive every request their timestamps let in."""
+        now = self.now()
+        sig = signature.strip().lower()
+        keep = timedelta(seconds=2 * self.s.webhook_window_s)
+        first = await self.db.write(
+            partial(store.remember_signature, signature=sig, now=now, forget_before=now - keep)
+        )
+        if not first:
+            log.warning("SMS webhook: replayed request from %s refused", mask_phone(msg.sender))
+            return None
+        try:
+            return await self.receive(msg)
+        except Exception:
+            # not taken: the provider's retry of this very request must still get in
+            try:
+                await self.db.write(lambda c: store.forget_signature(c, sig))
+            except Exception:
+                log.exception("SMS webhook: could not forget signature of a failed request")
+            raise
+
     async def _route(self, msg: Incoming) -> Outcome:
         phone = msg.sender
         since = self.now() - timedelta(days=self.s.survey_days)

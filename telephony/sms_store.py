@@ -10,7 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from telephony.tables import sms_blocklist, sms_inbox, sms_optout, sms_outbox
+from telephony.tables import (
+    sms_blocklist,
+    sms_inbox,
+    sms_optout,
+    sms_outbox,
+    sms_webhook_seen,
+)
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,24 @@ def is_opted_out(conn: Connection, phone: str) -> bool:
         conn.execute(sa.select(sms_optout.c.phone).where(sms_optout.c.phone == phone)).first()
         is not None
     )
+
+
+# -- webhook signatures ------------------------------------------------------------------------
+def remember_signature(
+    conn: Connection, signature: str, now: datetime, forget_before: datetime
+) -> bool:
+    """False when this signature was taken before (a replay); drops the ones too old to matter."""
+    conn.execute(sms_webhook_seen.delete().where(sms_webhook_seen.c.seen_at < forget_before))
+    try:
+        with conn.begin_nested():
+            conn.execute(sms_webhook_seen.insert().values(signature=signature, seen_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_signature(conn: Connection, signature: str) -> None:
+    conn.execute(sms_webhook_seen.delete().where(sms_webhook_seen.c.signature == signature))
 
 
 def hour_ago(now: datetime) -> datetime:

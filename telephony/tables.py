@@ -87,3 +87,13 @@ sms_optout = sa.Table(
     sa.Column("phone", sa.String(32), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Signatures of webhook requests taken within the last two time windows: the same signed request
+# again is a replay, refused (older ones are refused by their timestamp anyway).
+sms_webhook_seen = sa.Table(
+    "sms_webhook_seen",
+    metadata,
+    sa.Column("signature", sa.String(64), primary_key=True),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_sms_webhook_seen_at", "seen_at"),
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -355,10 +356,15 @@ async def test_kannel_endpoint_bad_input(
     assert (resp.status, body["error"]["code"]) == (status, code)
 
 
-def signed(body: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: dict[str, Any], secret: str = SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A provider's request: X-Timestamp (Unix seconds, now unless `at`) and X-Signature =
+    hex HMAC-SHA256(secret, timestamp + "." + body)."""
     raw = json.dumps(body, ensure_ascii=False).encode()
-    sig = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return raw, {"Content-Type": "application/json", "X-Signature": sig}
+    ts = str(int(time.time() if at is None else at))
+    sig = hmac.new(secret.encode(), f"{ts}.".encode() + raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Timestamp": ts, "X-Signature": sig}
 
 
 async def test_webhook_with_a_good_signature_makes_an_order(web: Any) -> None:
