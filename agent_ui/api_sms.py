@@ -43,6 +43,8 @@ CHARSETS = {
     "us-ascii": "ascii",
     "gsm": "latin-1",
 }
+# folded: an acknowledgement carried by message folded_into; limited: over the daily cap
+OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "kept", "folded", "limited")
 WATCH = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 
 
@@ -173,16 +175,23 @@ def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[s
         "sent_at": t(m.sent_at),
         "delivered_at": t(m.delivered_at),
         "last_error": m.last_error,
+        "folded_into": m.folded_into,
     }
 
 
-@route("GET", "/sms/outbox", "短信发件箱（可按 recipient、ticket_id、status 筛选）", tag=TAG)
+@route(
+    "GET",
+    "/sms/outbox",
+    "短信发件箱（可按 recipient、ticket_id、status 筛选；folded：已并入 folded_into 那条的"
+    "受理回执，limited：超出每日上限、未发送）",
+    tag=TAG,
+)
 async def outbox(request: web.Request) -> web.Response:
     await require_staff(request, *WATCH)
     q = request.query
     status = q.get("status") or None
-    if status is not None and status not in ("queued", "sent", "delivered", "failed", "kept"):
-        raise InvalidInput("status 只能是 queued、sent、delivered、failed 或 kept", field="status")
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise InvalidInput(f"status 只能是 {'、'.join(OUTBOX_STATUSES)}", field="status")
     items = await _sms(request).outbox(
         recipient=q.get("recipient") or None,
         ticket_id=_int_query(request, "ticket_id", 0, 0, 2**62) or None,

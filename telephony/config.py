@@ -181,9 +181,14 @@ class TelephonySettings(_Section):
 
 # SMS texts (templates). {number} work-order number, {link} the citizen's tracking page,
 # {title} the order's title or its first words, {due} a deadline (local time), {clock} which
-# time limit (签收 / 办结 / 回访), {department} the department's name.
+# time limit (签收 / 办结 / 回访), {department} the department's name; ack_folded (several
+# acknowledgements to one number in one text): {count} orders, {numbers} their numbers (the
+# first ack_fold_max_numbers, then "等N件").
 DEFAULT_SMS_TEMPLATES: dict[str, str] = {
     "ack": "【12345热线】您的诉求已受理，工单编号{number}。查询进度：{link}",
+    "ack_folded": (
+        "【12345热线】您近期提交的{count}件诉求均已受理，工单编号{numbers}。查询进度：{link}"
+    ),
     "supplement": "【12345热线】您的补充内容已记入工单{number}。",
     "dispatch": "【12345热线】新工单{number}已派至{department}：{title}。请在{due}前签收。",
     "warning": "【12345热线】工单{number}的{clock}时限将于{due}到期，请抓紧办理。",
@@ -198,6 +203,7 @@ DEFAULT_SMS_TEMPLATES: dict[str, str] = {
 # Mongolian (traditional script) for citizens who chose it; to be checked by a native speaker.
 DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
     "ack": "【12345】ᠲᠠᠨ ᠤ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠬᠦᠯᠢᠶᠡᠨ ᠠᠪᠤᠯ᠎ᠠ᠃ ᠳ᠋ᠤᠭᠠᠷ: {number} {link}",
+    "ack_folded": "【12345】ᠲᠠᠨ ᠤ {count} ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠬᠦᠯᠢᠶᠡᠨ ᠠᠪᠤᠯ᠎ᠠ᠃ ᠳ᠋ᠤᠭᠠᠷ: {numbers} {link}",
     "supplement": "【12345】ᠨᠡᠮᠡᠯᠲᠡ ᠶᠢ {number} ᠳ᠋ᠤ ᠪᠢᠴᠢᠪᠡ᠃",
     "reply": "【12345】{number} ᠳ᠋ᠤ ᠬᠠᠷᠢᠭᠤ ᠦᠭᠬᠦᠯᠡ᠃ {link}",
     "survey": "【12345】{number}: 1 ᠰᠡᠳᠬᠢᠯ ᠳ᠋ᠤ ᠨᠢᠴᠤᠭᠤᠯᠤᠨ᠎ᠠ, 2 ᠳᠤᠮᠳᠠ, 3 ᠨᠡᠶᠢᠴᠡᠬᠦ ᠦᠭᠡᠢ᠃ TD",
@@ -209,7 +215,7 @@ DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
 # A token Kannel must present on every MO and delivery-report call (backend = "kannel").
 MIN_GATEWAY_TOKEN = 16
 
-SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock")
+SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock", "count", "numbers")
 
 
 def _check_placeholders(templates: dict[str, str]) -> dict[str, str]:
@@ -247,6 +253,12 @@ class SmsSettings(_Section):
     ] = ""
     max_text_chars: Annotated[int, Field(ge=70, le=10_000)] = 1000
     per_number_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # Acknowledgements to one number: at most one text per ack_window_s seconds (0: no folding);
+    # the ones due meanwhile are folded into one text listing up to ack_fold_max_numbers numbers.
+    ack_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600
+    ack_fold_max_numbers: Annotated[int, Field(ge=1, le=30)] = 10
+    # Citizen-facing texts to one number within 24 hours; more are kept as "limited", not sent.
+    citizen_texts_per_day: Annotated[int, Field(ge=1, le=10_000)] = 20
     quiet_from: str = "21:30"
     quiet_until: str = "08:00"
     send_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
