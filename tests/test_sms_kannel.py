@@ -1,7 +1,9 @@
 """SMS through a real gateway: Kannel (bearerbox + smsbox) with its fake SMSC in front of the
-real `hotline serve`. A Chinese message becomes an order and the acknowledgement with its
+real `hotline serve`, on the configuration `hotline telephony kannel-config` writes (the gateway
+token in its get-url). A Chinese message becomes an order and the acknowledgement with its
 number reaches the phone; the 回访 survey closes the loop; with Kannel stopped while notices are
-due, every message arrives exactly once after it is back."""
+due, every message arrives exactly once after it is back; acknowledgements to one phone are
+folded into one text per window."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from telephony.kannel_run import KannelPorts, KannelProcess
 from tests.hotline_server import HOTLINE, Server, StaffClient
 from tests.sms.fakesmsc import FakeSmsc, Sms
 from tests.test_telephony_sip import add_user
+from tests.waiting import wait_until_sync
 
 SERVICE = "12345"
 PASSWORD = "test-password-1"
@@ -94,6 +97,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "HOTLINE__SMS__RETRY_BASE_S": "1",
         "HOTLINE__SMS__RETRY_MAX_S": "2",
         "HOTLINE__SMS__POLL_INTERVAL_S": "0.2",
+        # acknowledgements to one number: one text per 10 s (the folding test waits it out)
+        "HOTLINE__SMS__ACK_WINDOW_S": "10",
         # the tests run at any hour: no quiet hours
         "HOTLINE__SMS__QUIET_FROM": '"00:00"',
         "HOTLINE__SMS__QUIET_UNTIL": '"00:00"',
@@ -206,3 +211,26 @@ def test_notices_due_while_kannel_is_down_arrive_once_when_it_is_back(
     _, box = gateway.agent.get("/sms/outbox")
     states = {m["status"] for m in box["items"] if m["recipient"] in citizens}
     assert states <= {"sent", "delivered"}
+
+
+def test_web_orders_naming_one_phone_reach_it_in_one_text_per_window(gateway: Gateway) -> None:
+    """Issue 10 item 3 through the real gateway: five web submissions naming one phone (well
+    within the 10-second window) make at most two texts that carry all five numbers."""
+    citizen = "13800000320"
+    numbers = []
+    for i in range(5):
+        status, _, made = gateway.server.request(
+            "POST", "/api/v1/requests", {"content": f"第{i}件：路面塌陷", "phone": citizen}
+        )
+        assert status == 201, made
+        numbers.append(made["number"])
+
+    def every_number_arrived() -> list[str]:
+        texts = [m.text for m in gateway.phone.messages() if m.receiver == citizen]
+        return texts if all(any(n in t for t in texts) for n in numbers) else []
+
+    texts = wait_until_sync(every_number_arrived, timeout=WAIT_S)
+    assert len(texts) <= 2, texts
+    _, box = gateway.agent.get(f"/sms/outbox?recipient={citizen}")
+    assert len(box["items"]) == 5
+    assert sum(m["status"] == "folded" for m in box["items"]) >= 3
