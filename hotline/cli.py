@@ -199,6 +199,11 @@ def cmd_telephony_kannel(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    try:
+        smsc_group = Path(args.smsc_group).read_text("utf-8") if args.smsc_group else None
+    except OSError as exc:
+        print(f"错误: 读不到 smsc 配置段文件 {args.smsc_group}: {exc}", file=sys.stderr)
+        return 1
     sendsms = urlsplit(sms.sendsms_url)
     host = settings.server.host if settings.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     platform = args.platform_url or f"http://{host}:{settings.server.port}"
@@ -209,7 +214,7 @@ def cmd_telephony_kannel(args: argparse.Namespace) -> int:
         smsbox_port=sendsms.port or 13013,
         smsbox_bearer_port=args.box_port,
         fake_smsc_port=args.fake_smsc_port,
-        smsc_group=Path(args.smsc_group).read_text("utf-8") if args.smsc_group else None,
+        smsc_group=smsc_group,
         # every MO carries the token; delivery reports use the dlr-url of each sendsms request
         # (the platform's own, with its outbox id and the token), so no default one here
         sms_url=mo_url(platform, sms.gateway_token),
