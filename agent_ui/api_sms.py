@@ -20,6 +20,7 @@ from agent_ui.context import (
     read_json,
     require_staff,
     services,
+    strip_controls,
 )
 from telephony.sms import SmsService
 from telephony.sms_store import Outgoing
@@ -60,7 +61,8 @@ def _decoded(raw: dict[str, bytes], charset: str) -> str:
     if codec is None:
         raise UnsupportedCharset(f"不支持的字符集 {charset!r}", charset=charset)
     try:
-        return raw.get("text", b"").decode(codec)
+        # control characters are dropped, not refused: the citizen's message must not be lost
+        return strip_controls(raw.get("text", b"").decode(codec))
     except UnicodeDecodeError:
         raise InvalidInput(f"短信内容不是合法的 {charset} 编码", field="text") from None
 

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from agent_ui import i18n, pages_list, pages_sms
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
-from agent_ui.context import SERVICES, services
+from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
+from agent_ui.limits import Throttled
 from tickets.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from tickets.model import (
     ACTION_LABELS,
@@ -87,7 +88,9 @@ def citizen_message(exc: DomainError, lang: str) -> str:
         return exc.message
     field = exc.details.get("field")
     key = "err_generic"
-    if isinstance(exc, NotFound):
+    if isinstance(exc, Throttled):
+        key = "err_too_many"
+    elif isinstance(exc, NotFound):
         key = "err_not_found"
     elif field == "content":
         key = "err_too_long" if "limit" in exc.details else "err_content"
@@ -143,6 +146,7 @@ async def submit(request: web.Request) -> web.Response:
     values["confidential"] = "confidential" in form
     svc = services(request)
     try:
+        guard_intake(request)
         ticket = await svc.tickets.submit(citizen_request(values, lang))
     except DomainError as exc:
         return _portal(request, lang, values, citizen_message(exc, lang), staff.http_status(exc))
@@ -207,7 +211,7 @@ async def track(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     try:
-        ticket, main = await services(request).tickets.track_with_main(number, phone)
+        ticket, main = await citizen_track(request, number, phone)
     except DomainError as exc:
         msg = citizen_message(exc, lang)
         return _track_form(request, lang, number, phone, msg, staff.http_status(exc))
@@ -220,17 +224,18 @@ async def rate(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     note = str(form.get("note", "")).strip()
-    tickets = services(request).tickets
     try:
         try:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await tickets.rate(number, phone, satisfaction, note or None)
+        ticket = await citizen_rate(request, number, phone, satisfaction, note or None)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
+        if isinstance(exc, Throttled | NotFound):
+            return _track_form(request, lang, number, phone, msg, code)
         try:
-            current, main = await tickets.track_with_main(number, phone)
+            current, main = await citizen_track(request, number, phone)
         except DomainError:
             return _track_form(request, lang, number, phone, msg, code)
         return _status_page(request, lang, current, main, phone, error=msg, status=code, note=note)

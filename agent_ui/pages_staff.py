@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +16,9 @@ from multidict import MultiMapping
 from pydantic import ValidationError
 
 from agent_ui import schemas as s
-from agent_ui.accounts import LoginThrottled
 from agent_ui.api import ACTIONS, set_session_cookie
 from agent_ui.context import (
+    CONTROL,
     SESSION_COOKIE,
     CsrfFailed,
     RequestValidation,
@@ -26,6 +28,7 @@ from agent_ui.context import (
     services,
 )
 from agent_ui.errors import status_for
+from agent_ui.limits import Throttled
 from agent_ui.views import CLOCK_LABELS, FIELD_LABELS, time_left
 from routing.directory import Department, Directory, Region
 from tickets import timing
@@ -117,7 +120,12 @@ def region_groups(directory: Directory) -> list[tuple[Region, list[Region]]]:
 def safe_next(value: object) -> str:
     """Only a local staff path may follow a login (no open redirect)."""
     path = str(value or "")
-    if path.startswith("/staff/") and not path.startswith("//") and "\\" not in path:
+    if (
+        path.startswith("/staff/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not CONTROL.search(path)  # a CR/LF would split the Location header
+    ):
         return path
     return "/staff/tickets"
 
@@ -146,6 +154,27 @@ def _int(form: MultiMapping[Any], name: str) -> int:
 
 
 # -- login and logout -------------------------------------------------------------------------
+LOGIN_CSRF_COOKIE = "hotline_login_csrf"
+
+
+def _login_page(request: web.Request, ctx: dict[str, Any], status: int = 200) -> web.Response:
+    """The login form with a fresh token of its own (double submit: the same value in a
+    cookie only this site's pages can set and in the form), so another site cannot post a
+    login form into this one (login CSRF) even where SameSite is not enforced."""
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "staff/login.html", {**ctx, "login_csrf": token}, status=status)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=services(request).web.cookie_secure,
+        path="/staff/login",
+        max_age=3600,
+    )
+    return resp
+
+
 async def login_form(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if await current_session(request) is not None:
@@ -158,7 +187,7 @@ async def login_form(request: web.Request) -> web.Response:
         "username": "",
         "next": next_path,
     }
-    return render(request, "staff/login.html", ctx)
+    return _login_page(request, ctx)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -167,6 +196,10 @@ async def login_submit(request: web.Request) -> web.Response:
     next_path = safe_next(form.get("next"))
     svc = services(request)
     try:
+        sent = str(form.get("login_csrf", ""))
+        kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not kept or not hmac.compare_digest(sent, kept):
+            raise CsrfFailed("登录页面已过期，请重新输入后登录")
         if not username or not password:
             raise InvalidInput("请输入用户名和密码")
         if len(username) > 64 or len(password) > 256:
@@ -180,11 +213,12 @@ async def login_submit(request: web.Request) -> web.Response:
             "username": username,
             "next": next_path,
         }
-        resp = render(request, "staff/login.html", ctx, status=http_status(exc))
-        if isinstance(exc, LoginThrottled):
-            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        resp = _login_page(request, ctx, status=http_status(exc))
+        if isinstance(exc, Throttled):
+            resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
     resp = redirect(next_path)
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
     max_age = int(svc.accounts.session_ttl.total_seconds())
     set_session_cookie(resp, token, svc.web.cookie_secure, max_age)
     return resp

@@ -92,10 +92,20 @@ class Presenter:
         self.now = clock  # "now" for deadline marks (the service's clock)
 
     def time(self, value: datetime | None) -> str | None:
-        return value.astimezone(self.tz).isoformat(timespec="seconds") if value else None
+        if not value:
+            return None
+        try:
+            return value.astimezone(self.tz).isoformat(timespec="seconds")
+        except OverflowError:  # a stored extreme (year 9999) must not break a read
+            return value.isoformat(timespec="seconds")
 
     def local(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return value.astimezone(self.tz).strftime(fmt) if value else ""
+        if not value:
+            return ""
+        try:
+            return value.astimezone(self.tz).strftime(fmt)
+        except OverflowError:
+            return value.strftime(fmt) + " UTC"
 
     def assignment(self, a: Assignment) -> dict[str, Any]:
         return {

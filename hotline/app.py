@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
-from agent_ui.accounts import Accounts, LoginThrottle
+from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
 from agent_ui.context import Services, WebSettings
+from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
 from agent_ui.store import count_users
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
@@ -93,6 +94,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             name=lim.max_name_chars,
             address=lim.max_address_chars,
             reason=lim.max_reason_chars,
+            extension_days=lim.max_extension_days,
         ),
     )
     sec = settings.security
@@ -101,17 +103,37 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
         password_min_length=sec.password_min_length,
-        throttle=LoginThrottle(sec.login_max_failures, sec.login_window_s, sec.login_lockout_s),
+        throttle=LoginThrottle(
+            LoginPolicy(
+                free_failures=sec.login_max_failures,
+                address_failures=sec.login_address_failures,
+                window_s=sec.login_window_s,
+                first_delay_s=sec.login_first_delay_s,
+                max_delay_s=sec.login_lockout_s,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
     )
     return Services(
         tickets=tickets,
         accounts=accounts,
+        citizens=CitizenGuard(
+            CitizenPolicy(
+                lookups_per_minute=sec.lookups_per_minute,
+                misses_per_number=sec.lookup_misses_per_number,
+                miss_window_s=sec.lookup_miss_window_s,
+                intake_per_hour=sec.intake_per_hour,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
         directory=directory,
         # marks and countdowns by the service's own clock (tests move it)
         presenter=Presenter(directory, tz, clock=tickets.now),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
-            cookie_secure=settings.server.cookie_secure,
+            # Secure whenever the public address is https, whatever the flag says
+            cookie_secure=settings.server.cookie_secure
+            or settings.server.public_url.startswith("https://"),
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
             assets_dir=settings.resolve(settings.server.assets_dir),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,39 @@ def _accounts(settings: Settings) -> tuple[Database, Accounts]:
     )
 
 
+def _password(args: argparse.Namespace) -> str | None:
+    """The new password: from --password-stdin (one line), an interactive prompt typed twice,
+    or --password (visible in the process list and shell history: a warning says so)."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") or None
+    if args.password is not None:
+        print(
+            "警告: --password 会出现在进程列表和 shell 历史中；请改用 --password-stdin 或交互输入",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if not sys.stdin.isatty():
+        print(
+            "错误: 请用 --password-stdin 从标准输入提供密码，或在终端中运行以交互输入",
+            file=sys.stderr,
+        )
+        return None
+    first = getpass.getpass("新密码: ")
+    if getpass.getpass("再次输入新密码: ") != first:
+        print("错误: 两次输入的密码不一致", file=sys.stderr)
+        return None
+    return first
+
+
+def _add_password_options(parser: argparse.ArgumentParser) -> None:
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--password-stdin", action="store_true", help="从标准输入读取密码（一行；推荐用于脚本）"
+    )
+    how.add_argument("--password", help="密码（不推荐：会出现在进程列表和 shell 历史中）")
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from tickets.model import Role
 
@@ -81,9 +115,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             print(f"错误: 未知角色 {args.role}（可选: {allowed}）", file=sys.stderr)
             return 2
         role = Role(args.role)
-        user = accounts.create_user_sync(
-            args.username, args.password, role, args.department, args.name
-        )
+        password = _password(args)
+        if password is None:
+            return 2
+        user = accounts.create_user_sync(args.username, password, role, args.department, args.name)
         print(f"已创建用户 {user.username}（{user.role.value}，ID {user.id}）")
         return 0
     finally:
@@ -105,7 +140,10 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     db, accounts = _accounts(_settings(args))
     try:
-        accounts.set_password_sync(args.username, args.password)
+        password = _password(args)
+        if password is None:
+            return 2
+        accounts.set_password_sync(args.username, password)
         print(f"已重设 {args.username} 的密码，并注销其所有会话")
         return 0
     finally:
@@ -243,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="添加用户")
     add.add_argument("--config", default=argparse.SUPPRESS)
     add.add_argument("--username", required=True)
-    add.add_argument("--password", required=True)
+    _add_password_options(add)
     add.add_argument(
         "--role",
         required=True,
@@ -258,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     pw = user.add_parser("passwd", help="重设密码")
     pw.add_argument("--config", default=argparse.SUPPRESS)
     pw.add_argument("--username", required=True)
-    pw.add_argument("--password", required=True)
+    _add_password_options(pw)
     pw.set_defaults(fn=cmd_user_passwd)
 
     from classifier.cli import add_subcommands

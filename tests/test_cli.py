@@ -4,6 +4,7 @@ subprocess (starts, serves, stops cleanly on SIGTERM; --demo prints working logi
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -46,8 +47,25 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def add_user(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    return run(capsys, "user", "add", "--password", "secret-pass-1", *extra)
+def run_with_stdin(
+    capsys: pytest.CaptureFixture[str], stdin: str, *argv: str
+) -> tuple[int, str, str]:
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        return run(capsys, *argv)
+    finally:
+        sys.stdin = saved
+
+
+def add_user(
+    capsys: pytest.CaptureFixture[str], *extra: str, password: str = "secret-pass-1"
+) -> tuple[int, str, str]:
+    """`hotline user add … --password-stdin`, the password on standard input, as a script
+    would do it (--password shows in the process list)."""
+    if "--password" in extra:
+        return run(capsys, "user", "add", *extra)
+    return run_with_stdin(capsys, password + "\n", "user", "add", "--password-stdin", *extra)
 
 
 def can_log_in(username: str, password: str) -> bool:
@@ -117,7 +135,11 @@ def test_user_add_duplicate_username_exits_1(
         (["--role", "department"], "必须指定 --department"),
         (["--role", "department", "--department", "999999-nowhere"], "未知承办单位"),
         (["--role", "agent", "--department", "150100-housing"], "只有承办单位账号"),
-        (["--role", "agent", "--password", "short"], "密码至少8位"),
+        (["--role", "agent", "--password", "short"], "密码至少10位"),
+        (["--role", "agent", "--password", "1234567890"], "太容易被猜到"),
+        (["--role", "agent", "--password", "passwordpassword"], "太容易被猜到"),
+        (["--role", "agent", "--password", "zhaogang-2026!"], "不能包含用户名"),
+        (["--role", "agent", "--password", "x" * 257], "不能超过256位"),
     ],
 )
 def test_user_add_invalid_input_exits_1_in_chinese(
@@ -147,20 +169,49 @@ def test_user_add_unknown_role_exits_2(
     assert run(capsys, "user", "list")[1] == ""
 
 
-def test_user_add_missing_argument_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["user", "add", "--username", "x", "--role", "agent"])
-    assert info.value.code == 2
-    assert "--password" in capsys.readouterr().err
+def test_user_add_without_a_password_and_no_terminal_exits_2(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_with_stdin(
+        capsys, "", "user", "add", "--username", "xiaoli", "--role", "agent"
+    )
+    assert code == 2
+    assert "--password-stdin" in err
+    assert run(capsys, "user", "list")[1] == ""
+
+
+def test_user_add_password_option_warns_it_is_visible(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--username", "lina", "--role", "agent", "--password", "secret-pass-1"]
+    code, _, err = add_user(capsys, *argv)
+    assert code == 0
+    assert "进程列表" in err  # kept for scripts, with a warning
+    assert can_log_in("lina", "secret-pass-1")
+
+
+def test_user_add_prompts_twice_on_a_terminal(
+    cli_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter(["typed-secret-9", "typed-secret-9", "typed-secret-9", "other-secret-9"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    code, out, _ = run(capsys, "user", "add", "--username", "lina", "--role", "agent")
+    assert code == 0 and "已创建用户 lina" in out
+    assert can_log_in("lina", "typed-secret-9")
+    code, _, err = run(capsys, "user", "add", "--username", "wangna", "--role", "agent")
+    assert code == 2 and "不一致" in err
 
 
 def test_user_passwd_changes_the_password(cli_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert add_user(capsys, "--username", "lina", "--role", "agent")[0] == 0
-    code, _, _ = run(capsys, "user", "passwd", "--username", "lina", "--password", "new-pass-22")
+    code, _, _ = run_with_stdin(
+        capsys, "new-pass-22\n", "user", "passwd", "--username", "lina", "--password-stdin"
+    )
     assert code == 0
     assert can_log_in("lina", "new-pass-22")
-    code, _, err = run(
-        capsys, "user", "passwd", "--username", "nobody", "--password", "new-pass-22"
+    code, _, err = run_with_stdin(
+        capsys, "new-pass-22\n", "user", "passwd", "--username", "nobody", "--password-stdin"
     )
     assert code == 1
     assert "不存在" in err

@@ -15,9 +15,11 @@ from tickets import clocks, store
 from tickets.access import (
     access_ticket,
     department_assignments,
+    involvement_end,
     normalize_phone,
     optional_text,
     require_text,
+    visible_events,
 )
 from tickets.db import Database
 from tickets.errors import (
@@ -86,6 +88,7 @@ class Limits:
     name: int = 50
     address: int = 200
     reason: int = 1000
+    extension_days: int = 180  # the latest a 延期 may run to, from now
 
 
 @dataclasses.dataclass(slots=True)
@@ -235,7 +238,7 @@ class TicketCore:
 
         ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", ticket_id=ticket_id)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     async def find_by_intake_key(self, key: str) -> Ticket | None:
@@ -254,7 +257,7 @@ class TicketCore:
 
         ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", number=number)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     def _list_scope(self, actor: Actor) -> str | None:
@@ -293,8 +296,14 @@ class TicketCore:
         return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
 
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_events(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[TicketEvent]]:
+            return store.get_ticket(conn, ticket_id), store.list_events(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        return visible_events(actor, ticket, found)
 
     async def track(self, number: str, phone: str) -> Ticket:
         """The citizen's view: number and the phone given at submission must both match."""
@@ -347,7 +356,7 @@ class TicketCore:
             now = self._now()
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
-                raise NotFound("工单不存在", ticket_id=ticket_id)
+                raise NotFound("工单不存在")
             if actor.role is not Role.CITIZEN:  # citizens come in through track(number, phone)
                 access_ticket(actor, ticket)
             check_role(actor.role, action)
@@ -470,8 +479,18 @@ class TicketCore:
 
     # -- deadline clocks ----------------------------------------------------------------------
     async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_clocks(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[Clock]]:
+            return store.get_ticket(conn, ticket_id), store.list_clocks(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        if actor.role is Role.DEPARTMENT and involvement_end(actor.department or "", ticket):
+            # a past assignee keeps only its own tasks' clocks
+            own = {a.id for a in ticket.assignments if a.department == actor.department}
+            found = [c for c in found if c.assignment_id in own]
+        return found
 
     async def fire_due_clocks(self, limit: int = 500) -> int:
         """One watcher step: warn at warn_ratio, mark overdue at the deadline; an overdue
@@ -490,8 +509,8 @@ class TicketCore:
         return n
 
 
-def cancel_live_tasks(conn: Connection, ticket_id: int) -> None:
-    store.cancel_active_assignments(conn, ticket_id)
+def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:
+    store.cancel_active_assignments(conn, ticket_id, now)
 
 
 def plain(value: Any) -> Any:

@@ -304,6 +304,7 @@ class Assignment:
     extension_until: datetime | None = None
     extension_reason: str | None = None
     forwarded_from: int | None = None
+    ended_at: datetime | None = None  # returned, forwarded or withdrawn at
 
     @property
     def active(self) -> bool:

@@ -142,6 +142,7 @@ def _assignment_from_row(row: Any) -> Assignment:
         extension_until=m["extension_until"],
         extension_reason=m["extension_reason"],
         forwarded_from=m["forwarded_from"],
+        ended_at=m["ended_at"],
     )
 
 
@@ -319,7 +320,7 @@ def update_assignment(conn: Connection, assignment_id: int, values: dict[str, An
 
 
 def cancel_active_assignments(
-    conn: Connection, ticket_id: int, department: str | None = None
+    conn: Connection, ticket_id: int, now: datetime, department: str | None = None
 ) -> list[int]:
     """Withdraw the live tasks on an order (only `department`'s, if given)."""
     active = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
@@ -333,7 +334,7 @@ def cancel_active_assignments(
         conn.execute(
             assignments.update()
             .where(assignments.c.id.in_(ids))
-            .values(state=AssignmentState.CANCELLED.value)
+            .values(state=AssignmentState.CANCELLED.value, ended_at=now)
         )
     return ids
 
