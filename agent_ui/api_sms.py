@@ -94,7 +94,17 @@ def _from_gateway(request: web.Request, sms: SmsService, token: bytes | None) ->
         raise NotAuthenticated("短信网关令牌错误")
 
 
-@route("GET", "/sms/kannel", "Kannel 上行短信（sms-service get-url）", auth="public", tag=TAG)
+GATEWAY_PARAMS = (("token", "query", {"type": "string"}, "sms.gateway_token（Kannel 的凭据）"),)
+
+
+@route(
+    "GET",
+    "/sms/kannel",
+    "Kannel 上行短信（sms-service get-url）",
+    auth="public",
+    tag=TAG,
+    params=GATEWAY_PARAMS,
+)
 async def kannel_mo(request: web.Request) -> web.Response:
     sms = _sms(request)
     raw = await _kannel_fields(request)
@@ -113,12 +123,21 @@ async def kannel_mo(request: web.Request) -> web.Response:
     )
 
 
-@route("POST", "/sms/kannel", "Kannel 上行短信（post-url）", auth="public", tag=TAG)
+@route(
+    "POST",
+    "/sms/kannel",
+    "Kannel 上行短信（post-url）",
+    auth="public",
+    tag=TAG,
+    params=GATEWAY_PARAMS,
+)
 async def kannel_mo_post(request: web.Request) -> web.StreamResponse:
     return await kannel_mo(request)
 
 
-@route("GET", "/sms/dlr", "Kannel 状态报告（dlr-url）", auth="public", tag=TAG)
+@route(
+    "GET", "/sms/dlr", "Kannel 状态报告（dlr-url）", auth="public", tag=TAG, params=GATEWAY_PARAMS
+)
 async def kannel_dlr(request: web.Request) -> web.Response:
     sms = _sms(request)
     _from_gateway(request, sms, request.query.get("token", "").encode())
@@ -136,6 +155,20 @@ async def kannel_dlr(request: web.Request) -> web.Response:
     body=s.SmsWebhook,
     auth="public",
     tag=TAG,
+    params=(
+        (
+            TIMESTAMP_HEADER,
+            "header",
+            {"type": "string", "pattern": "^[0-9]{1,12}$"},
+            "签名时间，Unix 秒",
+        ),
+        (
+            SIGNATURE_HEADER,
+            "header",
+            {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            'HMAC-SHA256(sms.webhook_secret, X-Timestamp + "." + 请求体) 的十六进制',
+        ),
+    ),
 )
 async def webhook(request: web.Request) -> web.Response:
     sms = _sms(request)

@@ -2,7 +2,7 @@
 per-number lock for deciding citizens' notices.
 
 Revision ID: 0400
-Revises: 0100
+Revises: 0110
 Create Date: 2026-12-04
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0400"
-down_revision = "0100"
+down_revision = "0110"
 branch_labels = None
 depends_on = None
 
