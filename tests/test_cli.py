@@ -350,3 +350,40 @@ def test_telephony_prompts_speaks_every_prompt(
     assert (tmp_path / "cmn" / "status_accepted.wav").is_file()
     code, out, _ = run(capsys, "telephony", "prompts")
     assert "生成 0 个" in out  # nothing changed: nothing regenerated
+
+
+KANNEL_TOKEN = "k4nnel-token-of-the-test"
+
+
+def test_kannel_config_command_puts_the_token_into_kannels_get_url(
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOTLINE__SMS__BACKEND", "kannel")
+    monkeypatch.setenv("HOTLINE__SMS__GATEWAY_TOKEN", KANNEL_TOKEN)
+    monkeypatch.setenv("HOTLINE__SMS__USERNAME", "hotline")
+    monkeypatch.setenv("HOTLINE__SMS__PASSWORD", "sendsms-secret")
+    code, out, err = run(
+        capsys, "telephony", "kannel-config", "--out", str(tmp_path), "--fake-smsc-port", "13999"
+    )
+    assert code == 0, err
+    conf = Path(out.strip()).read_text("utf-8")
+    (get_url,) = [ln for ln in conf.splitlines() if ln.startswith("get-url")]
+    assert get_url == (
+        'get-url = "http://127.0.0.1:8080/api/v1/sms/kannel?'
+        f'from=%p&to=%P&text=%a&charset=%C&coding=%c&id=%I&token={KANNEL_TOKEN}"'
+    )
+    assert 'password = "sendsms-secret"' in conf
+
+
+def test_kannel_config_command_without_a_token_says_which_key(
+    clean_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        capsys, "telephony", "kannel-config", "--out", str(tmp_path), "--fake-smsc-port", "13999"
+    )
+    assert code == 1
+    assert "sms.gateway_token" in err
+    assert not list(tmp_path.iterdir())
