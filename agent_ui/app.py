@@ -10,7 +10,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from agent_ui import api, api_calls, api_sms, pages  # noqa: F401 - they add to api.ROUTES
+from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
+    api,
+    api_calls,
+    api_sms,
+    assist,
+    live,
+    pages,
+)
 from agent_ui.context import SERVICES, Services, check_text
 from agent_ui.errors import error_body, status_for
 from agent_ui.limits import Throttled
@@ -149,7 +156,7 @@ def _json_parser_errors() -> None:
     RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
 
 
-def create_app(svc: Services) -> web.Application:
+def create_app(svc: Services, bus: Any = None) -> web.Application:
     app = web.Application(
         client_max_size=svc.web.max_body_bytes,
         middlewares=[headers_middleware, errors_middleware, input_middleware],
@@ -161,4 +168,5 @@ def create_app(svc: Services) -> web.Application:
     app.router.add_get("/api/v1/openapi.json", openapi)
     api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
+    live.setup(app, bus)
     return app

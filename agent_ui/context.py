@@ -48,6 +48,7 @@ class Services:
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
 
 
 SERVICES = web.AppKey("services", Services)

@@ -259,7 +259,9 @@ async def new_ticket_form(request: web.Request) -> web.Response:
     await require_staff(request, *INTAKE_ROLES)
     blank = dict.fromkeys(NEW_FIELDS, "")
     defaults = {"channel": "phone", "kind": "other", "urgency": "normal", "language": "zh-Hans"}
-    return await _new_form(request, {**blank, **defaults, "confidential": False})
+    # from the screen pop: the caller's number and the call the order is for
+    prefill = {k: request.query.get(k, "")[:40] for k in ("phone", "call")}
+    return await _new_form(request, {**blank, **defaults, **prefill, "confidential": False})
 
 
 async def new_ticket_submit(request: web.Request) -> web.Response:
@@ -270,15 +272,37 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     values["confidential"] = "confidential" in form
     data: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
     data["category"] = [c for c in _CODES.split(values["category"]) if c]
+    then = _text(form, "then")
+    extra = {k: _text(form, k) for k in ("then", "answer", "lead", "call")}
     svc = services(request)
     try:
+        if then == "answer" and not extra["answer"]:
+            raise InvalidInput("直接答复请填写答复内容", field="answer")
+        if then == "dispatch" and not svc.directory.has_department(extra["lead"]):
+            raise InvalidInput("派单请填写正确的主办单位代码", field="lead")
         try:
             body = s.StaffTicket.model_validate(data)
         except ValidationError as exc:
             raise RequestValidation(validation_message(exc)) from None
         ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     except DomainError as exc:
-        return await _new_form(request, values, exc.message, http_status(exc))
+        return await _new_form(request, {**values, **extra}, exc.message, http_status(exc))
+    if extra["call"] and svc.calls is not None:
+        session = await current_session(request)
+        if session is not None:
+            await svc.calls.link_ticket(extra["call"], ticket.id, session.user.username)
+    try:  # one step: registered, then answered or dispatched
+        if then == "answer":
+            await svc.tickets.answer(actor, ticket.id, ticket.version, extra["answer"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=answer")
+        if then == "dispatch":
+            await svc.tickets.dispatch(actor, ticket.id, ticket.version, extra["lead"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=dispatch")
+    except DomainError as exc:
+        # the order stands; say what did not happen
+        return await detail_page(
+            request, actor, ticket.id, error=f"工单已登记，但后续操作未完成：{exc.message}"
+        )
     return redirect(f"/staff/tickets/{ticket.id}?done=create")
 
 

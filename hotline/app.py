@@ -16,6 +16,7 @@ from aiohttp import web
 
 from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
+from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
 from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
 from agent_ui.store import count_users
@@ -150,7 +151,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     database = db or open_database(settings)
     bus = InProcessBus()
     services = build_services(settings, database, bus)
-    app = create_app(services)
+    app = create_app(services, bus)
     app[DATABASE] = database
     app[BUS] = bus
 
@@ -176,6 +177,20 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
             await task
 
     gazetteer, rules = load_triage_parts(settings, services.directory)
+
+    def suggester() -> Triage:
+        """The triage's suggestion logic for the order form (its own classifier, loaded on
+        the first keystroke's request, not at start)."""
+        cfg = settings.triage
+        return Triage(
+            services.tickets,
+            load_predictor(settings),
+            gazetteer,
+            rules,
+            TriageSettings(False, cfg.threshold),
+        )
+
+    services.assist = Assistant(suggester)
 
     async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()

@@ -57,6 +57,8 @@ EXPECT: dict[tuple[str, str], Any] = {
         if a is not Action.SUPPLEMENT
     },
     ("GET", "/api/v1/regions"): PUBLIC,
+    ("GET", "/api/v1/live"): "live",  # a WebSocket: staff, from this site's pages
+    ("POST", "/api/v1/assist"): INTAKE,
     ("GET", "/api/v1/departments"): STAFF,
     ("POST", "/api/v1/agent/session"): CALLS,
     ("DELETE", "/api/v1/agent/session"): CALLS,
@@ -240,6 +242,8 @@ def expected(rule: Any, c: Caller, pattern: str, action: str) -> Any:
         return lambda s: s not in denied
     if rule == "login":  # a form posted without the login page's token: refused, for anyone
         return lambda s: s == 403
+    if rule == "live":  # staff; a plain GET is no WebSocket handshake (400), never 5xx
+        return (lambda s: s == 401) if c.role is None else (lambda s: s in (400, 403))
     if c.role is None:  # no session: 401, or the login page for a page
         return (lambda s: s in (303, 401)) if is_page else (lambda s: s == 401)
     allowed = set(rule)

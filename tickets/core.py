@@ -295,6 +295,11 @@ class TicketCore:
         """Events after `since` (no access check: for the platform's own consumers)."""
         return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
 
+    async def events_after(self, after_id: int, limit: int) -> list[TicketEvent]:
+        """Events with ids after `after_id`, oldest first (no access check: the live push
+        filters them per reader)."""
+        return await self.db.read(lambda c: store.list_events_after(c, after_id, limit))
+
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
         def tx(conn: Connection) -> tuple[Ticket | None, list[TicketEvent]]:
             return store.get_ticket(conn, ticket_id), store.list_events(conn, ticket_id)

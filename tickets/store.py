@@ -410,6 +410,14 @@ def list_events_since(
     return _events(rows)
 
 
+def list_events_after(conn: Connection, after_id: int, limit: int) -> list[TicketEvent]:
+    """Events with ids after `after_id`, oldest first (a console catching up)."""
+    rows = conn.execute(
+        sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    )
+    return _events(rows)
+
+
 def _events(rows: Any) -> list[TicketEvent]:
     return [
         TicketEvent(
