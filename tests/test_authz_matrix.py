@@ -59,6 +59,8 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/regions"): PUBLIC,
     ("GET", "/api/v1/live"): "live",  # a WebSocket: staff, from this site's pages
     ("POST", "/api/v1/assist"): INTAKE,
+    ("GET", "/api/v1/wallboard"): WATCH,
+    ("GET", "/staff/wallboard"): WATCH,
     ("GET", "/api/v1/departments"): STAFF,
     ("POST", "/api/v1/agent/session"): CALLS,
     ("DELETE", "/api/v1/agent/session"): CALLS,

@@ -68,7 +68,7 @@ async def logged_in(chromium: Any, base: str, username: str) -> Any:
 
 
 async def live(page: Any) -> None:
-    await page.wait_for_function("document.body.dataset.live === 'on'", timeout=WAIT)
+    await page.wait_for_selector("body[data-live='on']", state="attached", timeout=WAIT)
 
 
 async def shot(page: Any, name: str) -> None:

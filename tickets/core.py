@@ -270,6 +270,13 @@ class TicketCore:
             raise RoleForbidden("无权查看工单列表")
         return None
 
+    async def count_due_between(self, start: datetime, end: datetime) -> int:
+        """Orders with a running time limit falling in [start, end) (the wallboard's 今日到期)."""
+        return await self.db.read(lambda c: store.count_due_between(c, start, end))
+
+    async def count_created_between(self, start: datetime, end: datetime) -> int:
+        return await self.db.read(lambda c: store.count_created_between(c, start, end))
+
     async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
         scope = self._list_scope(actor)
         now = self._now()

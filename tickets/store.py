@@ -470,6 +470,22 @@ def live_clocks_of(conn: Connection, ticket_ids: Iterable[int]) -> dict[int, lis
     return out
 
 
+def count_due_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count(sa.distinct(clocks.c.ticket_id))).where(
+        clocks.c.state != ClockState.STOPPED.value,
+        clocks.c.due_at >= start,
+        clocks.c.due_at < end,
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count_created_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count()).where(
+        tickets.c.created_at >= start, tickets.c.created_at < end
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
 def list_live_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
     rows = conn.execute(
         sa.select(clocks).where(

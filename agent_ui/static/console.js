@@ -37,6 +37,7 @@
 
   function onTicket(m) {
     if (m.id) sessionStorage.setItem(LAST, String(m.id));
+    document.dispatchEvent(new CustomEvent("hotline:ticket", { detail: m }));
     if (openTicket && m.ticket === openTicket) {
       if (m.actor && m.actor.id !== null && String(m.actor.id) === me.userId) return; // mine
       banner(
@@ -110,7 +111,10 @@
   }
 
   function onCall(m) {
-    if (m.agent !== user) return;
+    if (m.agent !== user) {
+      document.dispatchEvent(new CustomEvent("hotline:call", { detail: m }));
+      return;
+    }
     if (m.event === "call.ringing" || m.event === "call.answered") pop(m);
     if (m.event === "call.ended") {
       var box = document.getElementById("screen-pop");
