@@ -422,8 +422,9 @@ def test_invite_flood_is_refused_without_hanging_the_worker(
     """One address floods the worker with INVITEs; while the flood goes on, a caller from
     another address gets a final answer every time and is answered once the flooder's
     admitted calls are over; every flood INVITE gets a final answer (200 within the rate,
-    486/503 beyond it), the worker is never restarted, and the flood is logged in summaries,
-    not a line per INVITE. Conditions only: how long anything takes is never asserted."""
+    486/503 beyond it), the worker is never restarted, the flood is logged in summaries, not
+    a line per INVITE, and the flooder's address is let in again once the flood is over.
+    Conditions only: how long anything takes is never asserted."""
     before = hotline.output()
     pcap = write_rtp_pcap(tmp_path / "flood.pcap", duration_s=3)
     flood = start_sipp(
@@ -445,7 +446,7 @@ def test_invite_flood_is_refused_without_hanging_the_worker(
         )
 
         def answered_from_elsewhere() -> bool:
-            result = try_call(hotline, tmp_path / f"try{len(tries)}", "13800000113", "127.0.0.2")
+            result = try_call(hotline, tmp_path / f"try{len(tries)}", "13800000116", "127.0.0.2")
             tries.append(result)
             assert result.successful == 1, result.summary()  # a final answer, never silence
             assert not result.logged("unavailable"), result.summary()  # not taken for the flood
@@ -454,21 +455,29 @@ def test_invite_flood_is_refused_without_hanging_the_worker(
         wait_for(answered_from_elsewhere, "a caller from another address answered in the flood")
         assert flood.running(), "the flood ended before the caller was answered"
     finally:
-        result = flood.stop(grace_s=60)  # no new INVITEs; the calls under way finish
+        flooded = flood.stop(grace_s=60)  # no new INVITEs; the calls under way finish
     after = hotline.output()[len(before) :]
     assert "exited with" not in after, after  # the worker was never restarted
     assert "Assertion" not in after, after
-    assert result.returncode in (0, 1), result.summary()  # SIPp ended by itself
+    assert flooded.returncode in (0, 1), flooded.summary()  # SIPp ended by itself
     # every flood INVITE got a final answer: no timeouts, and the only unexpected answers
     # are the refusals (486 busy, 503 over the rate), never 481 (a worker that lost its calls)
-    assert "retransmission timeout" not in result.errors, result.summary()
-    assert result.created == result.successful + result.failed, result.summary()
-    refusals = re.findall(r"received 'SIP/2\.0 (\d{3})", result.errors)
-    assert set(refusals) <= {"486", "503"}, result.summary()
-    assert refusals.count("503") > 0, result.summary()  # over the rate: refused
-    assert result.successful >= 1, result.summary()  # within the rate: answered
+    assert "retransmission timeout" not in flooded.errors, flooded.summary()
+    assert flooded.created == flooded.successful + flooded.failed, flooded.summary()
+    refusals = re.findall(r"received 'SIP/2\.0 (\d{3})", flooded.errors)
+    assert set(refusals) <= {"486", "503"}, flooded.summary()
+    assert refusals.count("503") > 0, flooded.summary()  # over the rate: refused
+    assert flooded.successful >= 1, flooded.summary()  # within the rate: answered
     # logged as summaries, not a line per refused INVITE
     assert after.count("INVITE flood from") * 10 < refusals.count("503"), after
+
+    def flooder_let_in_again() -> bool:
+        result = try_call(hotline, tmp_path / f"again{len(tries)}", "13800000117", "127.0.0.1")
+        tries.append(result)
+        assert result.successful == 1, result.summary()  # 503 until it keeps under the rate
+        return bool(result.logged("answered"))
+
+    wait_for(flooder_let_in_again, "the flooder's address let in again after the flood")
     caller = "13800000111"
     normal = call(caller, keys((1.0, "1")), hold_s=3)
     assert normal.successful == 1, normal.summary()
