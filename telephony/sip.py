@@ -26,9 +26,9 @@ MAX_CALLS = 4
 # decides to answer it. A closed socket's slot is free again only 500 ms later
 # (PJ_IOQUEUE_KEY_FREE_DELAY), and with no free slot pjlib's assertion aborts the process: 60
 # INVITEs a second did that. So INVITEs the worker refuses never get sockets (they go to a
-# socket-less account), and calls that have sockets, or closed them less than
-# MEDIA_FREE_DELAY_S ago (pjlib's 0.5 s with room), are capped at MEDIA_LEGS_MAX: 40 slots, the
-# rest left for SIP over UDP and TCP.
+# socket-less account), and socket pairs are capped at MEDIA_LEGS_MAX (40 slots, the rest left
+# for SIP over UDP and TCP), counted with room to spare: the calls up now, plus every pair opened
+# or closed within MEDIA_FREE_DELAY_S (pjlib's 0.5 s, doubled).
 MEDIA_LEGS_MAX = 20
 MEDIA_FREE_DELAY_S = 1.0
 # The answers of INVITEs refused before pjsua spends anything on them (see LegHandler.screen).
@@ -274,7 +274,7 @@ class SipStack:
         self._ep: Any = None
         self._account: Any = None
         self._refusers: dict[int, _Refuser] = {}
-        self._closed: deque[float] = deque()  # when calls with sockets ended (monotonic)
+        self._churn: deque[float] = deque()  # when socket pairs were opened or closed
         self._full = 0  # INVITEs refused because of that
 
     def start(self) -> None:
@@ -340,6 +340,7 @@ class SipStack:
         too many calls had sockets just now (see MEDIA_LEGS_MAX)."""
         if self.media_full():
             raise SipError("too many calls opened and closed just now: try again in a second")
+        self._churn.append(time.monotonic())
         leg = Leg(self, outbound=True, remote=uri)
         if leg_id:
             leg.id = leg_id
@@ -349,7 +350,6 @@ class SipStack:
             call.makeCall(uri, pj.CallOpParam(True))
         except pj.Error as exc:
             leg._call = None
-            self._closed.append(time.monotonic())  # its sockets, if pjsua opened them
             raise SipError(exc.info()) from None
         self.legs[leg.id] = leg
         return leg
@@ -359,10 +359,10 @@ class SipStack:
 
     def media_full(self) -> bool:
         """Would one more call's sockets put pjlib's socket slots at risk (MEDIA_LEGS_MAX)?"""
-        closed, since = self._closed, time.monotonic() - MEDIA_FREE_DELAY_S
-        while closed and closed[0] < since:
-            closed.popleft()
-        return len(self.legs) + len(closed) >= MEDIA_LEGS_MAX
+        churn, since = self._churn, time.monotonic() - MEDIA_FREE_DELAY_S
+        while churn and churn[0] < since:
+            churn.popleft()
+        return len(self.legs) + len(churn) >= MEDIA_LEGS_MAX
 
     def _select_account(self, prm: Any) -> None:
         """pjsua asks which account takes an incoming request, before it opens any socket for
@@ -378,14 +378,15 @@ class SipStack:
             self._full += 1
             if self._full == 1 or self._full % 100 == 0:
                 log.warning(
-                    "%d INVITE(s) refused (503): %d calls opened and closed within %.0f s",
+                    "%d INVITE(s) refused (503): too many calls opened and closed within %.0f s",
                     self._full,
-                    MEDIA_LEGS_MAX,
                     MEDIA_FREE_DELAY_S,
                 )
         if code:
             prm.accountIndex = self._refusers.get(code, self._refusers[503]).getId()
         else:
+            # pjsua opens its sockets now, even if it refuses the call itself later
+            self._churn.append(time.monotonic())
             prm.accountIndex = self._account.getId()
 
     def _incoming(self, prm: Any) -> None:
@@ -413,7 +414,7 @@ class SipStack:
         if peer is not None:
             peer._peer = None
         if self.legs.pop(leg.id, None) is not None:
-            self._closed.append(time.monotonic())
+            self._churn.append(time.monotonic())
         # Drop the pjsua2 Call now, in its DISCONNECTED callback (as pjsua2 wants it): its call
         # slot may go to the next INVITE in this same pump, and a Call dropped after that
         # clears the new call's user data (its events are lost) and hangs the new call up.
