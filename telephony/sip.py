@@ -24,11 +24,11 @@ MAX_CALLS = 4
 # pjlib's select() ioqueue holds every socket of the process in 64 slots (PJ_IOQUEUE_MAX_HANDLES):
 # the SIP transports, and RTP + RTCP of each call, opened by pjsua for an INVITE before anyone
 # decides to answer it. A closed socket's slot is free again only 500 ms later
-# (PJ_IOQUEUE_KEY_FREE_DELAY), and with no free slot pjlib's assertion aborts the process: 60
-# INVITEs a second did that. So INVITEs the worker refuses never get sockets (they go to a
-# socket-less account), and socket pairs are capped at MEDIA_LEGS_MAX (40 slots, the rest left
-# for SIP over UDP and TCP), counted with room to spare: the calls up now, plus every pair opened
-# or closed within MEDIA_FREE_DELAY_S (pjlib's 0.5 s, doubled).
+# (PJ_IOQUEUE_KEY_FREE_DELAY), and with no free slot pjlib's assertion aborts the process: 70
+# INVITEs a second did that (60 did not). So INVITEs the worker refuses never get sockets (they
+# go to a socket-less account), and socket pairs are capped at MEDIA_LEGS_MAX (40 slots, the
+# rest left for SIP over UDP and TCP), counted with room to spare: the calls up now, plus every
+# pair opened or closed within MEDIA_FREE_DELAY_S (pjlib's 0.5 s, doubled).
 MEDIA_LEGS_MAX = 20
 MEDIA_FREE_DELAY_S = 1.0
 # The answers of INVITEs refused before pjsua spends anything on them (see LegHandler.screen).
