@@ -82,7 +82,8 @@ async def errors_middleware(
 
 
 _GATEWAYS = "/api/v1/sms/"  # gateways' raw parameters: their handlers drop controls themselves
-_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+# multipart uploads are streamed by their handlers (agent_ui.uploads), which check their fields
+_FORMS = ("application/x-www-form-urlencoded",)
 
 
 @web.middleware

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import re
@@ -49,6 +50,9 @@ class Services:
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
+    files: Any = None  # agent_ui.uploads.FileStore: attachments
+    max_files: int = 10  # per order
+    max_files_per_request: int = 3  # per citizen submission
 
 
 SERVICES = web.AppKey("services", Services)
@@ -151,6 +155,22 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 _SESSION = web.RequestKey("session", object)
+_UPLOAD_DEFERRED = web.RequestKey("upload_deferred", bool)
+
+
+def defer_csrf_to_form(request: web.Request) -> None:
+    """An upload handler streams its multipart form: it checks the csrf_token field itself."""
+    request[_UPLOAD_DEFERRED] = True
+
+
+async def check_csrf(request: web.Request, token: str | None) -> None:
+    session = await current_session(request)
+    if (
+        session is None
+        or not token
+        or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+    ):
+        raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
 
 
 async def current_session(request: web.Request) -> Session | None:
@@ -170,12 +190,14 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
         raise NotAuthenticated("请先登录")
     if write:
         token = request.headers.get(CSRF_HEADER)
-        if token is None and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        if token is None and request.content_type == "application/x-www-form-urlencoded":
             token = str((await request.post()).get("csrf_token", ""))
-        if not token or token != session.csrf_token:
+        # multipart uploads are streamed, never read whole here: their handlers check the
+        # form's csrf_token field (sent first) with check_csrf before any file is stored
+        deferred = request.content_type == "multipart/form-data" and _UPLOAD_DEFERRED in request
+        if not deferred and (
+            not token or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+        ):
             raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
     if roles and session.user.role not in roles:
         raise RoleForbidden("当前角色无权访问", role=session.user.role.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent_ui.accounts import NotAuthenticated
 from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
 from agent_ui.limits import Throttled
+from agent_ui.uploads import TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -28,6 +29,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (MalformedJson, 400),
     (RequestValidation, 422),
     (TooLong, 413),
+    (TooLarge, 413),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),

@@ -46,7 +46,7 @@ from tickets.model import (
     Ticket,
     Urgency,
 )
-from tickets.workflow import check_role
+from tickets.workflow import ROLES, check_role
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
@@ -406,6 +406,9 @@ async def detail_page(
         "time_left": lambda due: time_left(due, now),
         "clock_phase": clock_phase,
         "in_review": timing.in_review_queue(ticket),
+        "attachments": svc.presenter.ticket(ticket)["attachments"],
+        "can_attach": _may_attach(actor, ticket),
+        "max_mb": svc.files.max_bytes // (1024 * 1024) if svc.files else 0,
         # a form carries the version the person saw; after a conflict it keeps the one they
         # had and asks them to confirm against the new state (confirm_version)
         "form_version": conflict.version if conflict else ticket.version,
@@ -428,6 +431,14 @@ async def detail_page(
         "satisfactions": ["satisfied", "basic", "unsatisfied"],
     }
     return render(request, "staff/detail.html", ctx, status=status)
+
+
+def _may_attach(actor: Actor, t: Ticket) -> bool:
+    if t.status in (Status.CLOSED, Status.MERGED) or actor.role not in ROLES[Action.ATTACH]:
+        return False
+    if actor.role is Role.DEPARTMENT:
+        return any(a.active and a.department == actor.department for a in t.assignments)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
 from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
 from agent_ui.store import count_users
+from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import ConfigError, Settings
@@ -191,6 +192,10 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         )
 
     services.assist = Assistant(suggester)
+    att = settings.attachments
+    services.files = FileStore(settings.resolve(att.dir), att.max_bytes, list(att.types))
+    services.max_files = att.max_per_order
+    services.max_files_per_request = att.max_per_request
 
     async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()

@@ -112,6 +112,14 @@ class TriageSettings(_Section):
     model: str = "classifier/model"
 
 
+class AttachmentSettings(_Section):
+    dir: str = "var/attachments"
+    max_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_per_order: Annotated[int, Field(ge=1, le=100)] = 10
+    max_per_request: Annotated[int, Field(ge=0, le=10)] = 3
+    types: list[Literal["jpeg", "png", "pdf"]] = ["jpeg", "png", "pdf"]
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -123,6 +131,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     locale: LocaleSettings = LocaleSettings()
     log: LogSettings = LogSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     routing: RoutingSettings = RoutingSettings()
     triage: TriageSettings = TriageSettings()
     sla: SlaSettings = SlaSettings()

@@ -54,12 +54,15 @@ EXPECT: dict[tuple[str, str], Any] = {
     **{
         ("POST", f"/api/v1/tickets/{{id}}/{a.value}"): frozenset(ROLES[a]) - {Role.SYSTEM}
         for a in Action
-        if a is not Action.SUPPLEMENT
+        if a not in (Action.SUPPLEMENT, Action.ATTACH)  # not routes: SMS intake; their own form
     },
     ("GET", "/api/v1/regions"): PUBLIC,
     ("GET", "/api/v1/live"): "live",  # a WebSocket: staff, from this site's pages
     ("POST", "/api/v1/assist"): INTAKE,
     ("GET", "/api/v1/wallboard"): WATCH,
+    ("POST", "/api/v1/tickets/{id}/attachments"): frozenset({A, D, S, DEPT}),
+    ("GET", "/api/v1/tickets/{id}/attachments/{n}"): STAFF,
+    ("POST", "/staff/tickets/{id}/attachments"): frozenset({A, D, S, DEPT}),
     ("GET", "/staff/wallboard"): WATCH,
     ("GET", "/api/v1/departments"): STAFF,
     ("POST", "/api/v1/agent/session"): CALLS,
@@ -155,6 +158,7 @@ def fill(path: str, t: dict[str, Any], action: str = "sign") -> str:
         .replace("{number}", t["number"])
         .replace("{action}", action)
         .replace("{phone}", "13800000000")
+        .replace("{n}", "0")
     )
 
 
@@ -189,6 +193,15 @@ async def test_authorisation_matrix(app_client: Any, api: Any, http_session: Any
     t = await dispatcher.act(t, "dispatch", lead="150100-urban")
     t = await (await api("urban")).act(t, "return", reason="不属于城管职责")
     t = await dispatcher.act(t, "dispatch", lead="150100-housing")
+    form = aiohttp.FormData()
+    form.add_field("file", b"%PDF-1.4\n%%EOF\n", filename="材料.pdf")
+    async with agent.session.post(
+        f"{agent.base}/api/v1/tickets/{t['id']}/attachments",
+        data=form,
+        headers={"X-CSRF-Token": agent.csrf or ""},
+    ) as resp:
+        assert resp.status == 201
+        t = await resp.json()
     sessions: dict[str, tuple[aiohttp.ClientSession, str, str | None]] = {}
     for c in CALLERS:
         session, base = http_session()

@@ -456,6 +456,35 @@ class TicketCore:
 
         return await self._apply(actor, ticket_id, version, action, decide)
 
+    # -- attachments ----------------------------------------------------------------------------
+    async def attach(
+        self, actor: Actor, ticket_id: int, meta: dict[str, Any], *, max_files: int
+    ) -> Ticket:
+        """添加附件: a stored file's metadata joins the order (audited; no version needed from
+        the caller: adding a file conflicts with nothing, so a concurrent change is retried)."""
+        for _ in range(5):
+            current = await self.get(SYSTEM, ticket_id)
+
+            def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
+                if actor.role is Role.DEPARTMENT:
+                    self._own_assignment(actor, t)  # only while it handles the order
+                files = [a for a in t.attachments if a.get("type") == "file"]
+                if len(files) >= max_files:
+                    raise InvalidInput(f"每张工单最多 {max_files} 个附件", field="file")
+                entry = {**meta, "at": now.isoformat(), "by": actor.label}
+                shown: dict[str, Any] = {
+                    k: meta[k] for k in ("name", "media_type", "size") if k in meta
+                }
+                return Change(
+                    Action.ATTACH, values={"attachments": [*t.attachments, entry]}, new=shown
+                )
+
+            try:
+                return await self._apply(actor, ticket_id, current.version, Action.ATTACH, decide)
+            except VersionConflict:
+                continue
+        raise VersionConflict("工单正忙，请稍后重试")
+
     # -- triage ---------------------------------------------------------------------------------
     async def hold_for_review(self, ticket_id: int, suggestion: dict[str, Any]) -> bool:
         """The triage was not sure: keep the order for a dispatcher, with its suggestion.
