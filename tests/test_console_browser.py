@@ -387,3 +387,35 @@ def test_department_signs_and_replies_on_a_phone(web_server: WebServer, staff_pa
     page.wait_for_url(re.compile(r".*done=reply"))
     assert page.locator("#status-label").inner_text() == "已反馈待审核"
     screenshot(page, "console-department-phone")
+
+
+# -- administration ------------------------------------------------------------------------------
+def test_admin_manages_accounts_in_the_browser(web_server: WebServer, staff_page: Any) -> None:
+    page = staff_page("admin")
+    page.click("text=账号管理")
+    page.fill("#new-username", "zhang-wei")
+    page.fill("#new-name", "张伟")
+    page.select_option("#new-role", "agent")
+    expect_console_error(page, "status of 422")  # the weak password first
+    page.fill("#new-password", "12345678901")
+    page.click("#create-user button[type=submit]")
+    assert "太容易被猜到" in page.locator("#form-error").inner_text()
+    page.fill("#new-password", "grassland-horse-77")
+    page.click("#create-user button[type=submit]")
+    page.wait_for_url(re.compile(r".*done=create"))
+    assert StaffClient(web_server.server, "zhang-wei", "grassland-horse-77").csrf
+    r = page.locator("tr[data-username='zhang-wei']")
+    r.locator("button:has-text('停用')").click()
+    page.wait_for_url(re.compile(r".*done=active"))
+    status, _, _ = web_server.server.request(
+        "POST", "/api/v1/session", {"username": "zhang-wei", "password": "grassland-horse-77"}
+    )
+    assert status == 401  # a deactivated account cannot log in
+    screenshot(page, "console-admin-users")
+    page.click("text=承办单位目录")
+    assert page.locator("tr[data-code='150100-housing']").count() == 1
+    screenshot(page, "console-admin-departments")
+    other = staff_page("supervisor")
+    expect_console_error(other, "status of 403")
+    other.goto("/staff/admin/users")
+    assert "当前角色无权访问" in other.locator("main").inner_text()
