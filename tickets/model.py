@@ -421,6 +421,10 @@ class TicketFilter:
     q: str | None = None  # words in the content, summary, title or address
     overdue: bool | None = None  # a running time limit has passed
     extension_requested: bool | None = None
+    category: str | None = None  # a category name at any level
+    created_from: datetime | None = None
+    created_until: datetime | None = None  # exclusive
+    urged: bool | None = None  # 催办 at least once
     sort: str = "new"  # new (newest first) | due (earliest live deadline first)
     limit: int = 50
     offset: int = 0

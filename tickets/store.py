@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -235,6 +236,23 @@ def _filtered(
             sa.or_(clocks.c.state == ClockState.OVERDUE.value, clocks.c.due_at <= now),
         )
         stmt = stmt.where(late if f.overdue else ~late)
+    if f.category:
+        # the category path is a JSON list: match one whole name, quoted as JSON writes it
+        as_text = sa.cast(tickets.c.category, sa.Text)
+        stmt = stmt.where(
+            sa.or_(
+                *(
+                    as_text.contains(json.dumps(f.category, ensure_ascii=ascii), autoescape=True)
+                    for ascii in (True, False)  # however the driver's serializer wrote it
+                )
+            )
+        )
+    if f.created_from is not None:
+        stmt = stmt.where(tickets.c.created_at >= f.created_from)
+    if f.created_until is not None:
+        stmt = stmt.where(tickets.c.created_at < f.created_until)
+    if f.urged is not None:
+        stmt = stmt.where((tickets.c.urge_count > 0) if f.urged else (tickets.c.urge_count == 0))
     if f.extension_requested is not None:
         asked = sa.exists().where(
             assignments.c.ticket_id == tickets.c.id,
