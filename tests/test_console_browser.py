@@ -29,6 +29,7 @@ from tests.browser import (
     PHONE_VIEWPORT,
     WebServer,
     expect_console_error,
+    login,
     screenshot,
     start_web_server,
 )
@@ -419,3 +420,37 @@ def test_admin_manages_accounts_in_the_browser(web_server: WebServer, staff_page
     expect_console_error(other, "status of 403")
     other.goto("/staff/admin/users")
     assert "当前角色无权访问" in other.locator("main").inner_text()
+
+
+# -- XSS: what people type is shown as text everywhere ---------------------------------------
+XSS = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>'
+
+
+def test_free_text_renders_as_text_in_every_view(web_server: WebServer, new_page: Any) -> None:
+    dispatcher = staff(web_server, "dispatcher")
+    number = submit(
+        web_server, "诉求" + XSS, name="张" + XSS[:20], address="路" + XSS, title="题" + XSS
+    )["number"]
+    t = wait_for_review(dispatcher, number)
+    t = act(dispatcher, t, "edit", summary="汇总" + XSS)
+    t = act(dispatcher, t, "dispatch", lead="150100-housing", note="说明" + XSS)
+    housing = staff(web_server, "housing")
+    t = act(housing, ticket_by_number(housing, number), "sign")
+    t = act(housing, t, "reply", text="答复" + XSS)
+    pages = {
+        "dispatcher": ["/staff/tickets?view=all", f"/staff/tickets/{t['id']}"],
+        "housing": ["/staff/tickets?view=all", f"/staff/tickets/{t['id']}"],
+    }
+    for username, paths in pages.items():
+        page = login(new_page(), username)
+        for path in paths:
+            page.goto(path)
+            assert page.evaluate("() => window.__xss") is None, (username, path)
+            assert page.locator("img[src=x]").count() == 0, (username, path)
+            assert '<img src=x onerror="window.__xss=1">' in page.locator("main").inner_text()
+    citizen = new_page()
+    citizen.goto(f"/track?number={number}")
+    citizen.fill("input[name=phone]", PHONE)
+    citizen.click("button[type=submit]")
+    assert citizen.evaluate("() => window.__xss") is None
+    assert citizen.locator("img[src=x]").count() == 0
