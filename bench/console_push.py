@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -53,7 +54,25 @@ def create_user(database_url: str) -> None:
         db.close()
 
 
-async def console(base: str, ready: asyncio.Event, arrivals: dict[str, list[float]]) -> None:
+class Arrivals:
+    """When each order's event reached each console; an event per order once all have it."""
+
+    def __init__(self, consoles: int) -> None:
+        self.consoles = consoles
+        self.times: dict[str, list[float]] = {}
+        self.complete: dict[str, asyncio.Event] = {}
+
+    def event(self, number: str) -> asyncio.Event:
+        return self.complete.setdefault(number, asyncio.Event())
+
+    def add(self, number: str) -> None:
+        got = self.times.setdefault(number, [])
+        got.append(time.perf_counter())
+        if len(got) >= self.consoles:
+            self.event(number).set()
+
+
+async def console(base: str, ready: asyncio.Event, arrivals: Arrivals) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as s:
         async with s.post(
@@ -68,11 +87,11 @@ async def console(base: str, ready: asyncio.Event, arrivals: dict[str, list[floa
                     break
                 m = json.loads(msg.data)
                 if m.get("type") == "ticket" and m.get("action") == "create":
-                    arrivals.setdefault(m["number"], []).append(time.perf_counter())
+                    arrivals.add(m["number"])
 
 
 async def run(base: str, consoles: int, rounds: int) -> dict[str, float | int]:
-    arrivals: dict[str, list[float]] = {}
+    arrivals = Arrivals(consoles)
     readies = [asyncio.Event() for _ in range(consoles)]
     tasks = [asyncio.create_task(console(base, e, arrivals)) for e in readies]
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 300)
@@ -84,10 +103,9 @@ async def run(base: str, consoles: int, rounds: int) -> dict[str, float | int]:
             async with citizen.post(base + "/api/v1/requests", json=body) as r:
                 committed = time.perf_counter()
                 number = (await r.json())["number"]
-            deadline = time.perf_counter() + 10
-            while len(arrivals.get(number, [])) < consoles and time.perf_counter() < deadline:
-                await asyncio.sleep(0.005)
-            got = arrivals.get(number, [])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrivals.event(number).wait(), 10)
+            got = arrivals.times.get(number, [])
             missing += consoles - len(got)
             lags += [(t - committed) * 1000 for t in got]
             await asyncio.sleep(0.2)
