@@ -14,10 +14,11 @@
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
 #                      never `playwright install`, which downloads a browser)
+#   redis-server       the real Redis the bus, limits and lease tests run against (started per
+#                      run by tests/redisserver.py on a port of its own)
 #   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
 #                      pages ship only the Mongolian web font; Chinese uses system fonts)
-#
-# Later issues will add: redis-server.
+
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -38,6 +39,7 @@ PACKAGES=(
     kannel-extras
     chromium
     fonts-wqy-microhei
+    redis-server
 )
 
 missing=()

@@ -39,6 +39,18 @@ def pg_server() -> Iterator[Any]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One real Redis for the whole run (make test installs it; never skipped)."""
+    from tests.redisserver import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL for each backend."""
