@@ -208,9 +208,9 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
 _NUMBER = re.compile(r"^\d{14}$")
 
 
-def guard_intake(request: web.Request) -> None:
+async def guard_intake(request: web.Request) -> None:
     """Web submissions per client address (429 beyond the limit)."""
-    services(request).citizens.before_intake(client_address(request))
+    await services(request).citizens.before_intake(client_address(request))
 
 
 async def citizen_track(
@@ -219,12 +219,12 @@ async def citizen_track(
     """A citizen's status lookup: limited per address; misses counted per number, and a
     number guessed at too often is paused (the phone is the only secret)."""
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.track_with_main(number, phone)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 
@@ -232,12 +232,12 @@ async def citizen_rate(
     request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
 ) -> Ticket:
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.rate(number, phone, satisfaction, note)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 

@@ -146,7 +146,7 @@ async def submit(request: web.Request) -> web.Response:
     svc = services(request)
     files: list[Any] = []
     try:
-        guard_intake(request)
+        await guard_intake(request)
         if request.content_type == "multipart/form-data":  # with photos or documents
             form, files = await read_form(request, svc.files, max_files=svc.max_files_per_request)
         else:

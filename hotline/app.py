@@ -18,7 +18,13 @@ from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
 from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
-from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
+from agent_ui.limits import (
+    CitizenGuard,
+    CitizenPolicy,
+    LoginPolicy,
+    LoginThrottle,
+    MemoryWindows,
+)
 from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
@@ -100,6 +106,8 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         ),
     )
     sec = settings.security
+    # one store for every limit; a RedisWindows when [redis] is set (make_app swaps it in)
+    limits_store = MemoryWindows(sec.limit_max_keys)
     accounts = Accounts(
         db,
         directory,
@@ -113,7 +121,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
                 first_delay_s=sec.login_first_delay_s,
                 max_delay_s=sec.login_lockout_s,
             ),
-            max_keys=sec.limit_max_keys,
+            windows=limits_store,
         ),
     )
     return Services(
@@ -126,7 +134,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
                 miss_window_s=sec.lookup_miss_window_s,
                 intake_per_hour=sec.intake_per_hour,
             ),
-            max_keys=sec.limit_max_keys,
+            windows=limits_store,
         ),
         directory=directory,
         # marks and countdowns by the service's own clock (tests move it)
