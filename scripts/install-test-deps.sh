@@ -14,6 +14,7 @@
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
 #                      never `playwright install`, which downloads a browser)
+#   sipvicious         SIP scanners (svmap, svwar, svcrack) the front door is tested against
 #   redis-server       the real Redis the bus, limits and lease tests run against (started per
 #                      run by tests/redisserver.py on a port of its own)
 #   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
@@ -40,6 +41,7 @@ PACKAGES=(
     chromium
     fonts-wqy-microhei
     redis-server
+    sipvicious
 )
 
 missing=()

@@ -121,6 +121,10 @@ class TelephonySettings(_Section):
     caller_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z+*#._-]{1,32}$")] = "12345"
     # Kamailio (hotline telephony kamailio-config): where its files go.
     kamailio_dir: str = "var/kamailio"
+    # Kamailio's flood guard (pike): more than kamailio_pike_requests requests from one
+    # address within 2 s and that address is ignored until it slows down (the workers' own
+    # guard stays as a second line).
+    kamailio_pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
 
     @field_validator("open_from", "open_until")
     @classmethod
