@@ -21,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hotline.bus import fan_out
 from telephony.model import CtiEvent
 from tickets.model import Role, Status, TicketEvent
 
@@ -115,11 +116,7 @@ class RedisBus:
                 subscribers.remove(q)
 
     def _deliver(self, topic: str, event: Any) -> None:
-        for q in self._subscribers.get(topic, []):
-            if q.full():
-                q.get_nowait()
-                log.warning("event subscriber lagging; dropped its oldest event")
-            q.put_nowait(event)
+        fan_out(self._subscribers.get(topic, []), event)
 
     def _lost(self, exc: Exception) -> None:
         if not self._down:

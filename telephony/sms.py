@@ -36,6 +36,7 @@ from tickets.model import (
     TicketFilter,
 )
 from tickets.service import TicketService
+from tickets.workflow import IN_HAND
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,7 @@ SURVEY_WORDS = {
     "不满意": Satisfaction.UNSATISFIED,
 }
 STOP_WORDS = {"TD", "T", "STOP", "退订", "N"}
-OPEN = frozenset(
-    {
-        Status.NEW,
-        Status.DISPATCHED,
-        Status.ACCEPTED,
-        Status.RETURNED,
-        Status.REPLIED,
-        Status.REWORK,
-        Status.REOPENED,
-    }
-)
+OPEN = IN_HAND  # the orders an SMS from the same citizen can add to (市民补充)
 _CENTRE = Actor(Role.SYSTEM, name="短信接入")  # reads orders on the citizen's behalf
 CITIZEN_PURPOSES = frozenset({"ack", "supplement", "reply", "survey", "survey_thanks", "stopped"})
 CAP_PERIOD = timedelta(hours=24)  # [sms] citizen_texts_per_day counts texts within this

@@ -231,10 +231,7 @@ class TicketCore:
         """The order as `actor` may see it (with its live deadline clocks if asked)."""
 
         def tx(conn: Connection) -> Ticket | None:
-            t = store.get_ticket(conn, ticket_id)
-            if t is not None and with_clocks:
-                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
-            return t
+            return _clocked(conn, store.get_ticket(conn, ticket_id), with_clocks)
 
         ticket = await self.db.read(tx)
         if ticket is None:
@@ -250,10 +247,7 @@ class TicketCore:
         self, actor: Actor, number: str, *, with_clocks: bool = False
     ) -> Ticket:
         def tx(conn: Connection) -> Ticket | None:
-            t = store.get_ticket_by_number(conn, number)
-            if t is not None and with_clocks:
-                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
-            return t
+            return _clocked(conn, store.get_ticket_by_number(conn, number), with_clocks)
 
         ticket = await self.db.read(tx)
         if ticket is None:
@@ -548,6 +542,13 @@ class TicketCore:
         n, events = await self.db.write(tx)
         await self.publisher.publish(events)
         return n
+
+
+def _clocked(conn: Connection, t: Ticket | None, with_clocks: bool) -> Ticket | None:
+    """`t` with its live deadline clocks attached, when asked for."""
+    if t is None or not with_clocks:
+        return t
+    return dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
 
 
 def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:
