@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ class RedisWindows:
         try:
             async with self.redis.pipeline(transaction=True) as p:
                 p.zremrangebyscore(k, 0, now - window_s)
-                p.zadd(k, {f"{now:.6f}:{id(p)}": now})
+                p.zadd(k, {f"{now:.6f}:{uuid.uuid4().hex}": now})  # unique per event
                 p.zcard(k)
                 p.expire(k, int(window_s) + 1)
                 _, _, n, _ = await p.execute()

@@ -144,6 +144,14 @@ class StaffClient:
         status, _, body = self.server.request("GET", "/api/v1" + path, cookie=self.cookie)
         return status, body
 
+    def download(self, url: str) -> bytes:
+        """The bytes behind an attachment's `url` (as a reader fetches it)."""
+        req = urllib.request.Request(self.server.base + url)
+        req.add_header("Cookie", self.cookie)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+            return bytes(resp.read())
+
     def send(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         status, _, out = self.server.request(
             method, "/api/v1" + path, body, cookie=self.cookie, csrf=self.csrf
