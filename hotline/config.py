@@ -102,6 +102,8 @@ class TriageSettings(_Section):
     auto_dispatch: bool = True
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
     model: str = "classifier/model"
+    # processes that classify new orders (each loads the model); 0: a thread of the server
+    workers: Annotated[int, Field(ge=0, le=32)] = 0
 
 
 class LogSettings(_Section):

@@ -20,7 +20,6 @@ from tickets.core import (
     Directory,
     Limits,
     Publisher,
-    TicketCore,
     cancel_live_tasks,
     plain,
     utcnow,
@@ -48,6 +47,7 @@ from tickets.model import (
     Urgency,
     iso,
 )
+from tickets.system_routing import SystemRouting
 from tickets.workflow import (
     FINAL,
     next_assignment_state,
@@ -56,7 +56,7 @@ from tickets.workflow import (
 __all__ = ["DeadlinePolicy", "Directory", "Limits", "Publisher", "TicketService", "utcnow"]
 
 
-class TicketService(TicketCore):
+class TicketService(SystemRouting):
     """The lifecycle actions of the hotline centre and of the departments."""
 
     # -- the centre's actions -----------------------------------------------------------------
