@@ -12,7 +12,7 @@ from agent_ui.accounts import LoginThrottled
 from agent_ui.context import SERVICES, Services
 from agent_ui.errors import error_body, status_for
 from agent_ui.openapi import build_openapi
-from tickets.errors import DomainError
+from tickets.errors import DatabaseUnavailable, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,25 @@ async def errors_middleware(
     except DomainError as exc:
         status = status_for(exc)
         if not _is_api(request):
-            return await pages.error_page(request, status, exc.message)
-        resp = web.json_response(
-            error_body(exc.code, exc.message, dict(exc.details)),
-            status=status,
-            dumps=api._dumps,
-        )
+            resp = await pages.error_page(request, status, exc.message)
+        else:
+            resp = web.json_response(
+                error_body(exc.code, exc.message, dict(exc.details)),
+                status=status,
+                dumps=api._dumps,
+            )
         if isinstance(exc, LoginThrottled):
             resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return resp
+    except DatabaseUnavailable as exc:
+        # an outage: 503 and no traceback per request (the database logs its start and end)
+        if not _is_api(request):
+            resp = await pages.error_page(request, 503, exc.message)
+        else:
+            details: dict[str, object] = {"retry_after": exc.retry_after_s}
+            body = error_body(exc.code, exc.message, details)
+            resp = web.json_response(body, status=503, dumps=api._dumps)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
         return resp
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVICES].web.max_body_bytes
@@ -78,7 +89,15 @@ async def headers_middleware(
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """200 when the platform can serve; 503 while its database is unreachable (a SELECT 1
+    with a short timeout, its answer kept for a second, so probes cost next to nothing)."""
+    if await request.app[SERVICES].tickets.db.ping():
+        return web.json_response({"status": "ok"})
+    return web.json_response(
+        {"status": "unavailable", "database": "unavailable"},
+        status=503,
+        headers={"Retry-After": str(DatabaseUnavailable.retry_after_s)},
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
