@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from agent_ui import api, api_calls, api_sms, pages  # noqa: F401 - they add to api.ROUTES
 from agent_ui.accounts import LoginThrottled
-from agent_ui.context import SERVICES, Services
+from agent_ui.context import SERVICES, BodyTimeout, Services
 from agent_ui.errors import error_body, status_for
 from agent_ui.openapi import build_openapi
 from tickets.errors import DatabaseUnavailable, DomainError
@@ -39,6 +40,8 @@ async def errors_middleware(
             )
         if isinstance(exc, LoginThrottled):
             resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        elif isinstance(exc, BodyTimeout):
+            resp.force_close()  # the rest of the body may still come: not a request
         return resp
     except DatabaseUnavailable as exc:
         # an outage: 503 and no traceback per request (the database logs its start and end)
@@ -76,6 +79,26 @@ async def errors_middleware(
 
 
 @web.middleware
+async def body_timeout_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Read the body before the handler, within [server] body_timeout_s: a client that sends
+    it slowly (or never) gets 408 instead of holding a connection and a handler forever. The
+    body is kept on the request, so the handler's own read, json() or post() uses it."""
+    if request.body_exists:
+        limit = request.app[SERVICES].web.body_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                if request.content_type == "multipart/form-data":
+                    await request.post()  # kept as request.post()'s answer
+                else:
+                    await request.read()  # over client_max_size: 413, as before
+        except TimeoutError:
+            raise BodyTimeout(f"请求体未在 {limit:g} 秒内收完", timeout_s=limit) from None
+    return await handler(request)
+
+
+@web.middleware
 async def headers_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -110,7 +133,7 @@ OPENAPI = web.AppKey("openapi", dict)
 def create_app(svc: Services) -> web.Application:
     app = web.Application(
         client_max_size=svc.web.max_body_bytes,
-        middlewares=[headers_middleware, errors_middleware],
+        middlewares=[headers_middleware, errors_middleware, body_timeout_middleware],
     )
     app[SERVICES] = svc
     app[OPENAPI] = build_openapi()

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from agent_ui.accounts import LoginThrottled, NotAuthenticated
-from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from agent_ui.context import (
+    BodyTimeout,
+    CsrfFailed,
+    MalformedJson,
+    RequestValidation,
+    UnsupportedMediaType,
+)
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -24,6 +30,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (UnsupportedMediaType, 415),
+    (BodyTimeout, 408),
     (MalformedJson, 400),
     (RequestValidation, 422),
     (TooLong, 413),

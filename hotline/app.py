@@ -177,6 +177,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
+            body_timeout_s=settings.server.body_timeout_s,
         ),
     )
 
