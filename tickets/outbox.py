@@ -23,6 +23,7 @@ acknowledged to a citizen always gets both, whatever fails or restarts in betwee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -180,6 +181,18 @@ class WorkQueue:
         if groups:
             await self.db.write(tx)
 
+    async def release(self, jobs: Sequence[Job]) -> None:
+        """Give claimed jobs back, due now (a consumer that stops mid-batch)."""
+        now = self.clock()
+        leases = _by_lease(jobs)
+
+        def tx(conn: Connection) -> None:
+            for token, ids in leases.items():
+                outbox_store.release_claimed(conn, ids, token, now, None)
+
+        if leases:
+            await self.db.write(tx)
+
     async def retry_now(self) -> int:
         """Make every waiting job due now (call when the backend the jobs need is back)."""
         now = self.clock()
@@ -196,6 +209,8 @@ def _by_lease(jobs: Sequence[Job]) -> dict[str, list[int]]:
         out.setdefault(j.lease, []).append(j.id)
     return out
 
+
+RELEASE_TIMEOUT_S = 2.0  # what a stop waits to give an unfinished batch back
 
 # a handler may return {job id: error} for the jobs it could not do (the rest are done)
 Handler = Callable[[list[Job]], Awaitable[Mapping[int, str] | None]]
@@ -242,7 +257,10 @@ async def consume(
             error: BaseException | None = None
             try:
                 failed = await handle(jobs) or {}
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # a stop: the batch is due again at once, not
+                with contextlib.suppress(Exception):  # only when its lease runs out
+                    async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                        await queue.release(jobs)
                 raise
             except Exception as exc:
                 error = exc
