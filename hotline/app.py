@@ -8,6 +8,9 @@ import functools
 import ipaddress
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import (
     BrokenExecutor,
@@ -118,8 +121,8 @@ class PlannerPool(Executor):
         return ProcessPoolExecutor(
             self._workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker,
-            initargs=(self._build,),
+            initializer=_start_planner_worker,
+            initargs=(os.getpid(), self._build),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -133,6 +136,19 @@ class PlannerPool(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _start_planner_worker(parent: int, build: Callable[[], Planner]) -> None:
+    """A triage worker's start: it ends with the server, even one killed with SIGKILL (a
+    worker blocked on its queue would otherwise outlive it), then builds its planner."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    start_worker(build)
 
 
 def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Services:
