@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,12 +14,13 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
 from routing.directory import Directory
 from telephony.center import CallCenter
 from telephony.sms import SmsService
-from tickets.errors import DomainError, RoleForbidden
-from tickets.model import Actor, Role
+from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
+from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,11 +44,16 @@ class WebSettings:
 class Services:
     tickets: TicketService
     accounts: Accounts
+    citizens: CitizenGuard
     directory: Directory
     presenter: Presenter
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
+    files: Any = None  # agent_ui.uploads.FileStore: attachments
+    max_files: int = 10  # per order
+    max_files_per_request: int = 3  # per citizen submission
 
 
 SERVICES = web.AppKey("services", Services)
@@ -99,6 +107,38 @@ def validation_error(exc: ValidationError) -> RequestValidation:
     return out
 
 
+# C0 controls but tab, line feed and carriage return; DEL; lone surrogates (which JSON's \u
+# escapes can carry): PostgreSQL refuses NUL in text and SQLite keeps it, so refuse them all
+# at the edge, the same for both stores
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+MAX_JSON_DEPTH = 32
+
+
+def check_text(value: str, field: str) -> str:
+    if CONTROL.search(value):
+        raise InvalidInput("内容含有不允许的控制字符", field=field)
+    return value
+
+
+def strip_controls(value: str) -> str:
+    """For channels that must not lose a message (SMS): drop the characters instead."""
+    return CONTROL.sub("", value)
+
+
+def _check_json(value: Any, path: str = "body", depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise MalformedJson("JSON 嵌套层数过多", max_depth=MAX_JSON_DEPTH)
+    if isinstance(value, str):
+        check_text(value, path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, path)
+            _check_json(v, f"{path}.{k}" if path != "body" else k, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]", depth + 1)
+
+
 async def read_json(request: web.Request, model: type[M]) -> M:
     """Parse and validate a JSON body; every failure is a DomainError with a precise code."""
     if request.content_type != "application/json":
@@ -108,8 +148,13 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedJson(f"JSON 格式错误: {exc}") from None
+    except RecursionError:  # nested thousands of levels deep
+        raise MalformedJson("JSON 嵌套层数过多", max_depth=MAX_JSON_DEPTH) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise MalformedJson(f"JSON 数值无效: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedJson("JSON 请求体必须是对象")
+    _check_json(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -117,6 +162,22 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 _SESSION = web.RequestKey("session", object)
+_UPLOAD_DEFERRED = web.RequestKey("upload_deferred", bool)
+
+
+def defer_csrf_to_form(request: web.Request) -> None:
+    """An upload handler streams its multipart form: it checks the csrf_token field itself."""
+    request[_UPLOAD_DEFERRED] = True
+
+
+async def check_csrf(request: web.Request, token: str | None) -> None:
+    session = await current_session(request)
+    if (
+        session is None
+        or not token
+        or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+    ):
+        raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
 
 
 async def current_session(request: web.Request) -> Session | None:
@@ -136,16 +197,55 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
         raise NotAuthenticated("请先登录")
     if write:
         token = request.headers.get(CSRF_HEADER)
-        if token is None and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        if token is None and request.content_type == "application/x-www-form-urlencoded":
             token = str((await request.post()).get("csrf_token", ""))
-        if not token or token != session.csrf_token:
+        # multipart uploads are streamed, never read whole here: their handlers check the
+        # form's csrf_token field (sent first) with check_csrf before any file is stored
+        deferred = request.content_type == "multipart/form-data" and _UPLOAD_DEFERRED in request
+        if not deferred and (
+            not token or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+        ):
             raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
     if roles and session.user.role not in roles:
         raise RoleForbidden("当前角色无权访问", role=session.user.role.value)
     return session.user.actor
+
+
+# -- the citizens' public endpoints, behind their limits ---------------------------------------
+_NUMBER = re.compile(r"^\d{14}$")
+
+
+def guard_intake(request: web.Request) -> None:
+    """Web submissions per client address (429 beyond the limit)."""
+    services(request).citizens.before_intake(client_address(request))
+
+
+async def citizen_track(
+    request: web.Request, number: str, phone: str
+) -> tuple[Ticket, Ticket | None]:
+    """A citizen's status lookup: limited per address; misses counted per number, and a
+    number guessed at too often is paused (the phone is the only secret)."""
+    svc = services(request)
+    svc.citizens.before_lookup(client_address(request), number)
+    try:
+        return await svc.tickets.track_with_main(number, phone)
+    except NotFound:
+        if _NUMBER.match(number):
+            svc.citizens.missed(number)
+        raise
+
+
+async def citizen_rate(
+    request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
+) -> Ticket:
+    svc = services(request)
+    svc.citizens.before_lookup(client_address(request), number)
+    try:
+        return await svc.tickets.rate(number, phone, satisfaction, note)
+    except NotFound:
+        if _NUMBER.match(number):
+            svc.citizens.missed(number)
+        raise
 
 
 def _trusted(address: str, proxies: tuple[IPNetwork, ...]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_ui.accounts import LoginThrottled, NotAuthenticated
+from agent_ui.accounts import NotAuthenticated
 from agent_ui.context import (
     BodyTimeout,
     CsrfFailed,
@@ -10,6 +10,8 @@ from agent_ui.context import (
     RequestValidation,
     UnsupportedMediaType,
 )
+from agent_ui.limits import Throttled
+from agent_ui.uploads import TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -25,7 +27,7 @@ from tickets.errors import (
 # most specific first
 HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
-    (LoginThrottled, 429),
+    (Throttled, 429),
     (CsrfFailed, 403),
     (Forbidden, 403),
     (NotFound, 404),
@@ -34,6 +36,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (MalformedJson, 400),
     (RequestValidation, 422),
     (TooLong, 413),
+    (TooLarge, 413),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -14,10 +15,12 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_list, pages_sms
+from agent_ui import api_files, i18n, pages_list, pages_sms, wallboard
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
-from agent_ui.context import SERVICES, services
+from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
+from agent_ui.limits import Throttled
+from agent_ui.uploads import read_form
 from tickets.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from tickets.model import (
     ACTION_LABELS,
@@ -87,7 +90,9 @@ def citizen_message(exc: DomainError, lang: str) -> str:
         return exc.message
     field = exc.details.get("field")
     key = "err_generic"
-    if isinstance(exc, NotFound):
+    if isinstance(exc, Throttled):
+        key = "err_too_many"
+    elif isinstance(exc, NotFound):
         key = "err_not_found"
     elif field == "content":
         key = "err_too_long" if "limit" in exc.details else "err_content"
@@ -115,6 +120,7 @@ def _portal(
         "error": error,
         "regions": staff.region_groups(services(request).directory),
         "kinds": [k.value for k in Kind],
+        "max_files": services(request).max_files_per_request,
     }
     return citizen_render(request, "citizen/portal.html", lang, ctx, status=status)
 
@@ -137,13 +143,26 @@ def citizen_request(values: dict[str, Any], lang: str) -> NewTicket:
 
 
 async def submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    svc = services(request)
+    files: list[Any] = []
+    try:
+        guard_intake(request)
+        if request.content_type == "multipart/form-data":  # with photos or documents
+            form, files = await read_form(request, svc.files, max_files=svc.max_files_per_request)
+        else:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+    except DomainError as exc:
+        lang = page_lang(request)
+        blank = {k: "" for k in FORM_FIELDS} | {"confidential": False}
+        return _portal(request, lang, blank, citizen_message(exc, lang), staff.http_status(exc))
     lang = page_lang(request, form.get("lang"))
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in FORM_FIELDS}
     values["confidential"] = "confidential" in form
-    svc = services(request)
     try:
-        ticket = await svc.tickets.submit(citizen_request(values, lang))
+        new = citizen_request(values, lang)
+        if files:
+            new = dataclasses.replace(new, attachments=tuple(f.meta() for f in files))
+        ticket = await svc.tickets.submit(new)
     except DomainError as exc:
         return _portal(request, lang, values, citizen_message(exc, lang), staff.http_status(exc))
     ctx = {"number": ticket.number, "has_phone": bool(ticket.caller.phone)}
@@ -207,7 +226,7 @@ async def track(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     try:
-        ticket, main = await services(request).tickets.track_with_main(number, phone)
+        ticket, main = await citizen_track(request, number, phone)
     except DomainError as exc:
         msg = citizen_message(exc, lang)
         return _track_form(request, lang, number, phone, msg, staff.http_status(exc))
@@ -220,17 +239,18 @@ async def rate(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     note = str(form.get("note", "")).strip()
-    tickets = services(request).tickets
     try:
         try:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await tickets.rate(number, phone, satisfaction, note or None)
+        ticket = await citizen_rate(request, number, phone, satisfaction, note or None)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
+        if isinstance(exc, Throttled | NotFound):
+            return _track_form(request, lang, number, phone, msg, code)
         try:
-            current, main = await tickets.track_with_main(number, phone)
+            current, main = await citizen_track(request, number, phone)
         except DomainError:
             return _track_form(request, lang, number, phone, msg, code)
         return _status_page(request, lang, current, main, phone, error=msg, status=code, note=note)
@@ -331,8 +351,10 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/track", track_form)
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
+    api_files.add_routes(app)  # before the action route, which would take "attachments"
     staff.add_routes(app)
     pages_list.add_routes(app)
+    wallboard.add_routes(app)
     pages_sms.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no

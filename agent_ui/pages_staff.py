@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +16,6 @@ from multidict import MultiMapping
 from pydantic import ValidationError
 
 from agent_ui import schemas as s
-from agent_ui.accounts import LoginThrottled
 from agent_ui.api import ACTIONS, set_session_cookie
 from agent_ui.context import (
     SESSION_COOKIE,
@@ -26,6 +27,7 @@ from agent_ui.context import (
     services,
 )
 from agent_ui.errors import status_for
+from agent_ui.limits import Throttled
 from agent_ui.views import CLOCK_LABELS, FIELD_LABELS, time_left
 from routing.directory import Department, Directory, Region
 from tickets import timing
@@ -44,6 +46,7 @@ from tickets.model import (
     Ticket,
     Urgency,
 )
+from tickets.workflow import ROLES, check_role
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
@@ -114,10 +117,18 @@ def region_groups(directory: Directory) -> list[tuple[Region, list[Region]]]:
     return [(league, directory.children(league.code)) for league in directory.children(root.code)]
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def safe_next(value: object) -> str:
     """Only a local staff path may follow a login (no open redirect)."""
     path = str(value or "")
-    if path.startswith("/staff/") and not path.startswith("//") and "\\" not in path:
+    if (
+        path.startswith("/staff/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not _LINE_BREAKS.search(path)  # a CR/LF would split the Location header
+    ):
         return path
     return "/staff/tickets"
 
@@ -156,6 +167,27 @@ def _int(form: MultiMapping[Any], name: str) -> int:
 
 
 # -- login and logout -------------------------------------------------------------------------
+LOGIN_CSRF_COOKIE = "hotline_login_csrf"
+
+
+def _login_page(request: web.Request, ctx: dict[str, Any], status: int = 200) -> web.Response:
+    """The login form with a fresh token of its own (double submit: the same value in a
+    cookie only this site's pages can set and in the form), so another site cannot post a
+    login form into this one (login CSRF) even where SameSite is not enforced."""
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "staff/login.html", {**ctx, "login_csrf": token}, status=status)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=services(request).web.cookie_secure,
+        path="/staff/login",
+        max_age=3600,
+    )
+    return resp
+
+
 async def login_form(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if await current_session(request) is not None:
@@ -168,7 +200,7 @@ async def login_form(request: web.Request) -> web.Response:
         "username": "",
         "next": next_path,
     }
-    return render(request, "staff/login.html", ctx)
+    return _login_page(request, ctx)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -177,6 +209,10 @@ async def login_submit(request: web.Request) -> web.Response:
     next_path = safe_next(form.get("next"))
     svc = services(request)
     try:
+        sent = str(form.get("login_csrf", ""))
+        kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not kept or not hmac.compare_digest(sent, kept):
+            raise CsrfFailed("登录页面已过期，请重新输入后登录")
         if not username or not password:
             raise InvalidInput("请输入用户名和密码")
         if len(username) > 64 or len(password) > 256:
@@ -190,11 +226,12 @@ async def login_submit(request: web.Request) -> web.Response:
             "username": username,
             "next": next_path,
         }
-        resp = render(request, "staff/login.html", ctx, status=http_status(exc))
-        if isinstance(exc, LoginThrottled):
-            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        resp = _login_page(request, ctx, status=http_status(exc))
+        if isinstance(exc, Throttled):
+            resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
     resp = redirect(next_path)
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
     max_age = int(svc.accounts.session_ttl.total_seconds())
     set_session_cookie(resp, token, svc.web.cookie_secure, max_age)
     return resp
@@ -232,7 +269,9 @@ async def new_ticket_form(request: web.Request) -> web.Response:
     await require_staff(request, *INTAKE_ROLES)
     blank = dict.fromkeys(NEW_FIELDS, "")
     defaults = {"channel": "phone", "kind": "other", "urgency": "normal", "language": "zh-Hans"}
-    return await _new_form(request, {**blank, **defaults, "confidential": False})
+    # from the screen pop: the caller's number and the call the order is for
+    prefill = {k: request.query.get(k, "")[:40] for k in ("phone", "call")}
+    return await _new_form(request, {**blank, **defaults, **prefill, "confidential": False})
 
 
 async def new_ticket_submit(request: web.Request) -> web.Response:
@@ -243,15 +282,37 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     values["confidential"] = "confidential" in form
     data: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
     data["category"] = [c for c in _CODES.split(values["category"]) if c]
+    then = _text(form, "then")
+    extra = {k: _text(form, k) for k in ("then", "answer", "lead", "call")}
     svc = services(request)
     try:
+        if then == "answer" and not extra["answer"]:
+            raise InvalidInput("直接答复请填写答复内容", field="answer")
+        if then == "dispatch" and not svc.directory.has_department(extra["lead"]):
+            raise InvalidInput("派单请填写正确的主办单位代码", field="lead")
         try:
             body = s.StaffTicket.model_validate(data)
         except ValidationError as exc:
             raise RequestValidation(validation_message(exc)) from None
         ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     except DomainError as exc:
-        return await _new_form(request, values, exc.message, http_status(exc))
+        return await _new_form(request, {**values, **extra}, exc.message, http_status(exc))
+    if extra["call"] and svc.calls is not None:
+        session = await current_session(request)
+        if session is not None:
+            await svc.calls.link_ticket(extra["call"], ticket.id, session.user.username)
+    try:  # one step: registered, then answered or dispatched
+        if then == "answer":
+            await svc.tickets.answer(actor, ticket.id, ticket.version, extra["answer"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=answer")
+        if then == "dispatch":
+            await svc.tickets.dispatch(actor, ticket.id, ticket.version, extra["lead"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=dispatch")
+    except DomainError as exc:
+        # the order stands; say what did not happen
+        return await detail_page(
+            request, actor, ticket.id, error=f"工单已登记，但后续操作未完成：{exc.message}"
+        )
     return redirect(f"/staff/tickets/{ticket.id}?done=create")
 
 
@@ -355,6 +416,9 @@ async def detail_page(
         "time_left": lambda due: time_left(due, now),
         "clock_phase": clock_phase,
         "in_review": timing.in_review_queue(ticket),
+        "attachments": svc.presenter.ticket(ticket)["attachments"],
+        "can_attach": _may_attach(actor, ticket),
+        "max_mb": svc.files.max_bytes // (1024 * 1024) if svc.files else 0,
         # a form carries the version the person saw; after a conflict it keeps the one they
         # had and asks them to confirm against the new state (confirm_version)
         "form_version": conflict.version if conflict else ticket.version,
@@ -377,6 +441,14 @@ async def detail_page(
         "satisfactions": ["satisfied", "basic", "unsatisfied"],
     }
     return render(request, "staff/detail.html", ctx, status=status)
+
+
+def _may_attach(actor: Actor, t: Ticket) -> bool:
+    if t.status in (Status.CLOSED, Status.MERGED) or actor.role not in ROLES[Action.ATTACH]:
+        return False
+    if actor.role is Role.DEPARTMENT:
+        return any(a.active and a.department == actor.department for a in t.assignments)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +542,9 @@ async def ticket_action(request: web.Request) -> web.Response:
     model, call, _ = ACTIONS[action]
     svc = services(request)
     try:
+        # who may touch the order, and this action at all, before the form is read
+        await svc.tickets.get(actor, ticket_id)
+        check_role(actor.role, action)
         data = await _action_payload(request, actor, action, form)
         if form.get("confirm") == "1" and _text(form, "confirm_version"):
             # the person saw what changed since their version and confirmed the new state

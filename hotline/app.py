@@ -26,10 +26,13 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
-from agent_ui.accounts import Accounts, LoginThrottle
+from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
+from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
+from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
 from agent_ui.store import count_users
+from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import ConfigError, Settings
@@ -168,6 +171,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             name=lim.max_name_chars,
             address=lim.max_address_chars,
             reason=lim.max_reason_chars,
+            extension_days=lim.max_extension_days,
         ),
     )
     sec = settings.security
@@ -176,17 +180,37 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
         password_min_length=sec.password_min_length,
-        throttle=LoginThrottle(sec.login_max_failures, sec.login_window_s, sec.login_lockout_s),
+        throttle=LoginThrottle(
+            LoginPolicy(
+                free_failures=sec.login_max_failures,
+                address_failures=sec.login_address_failures,
+                window_s=sec.login_window_s,
+                first_delay_s=sec.login_first_delay_s,
+                max_delay_s=sec.login_lockout_s,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
     )
     return Services(
         tickets=tickets,
         accounts=accounts,
+        citizens=CitizenGuard(
+            CitizenPolicy(
+                lookups_per_minute=sec.lookups_per_minute,
+                misses_per_number=sec.lookup_misses_per_number,
+                miss_window_s=sec.lookup_miss_window_s,
+                intake_per_hour=sec.intake_per_hour,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
         directory=directory,
         # marks and countdowns by the service's own clock (tests move it)
         presenter=Presenter(directory, tz, clock=tickets.now),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
-            cookie_secure=settings.server.cookie_secure,
+            # Secure whenever the public address is https, whatever the flag says
+            cookie_secure=settings.server.cookie_secure
+            or settings.server.public_url.startswith("https://"),
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
             assets_dir=settings.resolve(settings.server.assets_dir),
@@ -204,7 +228,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     database = db or open_database(settings)
     bus = InProcessBus()
     services = build_services(settings, database, bus)
-    app = create_app(services)
+    app = create_app(services, bus)
     app[DATABASE] = database
     app[BUS] = bus
 
@@ -230,6 +254,20 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
             await task
 
     gazetteer, rules = load_triage_parts(settings, services.directory)
+
+    def suggester() -> Planner:
+        """The triage's suggestion logic for the order form (its own classifier, loaded on
+        the first keystroke's request, not at start)."""
+        cfg = settings.triage
+        return Planner(
+            load_predictor(settings), gazetteer, rules, TriageSettings(False, cfg.threshold)
+        )
+
+    services.assist = Assistant(suggester)
+    att = settings.attachments
+    services.files = FileStore(settings.resolve(att.dir), att.max_bytes, list(att.types))
+    services.max_files = att.max_per_order
+    services.max_files_per_request = att.max_per_request
 
     async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
         cfg = settings.triage

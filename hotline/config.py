@@ -76,9 +76,16 @@ class DatabaseSettings(_Section):
 class SecuritySettings(_Section):
     session_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_address_failures: Annotated[int, Field(ge=1, le=10_000)] = 20
     login_window_s: Annotated[int, Field(ge=1)] = 900
+    login_first_delay_s: Annotated[float, Field(gt=0, le=3600)] = 30
     login_lockout_s: Annotated[int, Field(ge=1)] = 900
-    password_min_length: Annotated[int, Field(ge=6, le=128)] = 8
+    password_min_length: Annotated[int, Field(ge=8, le=128)] = 10
+    lookups_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 20
+    lookup_misses_per_number: Annotated[int, Field(ge=1, le=1000)] = 5
+    lookup_miss_window_s: Annotated[int, Field(ge=60, le=86_400)] = 3600
+    intake_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 30
+    limit_max_keys: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
 
 
 class IntakeSettings(_Section):
@@ -88,6 +95,7 @@ class IntakeSettings(_Section):
     max_name_chars: Annotated[int, Field(ge=1, le=200)] = 50
     max_address_chars: Annotated[int, Field(ge=1, le=1000)] = 200
     max_reason_chars: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    max_extension_days: Annotated[int, Field(ge=1, le=3650)] = 180
     page_size_max: Annotated[int, Field(ge=1, le=1000)] = 200
 
 
@@ -114,6 +122,14 @@ class TriageSettings(_Section):
     workers: Annotated[int, Field(ge=0, le=32)] = 0
 
 
+class AttachmentSettings(_Section):
+    dir: str = "var/attachments"
+    max_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_per_order: Annotated[int, Field(ge=1, le=100)] = 10
+    max_per_request: Annotated[int, Field(ge=0, le=10)] = 3
+    types: list[Literal["jpeg", "png", "pdf"]] = ["jpeg", "png", "pdf"]
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -125,6 +141,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     locale: LocaleSettings = LocaleSettings()
     log: LogSettings = LogSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     routing: RoutingSettings = RoutingSettings()
     triage: TriageSettings = TriageSettings()
     sla: SlaSettings = SlaSettings()

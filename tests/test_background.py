@@ -248,15 +248,19 @@ async def test_background_jobs_done_twice_do_nothing_twice(
 async def test_background_orders_from_before_the_upgrade_are_triaged_and_acknowledged(
     db_url: str, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Orders taken in before the durable queue (schema 0100, no job follows an order) and
-    never triaged or acknowledged: more of them than the old start-up catch-up took (500);
-    after the upgrade every one is triaged and acknowledged, once."""
-    from hotline.db import open_database, upgrade
+    """Orders taken in before the durable queue (the schema before 0300: no job follows an
+    order) and never triaged or acknowledged: more of them than the old start-up catch-up took
+    (500); after the upgrade every one is triaged and acknowledged, once."""
+    from alembic.script import ScriptDirectory
+
+    from hotline.db import MIGRATIONS, open_database, upgrade
 
     settings = settings_for(db_url)
     db = open_database(settings, migrate=False)
+    before = ScriptDirectory(str(MIGRATIONS)).get_revision("0300").down_revision
+    assert isinstance(before, str)
     try:
-        upgrade(db, "0100")
+        upgrade(db, before)
         svc = build_services(settings, db, InProcessBus()).tickets
         with monkeypatch.context() as before_upgrade:
             before_upgrade.setattr(outbox, "EVENT_TOPICS", {})

@@ -25,7 +25,13 @@ from hotline.app import build_services
 from hotline.bus import InProcessBus
 from hotline.db import open_database
 from tests.browser import *  # noqa: F403
-from tests.browser import WebServer, expect_console_error, screenshot, start_web_server
+from tests.browser import (
+    PHONE_VIEWPORT,
+    WebServer,
+    expect_console_error,
+    screenshot,
+    start_web_server,
+)
 from tests.conftest import PASSWORD, make_settings
 from tests.hotline_server import StaffClient
 
@@ -350,3 +356,34 @@ def test_returned_order_overdue_is_one_rule_for_page_api_and_clocks(
     assert any(c["kind"] == "reply" and c["assignment_id"] is None for c in overdue_clocks)
     assert {"reply_overdue", "needs_dispatch"} <= api_marks
     assert page_marks == api_marks
+
+
+# -- the wallboard, and a department on a phone -------------------------------------------------
+def test_wallboard_shows_the_centres_figures(web_server: WebServer, staff_page: Any) -> None:
+    reviewed_and_dispatched(web_server, "某路口红绿灯故障")
+    page = staff_page("supervisor")
+    page.goto("/staff/wallboard")
+    assert int(page.locator("#wb-received").inner_text()) >= 1
+    assert page.locator("#wb-no-calls").count() == 1  # telephony is off in this server
+    page.wait_for_selector("body[data-refreshed]", state="attached", timeout=20_000)
+    screenshot(page, "console-wallboard")
+    dept = staff_page("housing")
+    expect_console_error(dept, "status of 403")  # a department has no wallboard
+    dept.goto("/staff/wallboard")
+    assert "当前角色无权访问" in dept.locator("main").inner_text()
+
+
+def test_department_signs_and_replies_on_a_phone(web_server: WebServer, staff_page: Any) -> None:
+    t = reviewed_and_dispatched(web_server, "小区消防通道被占用")
+    page = staff_page("housing", viewport=PHONE_VIEWPORT)
+    assert "view=inbox" in page.url
+    row(page, t["number"]).locator("a").click()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE_VIEWPORT["width"] + 1, width  # no sideways scrolling
+    page.locator("#act-sign button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*done=sign"))
+    page.fill("#reply-text", "已清理消防通道并告知物业。")
+    page.locator("#act-reply button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*done=reply"))
+    assert page.locator("#status-label").inner_text() == "已反馈待审核"
+    screenshot(page, "console-department-phone")

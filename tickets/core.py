@@ -15,9 +15,11 @@ from tickets import clocks, store
 from tickets.access import (
     access_ticket,
     department_assignments,
+    involvement_end,
     normalize_phone,
     optional_text,
     require_text,
+    visible_events,
 )
 from tickets.db import Database
 from tickets.errors import (
@@ -30,6 +32,7 @@ from tickets.errors import (
 )
 from tickets.model import (
     CITIZEN,
+    SYSTEM,
     Action,
     Actor,
     Assignment,
@@ -85,6 +88,7 @@ class Limits:
     name: int = 50
     address: int = 200
     reason: int = 1000
+    extension_days: int = 180  # the latest a 延期 may run to, from now
 
 
 @dataclasses.dataclass(slots=True)
@@ -234,7 +238,7 @@ class TicketCore:
 
         ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", ticket_id=ticket_id)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     async def find_by_intake_key(self, key: str) -> Ticket | None:
@@ -253,7 +257,7 @@ class TicketCore:
 
         ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", number=number)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     def _list_scope(self, actor: Actor) -> str | None:
@@ -265,6 +269,13 @@ class TicketCore:
         if actor.role in (Role.CITIZEN,):
             raise RoleForbidden("无权查看工单列表")
         return None
+
+    async def count_due_between(self, start: datetime, end: datetime) -> int:
+        """Orders with a running time limit falling in [start, end) (the wallboard's 今日到期)."""
+        return await self.db.read(lambda c: store.count_due_between(c, start, end))
+
+    async def count_created_between(self, start: datetime, end: datetime) -> int:
+        return await self.db.read(lambda c: store.count_created_between(c, start, end))
 
     async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
         scope = self._list_scope(actor)
@@ -295,9 +306,20 @@ class TicketCore:
         """Audit events by id, oldest first (no access check: for background work)."""
         return await self.db.read(lambda c: store.get_events(c, event_ids))
 
+    async def events_after(self, after_id: int, limit: int) -> list[TicketEvent]:
+        """Events with ids after `after_id`, oldest first (no access check: the live push
+        filters them per reader)."""
+        return await self.db.read(lambda c: store.list_events_after(c, after_id, limit))
+
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_events(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[TicketEvent]]:
+            return store.get_ticket(conn, ticket_id), store.list_events(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        return visible_events(actor, ticket, found)
 
     async def track(self, number: str, phone: str) -> Ticket:
         """The citizen's view: number and the phone given at submission must both match."""
@@ -350,7 +372,7 @@ class TicketCore:
             now = self._now()
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
-                raise NotFound("工单不存在", ticket_id=ticket_id)
+                raise NotFound("工单不存在")
             if actor.role is not Role.CITIZEN:  # citizens come in through track(number, phone)
                 access_ticket(actor, ticket)
             check_role(actor.role, action)
@@ -438,14 +460,53 @@ class TicketCore:
 
         return await self._apply(actor, ticket_id, version, action, decide)
 
+    # -- attachments ----------------------------------------------------------------------------
+    async def attach(
+        self, actor: Actor, ticket_id: int, meta: dict[str, Any], *, max_files: int
+    ) -> Ticket:
+        """添加附件: a stored file's metadata joins the order (audited; no version needed from
+        the caller: adding a file conflicts with nothing, so a concurrent change is retried)."""
+        for _ in range(5):
+            current = await self.get(SYSTEM, ticket_id)
+
+            def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
+                if actor.role is Role.DEPARTMENT:
+                    self._own_assignment(actor, t)  # only while it handles the order
+                files = [a for a in t.attachments if a.get("type") == "file"]
+                if len(files) >= max_files:
+                    raise InvalidInput(f"每张工单最多 {max_files} 个附件", field="file")
+                entry = {**meta, "at": now.isoformat(), "by": actor.label}
+                shown: dict[str, Any] = {
+                    k: meta[k] for k in ("name", "media_type", "size") if k in meta
+                }
+                return Change(
+                    Action.ATTACH, values={"attachments": [*t.attachments, entry]}, new=shown
+                )
+
+            try:
+                return await self._apply(actor, ticket_id, current.version, Action.ATTACH, decide)
+            except VersionConflict:
+                continue
+        raise VersionConflict("工单正忙，请稍后重试")
+
     # -- learning -------------------------------------------------------------------------------
     async def training_examples(self) -> list[tuple[str, list[str], str | None, str]]:
         return await self.db.read(store.list_examples)
 
     # -- deadline clocks ----------------------------------------------------------------------
     async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_clocks(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[Clock]]:
+            return store.get_ticket(conn, ticket_id), store.list_clocks(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        if actor.role is Role.DEPARTMENT and involvement_end(actor.department or "", ticket):
+            # a past assignee keeps only its own tasks' clocks
+            own = {a.id for a in ticket.assignments if a.department == actor.department}
+            found = [c for c in found if c.assignment_id in own]
+        return found
 
     async def fire_due_clocks(self, limit: int = 500) -> int:
         """One watcher step: warn at warn_ratio, mark overdue at the deadline; an overdue
@@ -464,8 +525,8 @@ class TicketCore:
         return n
 
 
-def cancel_live_tasks(conn: Connection, ticket_id: int) -> None:
-    store.cancel_active_assignments(conn, ticket_id)
+def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:
+    store.cancel_active_assignments(conn, ticket_id, now)
 
 
 def plain(value: Any) -> Any:

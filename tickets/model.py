@@ -66,6 +66,7 @@ class Action(StrEnum):
     URGE = "urge"  # 催办
     EDIT = "edit"  # 修改受理信息 (summary, kind, category, urgency, region)
     SUPPLEMENT = "supplement"  # 市民补充 (a later message from the caller, e.g. by SMS)
+    ATTACH = "attach"  # 添加附件 (a photo or document)
 
 
 class AssignmentRole(StrEnum):
@@ -176,6 +177,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.URGE: "催办",
     Action.EDIT: "修改",
     Action.SUPPLEMENT: "市民补充",
+    Action.ATTACH: "添加附件",
 }
 
 
@@ -304,6 +306,7 @@ class Assignment:
     extension_until: datetime | None = None
     extension_reason: str | None = None
     forwarded_from: int | None = None
+    ended_at: datetime | None = None  # returned, forwarded or withdrawn at
 
     @property
     def active(self) -> bool:

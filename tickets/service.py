@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -13,6 +13,7 @@ from tickets import store
 from tickets.access import (
     optional_text,
     require_text,
+    time_in_range,
 )
 from tickets.core import (
     Change,
@@ -72,7 +73,7 @@ class TicketService(SystemRouting):
                 Action.ANSWER,
                 values={"answer": text, "answered_at": now},
                 new={"answer": text},
-                after=lambda c2, _t: cancel_live_tasks(c2, t.id),  # no unit keeps a live task
+                after=lambda c2, _t: cancel_live_tasks(c2, t.id, now),  # no unit keeps a task
             ),
         )
 
@@ -113,7 +114,7 @@ class TicketService(SystemRouting):
             by_system = actor.role is Role.SYSTEM
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.cancel_active_assignments(c, t.id)
+                store.cancel_active_assignments(c, t.id, now)
                 if not by_system:
                     source = "dispatch" if t.status is Status.NEW else "redispatch"
                     store.insert_example(c, example_row(t, lead, source, actor, now))
@@ -171,6 +172,15 @@ class TicketService(SystemRouting):
             }
             t_values: dict[str, Any] = {}
             if approve:
+                # a request stored before dates were bounded cannot be granted as it is
+                time_in_range(
+                    a.extension_until or now,
+                    now,
+                    past=timedelta(days=366),
+                    future=timedelta(days=self.limits.extension_days),
+                    field="until",
+                    label="申请的延期时间",
+                )
                 a_values["reply_due"] = a.extension_until
                 if a.role is AssignmentRole.LEAD:
                     t_values["reply_due"] = a.extension_until
@@ -283,7 +293,7 @@ class TicketService(SystemRouting):
                 Action.CLOSE,
                 values={"closed_at": now},
                 reason=note,
-                after=lambda c, _t: cancel_live_tasks(c, t.id),
+                after=lambda c, _t: cancel_live_tasks(c, t.id, now),
             )
 
         return await self._apply(actor, ticket_id, version, Action.CLOSE, decide)
@@ -301,7 +311,7 @@ class TicketService(SystemRouting):
                 raise Conflict("主工单已办结或已合并，不能再并入", master=master_number)
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.cancel_active_assignments(c, t.id)
+                store.cancel_active_assignments(c, t.id, now)
                 store.insert_event(
                     c,
                     ticket_id=master.id,
@@ -409,10 +419,12 @@ class TicketService(SystemRouting):
             elif key == "address":
                 clean[key] = optional_text(value, key, "地址", lim.address)
             elif key == "kind":
-                clean[key] = Kind(value).value
+                clean[key] = _member(Kind, value, key, "类型")
             elif key == "urgency":
-                clean[key] = Urgency(value).value
+                clean[key] = _member(Urgency, value, key, "紧急程度")
             elif key == "category":
+                if not isinstance(value, list | tuple):
+                    raise InvalidInput("分类应为列表", field=key)
                 clean[key] = [require_text(v, key, "分类", 50) for v in value]
             elif key == "region":
                 if value and not self.directory.has_region(value):
@@ -473,7 +485,7 @@ class TicketService(SystemRouting):
             ticket_id,
             version,
             Action.RETURN,
-            lambda t, a, now: {"return_reason": reason},
+            lambda t, a, now: {"return_reason": reason, "ended_at": now},
             reason=reason,
         )
 
@@ -506,9 +518,9 @@ class TicketService(SystemRouting):
             a_state, status = next_assignment_state(t.status, a.role, a.state, Action.FORWARD)
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.update_assignment(c, a.id, {"state": a_state.value})
+                store.update_assignment(c, a.id, {"state": a_state.value, "ended_at": now})
                 # a unit that was assisting becomes the lead: one live task per unit
-                store.cancel_active_assignments(c, t.id, department)
+                store.cancel_active_assignments(c, t.id, now, department)
                 store.insert_assignment(
                     c,
                     ticket_id=t.id,
@@ -537,12 +549,20 @@ class TicketService(SystemRouting):
     ) -> Ticket:
         """申请延期 to a new reply deadline, decided by a dispatcher or supervisor."""
         reason = require_text(reason, "reason", "延期理由", self.limits.reason)
-        if until.tzinfo is None:
-            raise InvalidInput("延期时间须带时区", field="until")
+        asked = until
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             a = self._own_assignment(actor, t)
             next_assignment_state(t.status, a.role, a.state, Action.REQUEST_EXTENSION)
+            # a sane range: a far date would overflow local time and the working-day walks
+            until = time_in_range(
+                asked,
+                now,
+                past=timedelta(0),
+                future=timedelta(days=self.limits.extension_days),
+                field="until",
+                label="延期时间",
+            )
             if a.extension_state is ExtensionState.REQUESTED:
                 raise Conflict("已有待审批的延期申请")
             if until <= max(now, a.reply_due or now):
@@ -562,6 +582,13 @@ class TicketService(SystemRouting):
             )
 
         return await self._apply(actor, ticket_id, version, Action.REQUEST_EXTENSION, decide)
+
+
+def _member(enum: Any, value: object, field: str, label: str) -> str:
+    try:
+        return str(enum(value).value)
+    except ValueError:
+        raise InvalidInput(f"{label}的值无效", field=field) from None
 
 
 def example_row(

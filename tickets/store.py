@@ -151,6 +151,7 @@ def _assignment_from_row(row: Any) -> Assignment:
         extension_until=m["extension_until"],
         extension_reason=m["extension_reason"],
         forwarded_from=m["forwarded_from"],
+        ended_at=m["ended_at"],
     )
 
 
@@ -324,7 +325,7 @@ def update_assignment(conn: Connection, assignment_id: int, values: dict[str, An
 
 
 def cancel_active_assignments(
-    conn: Connection, ticket_id: int, department: str | None = None
+    conn: Connection, ticket_id: int, now: datetime, department: str | None = None
 ) -> list[int]:
     """Withdraw the live tasks on an order (only `department`'s, if given)."""
     active = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
@@ -338,7 +339,7 @@ def cancel_active_assignments(
         conn.execute(
             assignments.update()
             .where(assignments.c.id.in_(ids))
-            .values(state=AssignmentState.CANCELLED.value)
+            .values(state=AssignmentState.CANCELLED.value, ended_at=now)
         )
     return ids
 
@@ -411,6 +412,14 @@ def get_events(conn: Connection, event_ids: Sequence[int]) -> list[TicketEvent]:
     )
 
 
+def list_events_after(conn: Connection, after_id: int, limit: int) -> list[TicketEvent]:
+    """Events with ids after `after_id`, oldest first (a console catching up)."""
+    rows = conn.execute(
+        sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    )
+    return _events(rows)
+
+
 def _events(rows: Any) -> list[TicketEvent]:
     return [
         TicketEvent(
@@ -461,6 +470,22 @@ def live_clocks_of(conn: Connection, ticket_ids: Iterable[int]) -> dict[int, lis
     for row in rows:
         out[row.ticket_id].append(_clock(row))
     return out
+
+
+def count_due_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count(sa.distinct(clocks.c.ticket_id))).where(
+        clocks.c.state != ClockState.STOPPED.value,
+        clocks.c.due_at >= start,
+        clocks.c.due_at < end,
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count_created_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count()).where(
+        tickets.c.created_at >= start, tickets.c.created_at < end
+    )
+    return int(conn.execute(stmt).scalar_one())
 
 
 def list_live_clocks(conn: Connection, ticket_id: int) -> list[Clock]:

@@ -101,6 +101,8 @@ assignments = sa.Table(
     sa.Column("extension_until", UTCDateTime),
     sa.Column("extension_reason", sa.Text),
     sa.Column("forwarded_from", BigId, sa.ForeignKey("ticket_assignments.id")),
+    # when the task ended without a reply (returned, forwarded, withdrawn)
+    sa.Column("ended_at", UTCDateTime),
     sa.Index("ix_assignments_ticket", "ticket_id"),
     sa.Index("ix_assignments_department_state", "department", "state"),
 )

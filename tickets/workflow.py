@@ -71,6 +71,9 @@ for _s in (
 ):
     TRANSITIONS[(_s, A.EDIT)] = _s
     TRANSITIONS[(_s, A.SUPPLEMENT)] = _s
+for _s in Status:
+    if _s not in (S.CLOSED, S.MERGED):
+        TRANSITIONS[(_s, A.ATTACH)] = _s
 
 FINAL = frozenset({S.CLOSED, S.MERGED})
 
@@ -102,6 +105,8 @@ ROLES: dict[Action, frozenset[Role]] = {
     A.URGE: _DESK | {Role.SYSTEM},
     A.EDIT: _STAFF,
     A.SUPPLEMENT: frozenset({Role.CITIZEN}),  # through a channel adapter (SMS)
+    # staff of the centre, a department on an order it handles now, the citizen at intake
+    A.ATTACH: _STAFF | _DEPT,
 }
 
 # Actions a department takes on its own assignment, and how that assignment moves.
@@ -164,6 +169,12 @@ def next_assignment_state(
         ) from None
 
 
+# actions with a UI of their own rather than a form among the order's actions
+OWN_UI = frozenset({A.ATTACH})
+
+
 def allowed_actions(status: Status, role: Role) -> list[Action]:
     """What `role` may do to an order in `status` (before per-order guards), for the UI."""
-    return [a for a in Action if (status, a) in TRANSITIONS and role in ROLES[a]]
+    return [
+        a for a in Action if (status, a) in TRANSITIONS and role in ROLES[a] and a not in OWN_UI
+    ]

@@ -9,7 +9,7 @@ every event of the last 24 hours that called for a notice (notices carry a dedup
 so those already made are not made again).
 
 Revision ID: 0300
-Revises: 0100
+Revises: 0400
 Create Date: 2026-12-03
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0300"
-down_revision = "0100"
+down_revision = "0400"  # relinked after merging main (written against 0100)
 branch_labels = None
 depends_on = None
 
