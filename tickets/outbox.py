@@ -255,6 +255,7 @@ async def consume(
                 waiting = False
         if jobs:
             error: BaseException | None = None
+            failed: Mapping[int, str] = {}
             try:
                 failed = await handle(jobs) or {}
             except asyncio.CancelledError:  # a stop: the batch is due again at once, not
@@ -274,6 +275,21 @@ async def consume(
                     if j.id in failed:
                         by_error.setdefault(failed[j.id], []).append(j)
                 unsettled += [(js, why) for why, js in by_error.items()]
+            for j in jobs:
+                # a job that keeps failing is worth a look (a bug, bad data): said at the
+                # third attempt and every 50th, not at each retry
+                if (error is not None or j.id in failed) and (
+                    j.attempts == 3 or j.attempts % 50 == 0
+                ):
+                    why = failed.get(j.id) if error is None else _short(error)
+                    log.warning(
+                        "%s job %d (order %s) failed %d times: %s",
+                        queue.topic,
+                        j.id,
+                        j.ticket_id,
+                        j.attempts,
+                        why,
+                    )
             try:
                 await _settle(queue, unsettled)
             except asyncio.CancelledError:
