@@ -37,6 +37,7 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
 
 
 @dataclass(slots=True)
@@ -72,6 +73,12 @@ class UnsupportedMediaType(DomainError):
 
 class UnsupportedCharset(UnsupportedMediaType):
     code = "unsupported_charset"
+
+
+class BodyTimeout(DomainError):
+    """The request body did not arrive in time (HTTP 408; the connection is closed)."""
+
+    code = "request_timeout"
 
 
 class CsrfFailed(DomainError):

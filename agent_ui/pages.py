@@ -272,7 +272,9 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
         return staff.redirect("/staff/login?" + urlencode({"next": target}))
     try:
         if is_staff:
-            ctx = {**await staff.staff_context(request), "message": message, "status": status}
+            # 503: the database is away, and with it the session the header would show
+            known = await staff.staff_context(request) if status != 503 else staff.NO_SESSION
+            ctx = {**known, "message": message, "status": status}
             return staff.render(request, "staff/error.html", ctx, status=status)
         lang = page_lang(request)
         ctx = {"message": message, "status": status}

@@ -22,7 +22,7 @@ from telephony import sms_store as store
 from telephony.config import SmsSettings
 from tickets.access import mask_phone, normalize_phone
 from tickets.db import Database
-from tickets.errors import DomainError, InvalidInput, VersionConflict
+from tickets.errors import DatabaseUnavailable, DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     CITIZEN,
     Actor,
@@ -472,7 +472,9 @@ class SmsService:
             try:
                 while await self.send_due(gateway):
                     pass
-            except Exception:  # the database may be away for a moment; keep the sender alive
+            except DatabaseUnavailable:  # logged once per outage by the database
+                pass
+            except Exception:  # keep the sender alive whatever one pass met
                 log.exception("SMS sender pass failed")
             self.wake.clear()
             try:

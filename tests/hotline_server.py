@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -30,8 +31,14 @@ class Server:
     """`hotline serve` in a subprocess with its output in files."""
 
     def __init__(
-        self, tmp_path: Path, db_url: str, *args: str, env: dict[str, str] | None = None
+        self,
+        tmp_path: Path,
+        db_url: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
     ) -> None:
+        """`nofile`: the server's limit of open files (RLIMIT_NOFILE), to test exhaustion."""
         self.tmp_path = tmp_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -68,6 +75,7 @@ class Server:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=(lambda: _limit_files(nofile)) if nofile else None,
             )
 
     def output(self) -> str:
@@ -126,6 +134,10 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _limit_files(n: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 class StaffClient:
