@@ -176,7 +176,9 @@ def test_menu_1_then_2_queue_timeout_leaves_voicemail_order_with_recording(
     assert attachment["type"] == "recording"
     assert attachment["seconds"] > 1
     assert "path" not in attachment  # the server's file path is never shown
-    assert rms(supervisor.download(attachment["url"])) > 500  # the caller's tone was recorded, not silence
+    assert (
+        rms(supervisor.download(attachment["url"])) > 500
+    )  # the caller's tone was recorded, not silence
     assert not list(hotline.spool.glob("voicemail/*.json"))  # spool cleared
 
 
