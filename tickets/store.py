@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from tickets import outbox
 from tickets.model import (
     Assignment,
     AssignmentRole,
@@ -312,6 +313,7 @@ def insert_event(
         "assignment_id": assignment_id,
     }
     event_id = int(conn.execute(events.insert().values(values).returning(events.c.id)).scalar_one())
+    outbox.enqueue_for_event(conn, ticket_id, event_id, action, at)  # same transaction
     return TicketEvent(
         id=event_id,
         ticket_id=ticket_id,
