@@ -14,6 +14,10 @@
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
 #                      never `playwright install`, which downloads a browser)
+#   openjdk-17-jdk-headless, maven
+#                      the Elasticsearch node of the search tests (tests/esnode.py): Maven
+#                      resolves the ES 8.19 jars from Maven Central into var/es (cached), javac
+#                      compiles the small launcher in tests/es/src, java runs it
 #
 # Later issues will add: redis-server.
 #
@@ -35,6 +39,8 @@ PACKAGES=(
     kannel
     kannel-extras
     chromium
+    openjdk-17-jdk-headless
+    maven
 )
 
 missing=()

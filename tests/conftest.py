@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from hotline.app import load_routing, make_app
 from hotline.config import Settings, load_settings
 from hotline.db import open_database
+from tests.search_fixtures import analyzer, es_node, search  # noqa: F401 - shared fixtures
 from tickets.db import Database
 from tickets.model import Role
 
