@@ -21,7 +21,7 @@ class SearchWords:
 
 
 def build_analyzer(gazetteer: Gazetteer | None) -> Analyzer:
-    places = PlaceNames(gazetteer.canonical, gazetteer.official_names()) if gazetteer else None
+    places = PlaceNames(gazetteer.canonical, gazetteer.place_names()) if gazetteer else None
     return Analyzer(SearchWords(), places)
 
 

@@ -31,7 +31,7 @@ class _HanChars:
 
 _HAN_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # a run of Han characters, or of any other letters and digits (Mongolian, Latin, numbers)
-_RUNS = re.compile(r"([\u3400-\u9fff\uf900-\ufaff]+)|([^\W_]+)")
+_RUNS = re.compile(r"([\u3400-\u9fff\uf900-\ufaff]+)|([^\W_\u3400-\u9fff\uf900-\ufaff]+)")
 # Mongolian free variation selectors, the vowel separator and joiners: spelling variants that
 # must not split or change a word for search
 _MONGOLIAN_MARKS = re.compile("[\u180b-\u180f\u200c\u200d]")
@@ -78,15 +78,15 @@ class PlaceNames:
         self, canonical: Callable[[str], str] | None = None, official: Collection[str] = ()
     ) -> None:
         self._canonical = canonical
-        self._by_pattern: dict[str, str] = {}
-        names = {normalize(n) for n in official if len(n) >= self.MIN_FUZZY}
-        for name in names:
-            for i in range(len(name)):
-                key = name[:i] + "\0" + name[i + 1 :]
-                # two names one character apart: correct to neither
-                self._by_pattern[key] = "" if key in self._by_pattern else name
-        self._names = names
-        self._lengths = sorted({len(n) for n in names}, reverse=True)
+        names = sorted({normalize(n) for n in official if len(n) >= self.MIN_FUZZY}, key=len)
+        self._names = set(names)
+        # a window one character off a name matches it at its first or its second character:
+        # only the names starting so are compared there (longest first)
+        self._by_first: dict[str, list[str]] = {}
+        self._by_second: dict[str, list[str]] = {}
+        for name in reversed(names):
+            self._by_first.setdefault(name[0], []).append(name)
+            self._by_second.setdefault(name[1], []).append(name)
 
     def canonical(self, text: str) -> str:
         return self._canonical(text) if self._canonical else text
@@ -97,22 +97,20 @@ class PlaceNames:
             return text
         out: list[str] = []
         i = 0
-        while i < len(text):
+        n = len(text)
+        while i < n:
             fixed = None
-            for n in self._lengths:
-                window = text[i : i + n]
-                if len(window) < n or not _HAN_CHAR.match(window[0]):
-                    continue
-                if window in self._names:
-                    fixed = window
-                    break
-                for j in range(n):
-                    name = self._by_pattern.get(window[:j] + "\0" + window[j + 1 :])
-                    if name:
-                        fixed = name
-                        break
-                if fixed:
-                    break
+            first = self._by_first.get(text[i], [])
+            second = self._by_second.get(text[i + 1], []) if i + 1 < n else []
+            if first or second:
+                exact = self._names_at(text, i)
+                if exact:
+                    fixed = max(exact, key=len)
+                else:
+                    found = {name for name in (*first, *second) if _one_off(text, i, name)}
+                    longest = max((len(f) for f in found), default=0)
+                    best = [f for f in found if len(f) == longest]
+                    fixed = best[0] if len(best) == 1 else None  # two as close: neither
             if fixed:
                 out.append(fixed)
                 i += len(fixed)
@@ -120,6 +118,22 @@ class PlaceNames:
                 out.append(text[i])
                 i += 1
         return "".join(out)
+
+    def _names_at(self, text: str, i: int) -> set[str]:
+        return {name for name in self._by_first.get(text[i], []) if text.startswith(name, i)}
+
+
+def _one_off(text: str, i: int, name: str) -> bool:
+    """text[i:i+len(name)] equals `name` but for at most one character."""
+    if i + len(name) > len(text):
+        return False
+    misses = 0
+    for a, b in zip(text[i : i + len(name)], name, strict=True):
+        if a != b:
+            misses += 1
+            if misses > 1:
+                return False
+    return True
 
 
 class Analyzer:
@@ -139,9 +153,9 @@ class Analyzer:
 
     def _analyze(self, text: str, *, query: bool) -> Analyzed:
         text = normalize(text)
-        text = self.places.canonical(text)
         if query:
             text = self.places.correct(text)
+        text = self.places.canonical(text)
         words: list[str] = []
         grams: list[str] = []
         for m in _RUNS.finditer(text):

@@ -12,6 +12,7 @@ import asyncio
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -29,6 +30,7 @@ from kb.search import (
     Query,
     Result,
     SearchUnavailable,
+    TermStats,
 )
 
 T = TypeVar("T")
@@ -36,6 +38,9 @@ _TAG_UNSAFE = re.compile(r"[^\w\-]")
 # tokens are letters, digits and these (tags are `field=value`)
 _TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '=-_'"
 _READERS = 4
+DF_CAP = 2000
+DF_TTL_S = 600.0
+DF_CACHE = 200_000
 
 
 def tag(field: str, value: Any) -> str:
@@ -76,6 +81,7 @@ class SqliteSearch:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._df: dict[tuple[str, str, str], tuple[int, float]] = {}
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -187,13 +193,54 @@ class SqliteSearch:
         if ids:
             await self._run(self._writer, tx)
 
+    async def term_stats(
+        self, collection: str, words: Sequence[str], grams: Sequence[str]
+    ) -> TermStats:
+        return await self._run(
+            self._readers, lambda c: self.term_stats_sync(c, collection, words, grams)
+        )
+
+    def term_stats_sync(
+        self, conn: sqlite3.Connection, c: str, words: Sequence[str], grams: Sequence[str]
+    ) -> TermStats:
+        """Document frequencies counted up to DF_CAP (a term in more documents is common
+        whatever its exact count) and cached for DF_TTL_S: terms recur from query to query."""
+        now = time.monotonic()
+        docs = self._cached(conn, c, "", "", now)
+        out_w = {t: self._cached(conn, c, "{title words}", t, now) for t in words}
+        out_g = {t: self._cached(conn, c, "{grams}", t, now) for t in grams}
+        return TermStats(docs, out_w, out_g)
+
+    def _cached(self, conn: sqlite3.Connection, c: str, cols: str, term: str, now: float) -> int:
+        key = (c, cols, term)
+        hit = self._df.get(key)
+        if hit is not None and now - hit[1] < DF_TTL_S:
+            return hit[0]
+        if not term:
+            n = int(conn.execute(_sql("SELECT count(*) FROM {c}_meta", c)).fetchone()[0])
+        else:
+            sql = _sql(
+                "SELECT count(*) FROM (SELECT 1 FROM {c}_fts WHERE {c}_fts MATCH ? LIMIT ?)", c
+            )
+            n = int(conn.execute(sql, (f"{cols} : {_quote(term)}", DF_CAP)).fetchone()[0])
+        if len(self._df) > DF_CACHE:
+            self._df.clear()
+        self._df[key] = (n, now)
+        return n
+
     async def reset(self, collection: str) -> None:
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute(f"DROP TABLE IF EXISTS {collection}_fts")
-            conn.execute(f"DROP TABLE IF EXISTS {collection}_meta")
+            self._drop(conn, collection)
             self._create(conn, collection)
 
         await self._run(self._writer, tx)
+
+    async def drop(self, collection: str) -> None:
+        await self._run(self._writer, lambda c: self._drop(c, collection))
+
+    def _drop(self, conn: sqlite3.Connection, collection: str) -> None:
+        conn.execute(_sql("DROP TABLE IF EXISTS {c}_fts", collection))
+        conn.execute(_sql("DROP TABLE IF EXISTS {c}_meta", collection))
 
     async def refresh(self, collection: str) -> None:
         return None  # committed writes are visible at once

@@ -10,7 +10,9 @@ BM25 over three text fields (title ×2, words ×1, character bigrams ×0.5); one
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,6 +114,15 @@ class Result:
     took_ms: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class TermStats:
+    """How many documents hold each term (0 when unknown); `docs` the collection's size."""
+
+    docs: int
+    words: Mapping[str, int]
+    grams: Mapping[str, int]
+
+
 class SearchBackend(Protocol):
     """One search engine. Writes are idempotent upserts/deletes by id."""
 
@@ -124,7 +135,11 @@ class SearchBackend(Protocol):
     async def delete(self, collection: str, ids: Sequence[int]) -> None: ...
     async def search(self, collection: str, query: Query) -> Result: ...
     async def count(self, collection: str) -> int: ...
+    async def term_stats(
+        self, collection: str, words: Sequence[str], grams: Sequence[str]
+    ) -> TermStats: ...
     async def reset(self, collection: str) -> None: ...
+    async def drop(self, collection: str) -> None: ...
     async def refresh(self, collection: str) -> None: ...
 
 
@@ -155,7 +170,11 @@ class Search:
 
     backend: SearchBackend
     analyzer: Analyzer
-    max_terms: int = 96  # longest query kept (the rarest terms are not known here: first ones)
+    # a longer query (a whole request as the text of suggestions) keeps its rarest terms:
+    # distinct words and bigrams kept, and how often one may repeat (query term frequency)
+    max_words: int = 32
+    max_grams: int = 48
+    max_repeat: int = 3
     health: Health = field(init=False)
 
     def __post_init__(self) -> None:
@@ -210,10 +229,29 @@ class Search:
 
     # -- queries ------------------------------------------------------------------------------
     def analyze(self, text: str | None) -> Analyzed:
-        a = self.analyzer.query(text or "")
-        words = a.words[: self.max_terms]
-        grams = a.grams[: self.max_terms]
-        return Analyzed(words, grams)
+        return self.analyzer.query(text or "")
+
+    async def _focus(self, collection: str, a: Analyzed) -> Analyzed:
+        """Keep a long query's most telling terms: the highest query frequency × idf."""
+        words, grams = Counter(a.words), Counter(a.grams)
+        if len(words) <= self.max_words and len(grams) <= self.max_grams:
+            return Analyzed(self._repeat(words), self._repeat(grams))
+        stats = await self._call(self.backend.term_stats(collection, list(words), list(grams)))
+        n = max(stats.docs, 1)
+
+        def best(counts: Counter[str], df: Mapping[str, int], k: int) -> Counter[str]:
+            def weight(t: str) -> float:
+                return counts[t] * math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))
+
+            return Counter({t: counts[t] for t in sorted(counts, key=weight, reverse=True)[:k]})
+
+        return Analyzed(
+            self._repeat(best(words, stats.words, self.max_words)),
+            self._repeat(best(grams, stats.grams, self.max_grams)),
+        )
+
+    def _repeat(self, counts: Counter[str]) -> tuple[str, ...]:
+        return tuple(t for t, c in counts.items() for _ in range(min(c, self.max_repeat)))
 
     async def search(
         self,
@@ -226,7 +264,7 @@ class Search:
         exclude: Sequence[int] = (),
         with_total: bool = True,
     ) -> Result:
-        a = self.analyze(text)
+        a = await self._focus(collection, self.analyze(text))
         query = Query(a.words, a.grams, tuple(filters), tuple(exclude), limit, offset, with_total)
         start = time.perf_counter()
         result: Result = await self._call(self.backend.search(collection, query))

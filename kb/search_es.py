@@ -32,6 +32,7 @@ from kb.search import (
     Query,
     Result,
     SearchUnavailable,
+    TermStats,
 )
 
 _TYPES = {
@@ -170,9 +171,12 @@ class ElasticSearch:
             raise SearchUnavailable(f"bulk: {len(failed)} failed, first {failed[0]}")
 
     async def reset(self, collection: str) -> None:
+        await self.drop(collection)
+        await self._create(collection)
+
+    async def drop(self, collection: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self._call(self.client.indices.delete(index=self.index(collection)))
-        await self._create(collection)
 
     async def refresh(self, collection: str) -> None:
         await self._call(self.client.indices.refresh(index=self.index(collection)))
@@ -180,6 +184,33 @@ class ElasticSearch:
     async def count(self, collection: str) -> int:
         resp = await self._call(self.client.count(index=self.index(collection)))
         return int(resp["count"])
+
+    async def term_stats(
+        self, collection: str, words: Sequence[str], grams: Sequence[str]
+    ) -> TermStats:
+        """Document frequencies from the term vectors of an artificial document."""
+        resp = await self._call(
+            self.client.termvectors(
+                index=self.index(collection),
+                doc={"words": " ".join(words), "grams": " ".join(grams)},
+                fields=["words", "grams"],
+                term_statistics=True,
+                field_statistics=True,
+                positions=False,
+                offsets=False,
+            )
+        )
+        vectors = resp.get("term_vectors", {})
+
+        def freqs(name: str) -> dict[str, int]:
+            terms = vectors.get(name, {}).get("terms", {})
+            return {t: int(v.get("doc_freq", 0)) for t, v in terms.items()}
+
+        docs = max(
+            (int(v.get("field_statistics", {}).get("doc_count", 0)) for v in vectors.values()),
+            default=0,
+        )
+        return TermStats(docs, freqs("words"), freqs("grams"))
 
     async def search(self, collection: str, query: Query) -> Result:
         resp = await self._call(

@@ -113,9 +113,12 @@ class Gazetteer:
 
         return self._pattern.sub(official, text)
 
-    def official_names(self) -> list[str]:
-        """Every league/city and banner/county name of the directory."""
-        return [r.name for r in self._directory.regions.values() if r.level is not Level.REGION]
+    def place_names(self) -> list[str]:
+        """Every league/city and banner/county name of the directory, and the aliases that
+        point at one place."""
+        official = [r.name for r in self._directory.regions.values() if r.level is not Level.REGION]
+        aliases = [n for n, name in self._names.items() if len(name.codes) == 1 and not name.weak]
+        return sorted({*official, *aliases})
 
     # -- matching -----------------------------------------------------------------------------
     def _scan(self, s: str) -> list[_Hit]:
