@@ -12,10 +12,16 @@ from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.views import Presenter
+from kb.service import KnowledgeBase
 from routing.directory import Directory
+from routing.hotspots import Hotspots
+from routing.order_search import OrderSearch
+from routing.similar import SimilarRequests
+from routing.suggest import Suggester
 from telephony.center import CallCenter
 from telephony.sms import SmsService
 from tickets.errors import DomainError, RoleForbidden
+from tickets.groups import GroupService
 from tickets.model import Actor, Role
 from tickets.service import TicketService
 
@@ -33,6 +39,16 @@ class WebSettings:
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
 
 
+@dataclass(frozen=True, slots=True)
+class SearchServices:
+    orders: OrderSearch
+    kb: KnowledgeBase
+    groups: GroupService
+    suggest: Suggester
+    hotspots: Hotspots
+    similar: SimilarRequests
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -42,6 +58,7 @@ class Services:
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
 
 
 SERVICES = web.AppKey("services", Services)

@@ -4,6 +4,7 @@ and an API client that logs in as each role."""
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ def make_settings(db_url: str, **env: str) -> Settings:
         "HOTLINE__DATABASE__URL": db_url,
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__TELEPHONY__ENABLED": "false",
+        # the embedded search index of this test's own (never the repository's var/)
+        "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(prefix="hotline-search-")) / "s.db"),
         **env,
     }
     return load_settings(REPO / "config.toml", environ=environ)
