@@ -75,13 +75,17 @@ def build_search(settings: Settings, gazetteer: Gazetteer | None) -> Search:
     return Search(build_backend(settings), build_analyzer(gazetteer))
 
 
-def league_of(directory: Directory, gazetteer: Gazetteer) -> Callable[[Ticket], str | None]:
-    """The league/city (盟市) of an order: from its region, else found in its address/text."""
+def league_of(
+    directory: Directory, gazetteer: Gazetteer, *, from_text: bool = True
+) -> Callable[[Ticket], str | None]:
+    """The league/city (盟市) of an order: from its region, else found in its address (and,
+    with `from_text`, its text: right most of the time, but a street named after a place —
+    昭乌达路 holds 乌达 — can mislead it)."""
 
     def region(t: Ticket) -> str | None:
         code = t.region
-        if code is None:
-            match = gazetteer.detect(t.address, t.content)
+        if code is None and (t.address or from_text):
+            match = gazetteer.detect(t.address, t.content if from_text else "")
             code = match.code if match else None
         r = directory.regions.get(code) if code else None
         if r is None or r.level is Level.REGION:
@@ -123,7 +127,13 @@ def build_search_services(
         hotspots=Hotspots(
             db, search.analyzer, settings.hotspots, region, services.directory.region_name
         ),
-        similar=SimilarRequests(db, search, groups, settings.similar, region),
+        similar=SimilarRequests(
+            db,
+            search,
+            groups,
+            settings.similar,
+            league_of(services.directory, gazetteer, from_text=False),
+        ),
     )
 
 

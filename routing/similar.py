@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from kb.analysis import Analyzer
 from kb.config import SimilarSettings
-from kb.search import ORDERS, Filter, Search
+from kb.search import ORDERS, Filter, Search, SearchUnavailable
 from tickets import search_store
 from tickets.db import Database
 from tickets.groups import GroupService
@@ -128,4 +128,11 @@ class SimilarRequests:
                 await self.check(job.ticket_id)
 
     async def run(self, wake: asyncio.Event, idle_s: float = 1.0) -> None:
-        await consume(self.queue, self.handle, batch=50, idle_s=idle_s, wake=wake)
+        await consume(
+            self.queue, self.handle, batch=50, idle_s=idle_s, wake=wake, on_error=self._failed
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, SearchUnavailable):
+            return  # retried when search is back
+        log.error("near-duplicate check failed (retried later)", exc_info=exc)
