@@ -96,6 +96,9 @@ class ElasticSearch:
                 request_timeout=self.timeout_s,
                 max_retries=0,  # the work queue retries; a request must fail fast
                 retry_on_timeout=False,
+                # one node or a few: try a failed node again soon (the platform probes it)
+                dead_node_backoff_factor=0.5,
+                max_dead_node_backoff=2.0,
             )
         return self._client
 

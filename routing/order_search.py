@@ -18,7 +18,7 @@ from routing.directory import Directory
 from tickets import search_store
 from tickets.access import access_ticket
 from tickets.db import Database
-from tickets.errors import DepartmentForbidden, DomainError, RoleForbidden
+from tickets.errors import DepartmentForbidden, DomainError, RoleForbidden, Unavailable
 from tickets.groups import GroupService
 from tickets.model import Actor, Channel, Kind, Role, Status, Ticket
 from tickets.outbox import Backoff, Job, WorkQueue, consume
@@ -28,7 +28,7 @@ TOPIC = "search"
 DEFAULT_BACKOFF = Backoff(1.0, 30.0)
 
 
-class SearchDegraded(DomainError):
+class SearchDegraded(Unavailable):
     """The search backend is away: search answers 503, intake goes on."""
 
     code = "search_unavailable"
