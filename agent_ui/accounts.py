@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import re
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +15,10 @@ from typing import Any, Protocol
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
+from zxcvbn import zxcvbn
 
 from agent_ui import store
+from agent_ui.limits import LoginThrottle
 from tickets.db import Database
 from tickets.errors import Conflict, DomainError, InvalidInput
 from tickets.model import Actor, Role
@@ -33,14 +33,13 @@ STAFF_ROLES = (
     Role.ADMIN,
 )
 _USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
+MAX_PASSWORD = 256  # what the login form and API accept
+MIN_STRENGTH = 2  # zxcvbn score 0–4: 2 = "somewhat guessable" (≥ 10^6 guesses), the floor
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class NotAuthenticated(DomainError):
     code = "not_authenticated"
-
-
-class LoginThrottled(DomainError):
-    code = "login_throttled"
 
 
 class Departments(Protocol):
@@ -84,46 +83,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class LoginThrottle:
-    """Counts failed logins per key (user name, client address) in a sliding window.
-
-    In-process; a later change moves it behind the Redis port so all web processes share it.
-    """
-
-    def __init__(self, max_failures: int, window_s: float, lockout_s: float) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def check(self, keys: list[str], now: float) -> None:
-        with self._lock:
-            for key in keys:
-                until = self._locked_until.get(key, 0.0)
-                if until > now:
-                    raise LoginThrottled(
-                        "登录失败次数过多，请稍后再试", retry_after=int(until - now) + 1
-                    )
-
-    def failure(self, keys: list[str], now: float) -> None:
-        with self._lock:
-            for key in keys:
-                q = self._failures.setdefault(key, deque())
-                q.append(now)
-                while q and q[0] < now - self.window_s:
-                    q.popleft()
-                if len(q) >= self.max_failures:
-                    self._locked_until[key] = now + self.lockout_s
-                    q.clear()
-
-    def success(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
-
-
 class Accounts:
     def __init__(
         self,
@@ -141,20 +100,46 @@ class Accounts:
         self.departments = departments
         self.session_ttl = session_ttl
         self.password_min_length = password_min_length
-        self.throttle = throttle or LoginThrottle(5, 900, 900)
+        self.throttle = throttle or LoginThrottle()
         self.clock = clock
         self.monotonic = monotonic
         self.hasher = hasher or PasswordHasher()
         self._dummy: str | None = None
 
     # -- users --------------------------------------------------------------------------------
+    def check_password(self, username: str, password: str, display_name: str | None = None) -> None:
+        """A password a person may choose: long enough, at most MAX_PASSWORD characters (the
+        login form's limit), not the user name, and not guessable (zxcvbn's estimate of
+        guesses, which knows the common passwords, keyboard walks, dates and the user's own
+        names)."""
+        if len(password) < self.password_min_length:
+            raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
+        if len(password) > MAX_PASSWORD:
+            raise InvalidInput(f"密码不能超过{MAX_PASSWORD}位", field="password")
+        if CONTROL_CHARS.search(password):
+            raise InvalidInput("密码不能含控制字符", field="password")
+        lowered = password.lower()
+        names = [n for n in (username, display_name) if n]
+        if any(n.lower() in lowered for n in names if len(n) >= 3):
+            raise InvalidInput("密码不能包含用户名", field="password")
+        strength = zxcvbn(password[:100], user_inputs=names)  # its cost grows with length
+        if strength["score"] < MIN_STRENGTH:
+            raise InvalidInput(
+                "密码太容易被猜到（如常见密码、连续数字或键盘序列），请换一个更长、更少见的",
+                field="password",
+            )
+
     def _check_new_user(
-        self, username: str, password: str, role: Role, department: str | None
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        department: str | None,
+        display_name: str | None = None,
     ) -> None:
         if not _USERNAME.match(username):
             raise InvalidInput("用户名须为3-64位字母、数字或 _ . -", field="username")
-        if len(password) < self.password_min_length:
-            raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
+        self.check_password(username, password, display_name)
         if role not in STAFF_ROLES:
             raise InvalidInput(f"未知角色 {role}", field="role")
         if role is Role.DEPARTMENT:
@@ -174,7 +159,7 @@ class Accounts:
         display_name: str | None = None,
     ) -> User:
         username = username.strip().lower()  # user names are case-insensitive
-        self._check_new_user(username, password, role, department)
+        self._check_new_user(username, password, role, department, display_name)
         values = {
             "username": username,
             "password_hash": self.hasher.hash(password),
@@ -204,8 +189,7 @@ class Accounts:
 
     def set_password_sync(self, username: str, password: str) -> None:
         username = username.strip().lower()
-        if len(password) < self.password_min_length:
-            raise InvalidInput(f"密码至少{self.password_min_length}位", field="password")
+        self.check_password(username, password)
         digest = self.hasher.hash(password)
 
         def tx(conn: Any) -> None:
@@ -228,16 +212,15 @@ class Accounts:
     # -- sessions -----------------------------------------------------------------------------
     async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
         username = username.strip().lower()
-        keys = [f"user:{username}", f"addr:{client}"]
-        self.throttle.check(keys, self.monotonic())
+        self.throttle.check(username, client)
         row = await self.db.read(lambda c: store.get_user_by_name(c, username))
         ok = await asyncio.to_thread(
             self._verify, row.password_hash if row is not None else self._dummy_hash(), password
         )
         if row is None or not ok or not row.active:
-            self.throttle.failure(keys, self.monotonic())
+            self.throttle.failure(username, client)
             raise NotAuthenticated("用户名或密码错误")
-        self.throttle.success(keys)
+        self.throttle.success(username, client)
         token = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(_user(row), secrets.token_urlsafe(32), now + self.session_ttl)

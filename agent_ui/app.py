@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
-from agent_ui import (  # noqa: F401 - they add to api.ROUTES
+from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api,
     api_calls,
     api_kb,
     api_search,
     api_sms,
+    assist,
+    live,
     pages,
 )
-from agent_ui.accounts import LoginThrottled
-from agent_ui.context import SERVICES, Services
+from agent_ui.context import SERVICES, Services, check_text
 from agent_ui.errors import error_body, status_for
+from agent_ui.limits import Throttled
 from agent_ui.openapi import build_openapi
 from tickets.errors import DomainError
 
@@ -37,14 +42,15 @@ async def errors_middleware(
     except DomainError as exc:
         status = status_for(exc)
         if not _is_api(request):
-            return await pages.error_page(request, status, exc.message)
-        resp = web.json_response(
-            error_body(exc.code, exc.message, dict(exc.details)),
-            status=status,
-            dumps=api._dumps,
-        )
-        if isinstance(exc, LoginThrottled):
-            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+            resp = await pages.error_page(request, status, exc.message)
+        else:
+            resp = web.json_response(
+                error_body(exc.code, exc.message, dict(exc.details)),
+                status=status,
+                dumps=api._dumps,
+            )
+        if isinstance(exc, Throttled):
+            resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVICES].web.max_body_bytes
@@ -59,16 +65,42 @@ async def errors_middleware(
             raise
         if not _is_api(request):
             text = {404: "页面不存在", 405: "不支持该请求方法"}.get(exc.status, exc.reason)
-            return await pages.error_page(request, exc.status, text)
+            page = await pages.error_page(request, exc.status, text)
+            if "Allow" in exc.headers:
+                page.headers["Allow"] = exc.headers["Allow"]
+            return page
         codes = {404: ("not_found", "接口不存在"), 405: ("method_not_allowed", "不支持该请求方法")}
         code, msg = codes.get(exc.status, ("http_error", exc.reason))
-        return web.json_response(error_body(code, msg), status=exc.status, dumps=api._dumps)
+        resp = web.json_response(error_body(code, msg), status=exc.status, dumps=api._dumps)
+        if "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         msg = "服务器内部错误，请稍后重试"
         if not _is_api(request):
             return await pages.error_page(request, 500, msg)
         return web.json_response(error_body("internal_error", msg), status=500, dumps=api._dumps)
+
+
+_GATEWAYS = "/api/v1/sms/"  # gateways' raw parameters: their handlers drop controls themselves
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@web.middleware
+async def input_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Refuse control characters (NUL …) in query strings and form fields, for every route at
+    once, before any handler or store sees them (JSON bodies: read_json)."""
+    if not request.path.startswith(_GATEWAYS):
+        for name, value in request.query.items():
+            check_text(value, name)
+        if request.method == "POST" and request.content_type in _FORMS:
+            for name, field in (await request.post()).items():
+                if isinstance(field, str):
+                    check_text(field, name)
+    return await handler(request)
 
 
 @web.middleware
@@ -95,15 +127,48 @@ async def openapi(request: web.Request) -> web.Response:
 OPENAPI = web.AppKey("openapi", dict)
 
 
-def create_app(svc: Services) -> web.Application:
+def _json_parser_errors() -> None:
+    """Requests aiohttp cannot even parse (a URL or header line too long, a broken request
+    line) never reach a middleware: aiohttp answers them itself, in plain text. aiohttp has no
+    hook for that answer, so wrap its one method (once per process) to give the documented
+    JSON error body instead; status, logging and closing the connection stay aiohttp's."""
+    original = RequestHandler.handle_error
+    if getattr(original, "_json_bodies", False):
+        return
+
+    def handle_error(
+        self: RequestHandler,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        resp = original(self, request, status, exc, message)
+        if status >= 500:
+            return resp
+        if isinstance(exc, LineTooLong):
+            code, text = "line_too_long", "请求地址或请求头过长"
+        else:
+            code, text = "bad_request", "无法解析的 HTTP 请求"
+        out = web.json_response(error_body(code, text), status=status, dumps=api._dumps)
+        out.force_close()
+        return out
+
+    handle_error._json_bodies = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
+
+
+def create_app(svc: Services, bus: Any = None) -> web.Application:
     app = web.Application(
         client_max_size=svc.web.max_body_bytes,
-        middlewares=[headers_middleware, errors_middleware],
+        middlewares=[headers_middleware, errors_middleware, input_middleware],
     )
+    _json_parser_errors()
     app[SERVICES] = svc
     app[OPENAPI] = build_openapi()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
+    live.setup(app, bus)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
 from kb.service import KnowledgeBase
 from routing.directory import Directory
@@ -20,11 +23,12 @@ from routing.similar import SimilarRequests
 from routing.suggest import Suggester
 from telephony.center import CallCenter
 from telephony.sms import SmsService
-from tickets.errors import DomainError, RoleForbidden
+from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
 from tickets.groups import GroupService
-from tickets.model import Actor, Role
+from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "X-CSRF-Token"
 M = TypeVar("M", bound=BaseModel)
@@ -37,6 +41,7 @@ class WebSettings:
     public_url: str = "http://127.0.0.1:8080"
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +58,14 @@ class SearchServices:
 class Services:
     tickets: TicketService
     accounts: Accounts
+    citizens: CitizenGuard
     directory: Directory
     presenter: Presenter
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
     search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
+    assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
 
 
 SERVICES = web.AppKey("services", Services)
@@ -106,6 +113,38 @@ def validation_error(exc: ValidationError) -> RequestValidation:
     return out
 
 
+# C0 controls but tab, line feed and carriage return; DEL; lone surrogates (which JSON's \u
+# escapes can carry): PostgreSQL refuses NUL in text and SQLite keeps it, so refuse them all
+# at the edge, the same for both stores
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+MAX_JSON_DEPTH = 32
+
+
+def check_text(value: str, field: str) -> str:
+    if CONTROL.search(value):
+        raise InvalidInput("内容含有不允许的控制字符", field=field)
+    return value
+
+
+def strip_controls(value: str) -> str:
+    """For channels that must not lose a message (SMS): drop the characters instead."""
+    return CONTROL.sub("", value)
+
+
+def _check_json(value: Any, path: str = "body", depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise MalformedJson("JSON 嵌套层数过多", max_depth=MAX_JSON_DEPTH)
+    if isinstance(value, str):
+        check_text(value, path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, path)
+            _check_json(v, f"{path}.{k}" if path != "body" else k, depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]", depth + 1)
+
+
 async def read_json(request: web.Request, model: type[M]) -> M:
     """Parse and validate a JSON body; every failure is a DomainError with a precise code."""
     if request.content_type != "application/json":
@@ -115,8 +154,13 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedJson(f"JSON 格式错误: {exc}") from None
+    except RecursionError:  # nested thousands of levels deep
+        raise MalformedJson("JSON 嵌套层数过多", max_depth=MAX_JSON_DEPTH) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise MalformedJson(f"JSON 数值无效: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedJson("JSON 请求体必须是对象")
+    _check_json(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -155,5 +199,63 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
     return session.user.actor
 
 
+# -- the citizens' public endpoints, behind their limits ---------------------------------------
+_NUMBER = re.compile(r"^\d{14}$")
+
+
+def guard_intake(request: web.Request) -> None:
+    """Web submissions per client address (429 beyond the limit)."""
+    services(request).citizens.before_intake(client_address(request))
+
+
+async def citizen_track(
+    request: web.Request, number: str, phone: str
+) -> tuple[Ticket, Ticket | None]:
+    """A citizen's status lookup: limited per address; misses counted per number, and a
+    number guessed at too often is paused (the phone is the only secret)."""
+    svc = services(request)
+    svc.citizens.before_lookup(client_address(request), number)
+    try:
+        return await svc.tickets.track_with_main(number, phone)
+    except NotFound:
+        if _NUMBER.match(number):
+            svc.citizens.missed(number)
+        raise
+
+
+async def citizen_rate(
+    request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
+) -> Ticket:
+    svc = services(request)
+    svc.citizens.before_lookup(client_address(request), number)
+    try:
+        return await svc.tickets.rate(number, phone, satisfaction, note)
+    except NotFound:
+        if _NUMBER.match(number):
+            svc.citizens.missed(number)
+        raise
+
+
+def _trusted(address: str, proxies: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the socket's peer, or, when that peer is a trusted proxy, the
+    last address in X-Forwarded-For that no trusted proxy added (the rest can be forged)."""
+    remote = request.remote or "unknown"
+    proxies = services(request).web.trusted_proxies
+    if not proxies or not _trusted(remote, proxies):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote  # garbage from before the proxy: trust nothing of it
+    return remote

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agent_ui.accounts import LoginThrottled, NotAuthenticated
+from agent_ui.accounts import NotAuthenticated
 from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from agent_ui.limits import Throttled
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -19,7 +20,7 @@ from tickets.errors import (
 # most specific first
 HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
-    (LoginThrottled, 429),
+    (Throttled, 429),
     (CsrfFailed, 403),
     (Forbidden, 403),
     (NotFound, 404),

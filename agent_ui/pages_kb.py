@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from agent_ui import i18n
-from agent_ui.api_kb import editor, kb_call
+from agent_ui.api_kb import KB_REVIEWERS, KB_WRITERS, editor, kb_call
 from agent_ui.api_search import order_query, search_services
 from agent_ui.context import current_session, require_staff, services
 from agent_ui.i18n_kb import KB_CATALOG
@@ -244,7 +244,7 @@ async def kb_new(request: web.Request) -> web.Response:
 
 
 async def kb_create(request: web.Request) -> web.Response:
-    actor = await require_staff(request, write=True)
+    actor = await require_staff(request, *KB_WRITERS, write=True)
     form = await request.post()
     tz = services(request).presenter.tz
     try:
@@ -321,9 +321,9 @@ async def kb_edit_form(request: web.Request) -> web.Response:
 
 
 async def kb_edit(request: web.Request) -> web.Response:
-    actor = await require_staff(request, write=True)
+    actor = await require_staff(request, *KB_WRITERS, write=True)
     kb = search_services(request).kb
-    a = await kb_call(kb.get(_id(request)))
+    a = await kb_call(kb.check_edit(editor(actor), _id(request)))
     form = await request.post()
     tz = services(request).presenter.tz
     try:
@@ -340,11 +340,17 @@ async def kb_edit(request: web.Request) -> web.Response:
 
 
 async def kb_step(request: web.Request) -> web.Response:
-    actor = await require_staff(request, write=True)
     step = request.match_info["step"]
+    if step not in ("submit", "publish", "reject", "withdraw"):
+        raise web.HTTPNotFound()
+    actor = await require_staff(
+        request, *(KB_WRITERS if step == "submit" else KB_REVIEWERS), write=True
+    )
     kb = search_services(request).kb
-    form = await request.post()
     who, article_id = editor(actor), _id(request)
+    if step == "submit":
+        await kb_call(kb.check_edit(who, article_id))
+    form = await request.post()
     try:
         version = int(str(form.get("version", "0")))
     except ValueError:
@@ -356,8 +362,6 @@ async def kb_step(request: web.Request) -> web.Response:
         "reject": lambda: kb.reject(who, article_id, version, note or ""),
         "withdraw": lambda: kb.withdraw(who, article_id, version, note),
     }
-    if step not in calls:
-        raise web.HTTPNotFound()
     await kb_call(calls[step]())
     return redirect(f"/staff/kb/{article_id}?done={step}")
 

@@ -10,9 +10,12 @@ from agent_ui.pages_staff import PAGE_SIZE, SMS_VIEW_ROLES, redirect, render, st
 OUTBOX_STATUS = {
     "kept": "仅记录（未接短信网关）",
     "queued": "待发送",
+    "sending": "发送中",
     "sent": "已发送",
     "delivered": "已送达",
     "failed": "发送失败",
+    "folded": "已合并",
+    "limited": "超出每日上限，未发送",
 }
 OUTBOX_PURPOSE = {
     "ack": "受理回执",

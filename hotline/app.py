@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +14,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
-from agent_ui.accounts import Accounts, LoginThrottle
+from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
+from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
+from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
 from agent_ui.store import count_users
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
@@ -93,6 +96,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             name=lim.max_name_chars,
             address=lim.max_address_chars,
             reason=lim.max_reason_chars,
+            extension_days=lim.max_extension_days,
         ),
     )
     sec = settings.security
@@ -101,19 +105,43 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
         password_min_length=sec.password_min_length,
-        throttle=LoginThrottle(sec.login_max_failures, sec.login_window_s, sec.login_lockout_s),
+        throttle=LoginThrottle(
+            LoginPolicy(
+                free_failures=sec.login_max_failures,
+                address_failures=sec.login_address_failures,
+                window_s=sec.login_window_s,
+                first_delay_s=sec.login_first_delay_s,
+                max_delay_s=sec.login_lockout_s,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
     )
     return Services(
         tickets=tickets,
         accounts=accounts,
+        citizens=CitizenGuard(
+            CitizenPolicy(
+                lookups_per_minute=sec.lookups_per_minute,
+                misses_per_number=sec.lookup_misses_per_number,
+                miss_window_s=sec.lookup_miss_window_s,
+                intake_per_hour=sec.intake_per_hour,
+            ),
+            max_keys=sec.limit_max_keys,
+        ),
         directory=directory,
-        presenter=Presenter(directory, tz),
+        # marks and countdowns by the service's own clock (tests move it)
+        presenter=Presenter(directory, tz, clock=tickets.now),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
-            cookie_secure=settings.server.cookie_secure,
+            # Secure whenever the public address is https, whatever the flag says
+            cookie_secure=settings.server.cookie_secure
+            or settings.server.public_url.startswith("https://"),
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
             assets_dir=settings.resolve(settings.server.assets_dir),
+            trusted_proxies=tuple(
+                ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
+            ),
         ),
     )
 
@@ -126,7 +154,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     services = build_services(settings, database, bus)
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
-    app = create_app(services)
+    app = create_app(services, bus)
     app[DATABASE] = database
     app[BUS] = bus
 
@@ -150,6 +178,20 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    def suggester() -> Triage:
+        """The triage's suggestion logic for the order form (its own classifier, loaded on
+        the first keystroke's request, not at start)."""
+        cfg = settings.triage
+        return Triage(
+            services.tickets,
+            load_predictor(settings),
+            gazetteer,
+            rules,
+            TriageSettings(False, cfg.threshold),
+        )
+
+    services.assist = Assistant(suggester)
 
     async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()

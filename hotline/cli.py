@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,7 +34,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     app = make_app(settings)
     if args.demo:
-        app.on_startup.append(seed_demo)
+        # before every background task (triage, SMS, the first-account hint) starts: the
+        # demo's own dispatches do not race the triage, and the accounts exist when the hint
+        # looks for them
+        app.on_startup.insert(0, seed_demo)
     try:
         import uvloop
 
@@ -65,6 +69,39 @@ def _accounts(settings: Settings) -> tuple[Database, Accounts]:
     )
 
 
+def _password(args: argparse.Namespace) -> str | None:
+    """The new password: from --password-stdin (one line), an interactive prompt typed twice,
+    or --password (visible in the process list and shell history: a warning says so)."""
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") or None
+    if args.password is not None:
+        print(
+            "警告: --password 会出现在进程列表和 shell 历史中；请改用 --password-stdin 或交互输入",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if not sys.stdin.isatty():
+        print(
+            "错误: 请用 --password-stdin 从标准输入提供密码，或在终端中运行以交互输入",
+            file=sys.stderr,
+        )
+        return None
+    first = getpass.getpass("新密码: ")
+    if getpass.getpass("再次输入新密码: ") != first:
+        print("错误: 两次输入的密码不一致", file=sys.stderr)
+        return None
+    return first
+
+
+def _add_password_options(parser: argparse.ArgumentParser) -> None:
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--password-stdin", action="store_true", help="从标准输入读取密码（一行；推荐用于脚本）"
+    )
+    how.add_argument("--password", help="密码（不推荐：会出现在进程列表和 shell 历史中）")
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from tickets.model import Role
 
@@ -78,9 +115,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             print(f"错误: 未知角色 {args.role}（可选: {allowed}）", file=sys.stderr)
             return 2
         role = Role(args.role)
-        user = accounts.create_user_sync(
-            args.username, args.password, role, args.department, args.name
-        )
+        password = _password(args)
+        if password is None:
+            return 2
+        user = accounts.create_user_sync(args.username, password, role, args.department, args.name)
         print(f"已创建用户 {user.username}（{user.role.value}，ID {user.id}）")
         return 0
     finally:
@@ -102,7 +140,10 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     db, accounts = _accounts(_settings(args))
     try:
-        accounts.set_password_sync(args.username, args.password)
+        password = _password(args)
+        if password is None:
+            return 2
+        accounts.set_password_sync(args.username, password)
         print(f"已重设 {args.username} 的密码，并注销其所有会话")
         return 0
     finally:
@@ -167,6 +208,65 @@ def cmd_telephony_kamailio(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telephony_kannel(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from telephony.kannel import mo_url, write_kannel_config
+
+    settings = _settings(args)
+    sms = settings.sms
+    missing = [
+        key
+        for key, value in (
+            ("sms.gateway_token", sms.gateway_token),
+            ("sms.username", sms.username),
+            ("sms.password", sms.password),
+        )
+        if not value
+    ]
+    if missing:
+        print(
+            f"错误: 请先设置 {'、'.join(missing)}（Kannel 调用平台时带令牌，平台用用户名和"
+            "密码调用 sendsms；秘密放在环境变量 HOTLINE__SMS__…）",
+            file=sys.stderr,
+        )
+        return 1
+    if args.smsc_group is None and args.fake_smsc_port is None:
+        print(
+            "错误: 请用 --smsc-group 给出运营商的 smsc 配置段（或测试用 --fake-smsc-port）",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        smsc_group = Path(args.smsc_group).read_text("utf-8") if args.smsc_group else None
+    except OSError as exc:
+        print(f"错误: 读不到 smsc 配置段文件 {args.smsc_group}: {exc}", file=sys.stderr)
+        return 1
+    sendsms = urlsplit(sms.sendsms_url)
+    host = settings.server.host if settings.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    platform = args.platform_url or f"http://{host}:{settings.server.port}"
+    out = Path(args.out) if args.out else settings.resolve("var/kannel")
+    path = write_kannel_config(
+        out,
+        bearerbox_admin_port=args.admin_port,
+        smsbox_port=sendsms.port or 13013,
+        smsbox_bearer_port=args.box_port,
+        fake_smsc_port=args.fake_smsc_port,
+        smsc_group=smsc_group,
+        # every MO carries the token; delivery reports use the dlr-url of each sendsms request
+        # (the platform's own, with its outbox id and the token), so no default one here
+        sms_url=mo_url(platform, sms.gateway_token),
+        dlr_url=None,
+        username=sms.username,
+        password=sms.password,
+        sender=sms.sender,
+        interface=sendsms.hostname or "127.0.0.1",
+        allow_ip=sendsms.hostname or "127.0.0.1",
+    )
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线平台")
     p.add_argument("--config", help="配置文件路径（默认为仓库根目录的 config.toml）")
@@ -181,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="添加用户")
     add.add_argument("--config", default=argparse.SUPPRESS)
     add.add_argument("--username", required=True)
-    add.add_argument("--password", required=True)
+    _add_password_options(add)
     add.add_argument(
         "--role",
         required=True,
@@ -196,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     pw = user.add_parser("passwd", help="重设密码")
     pw.add_argument("--config", default=argparse.SUPPRESS)
     pw.add_argument("--username", required=True)
-    pw.add_argument("--password", required=True)
+    _add_password_options(pw)
     pw.set_defaults(fn=cmd_user_passwd)
 
     from classifier.cli import add_subcommands
@@ -217,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--config", default=argparse.SUPPRESS)
     kc.add_argument("--out", help="输出目录（默认 telephony.kamailio_dir）")
     kc.set_defaults(fn=cmd_telephony_kamailio)
+    kn = tel.add_parser("kannel-config", help="生成 Kannel 配置（get-url 带 gateway_token）")
+    kn.add_argument("--config", default=argparse.SUPPRESS)
+    kn.add_argument("--out", help="输出目录（默认 var/kannel）")
+    kn.add_argument("--platform-url", help="Kannel 访问平台的地址（默认 http://server.host:port）")
+    kn.add_argument("--smsc-group", help="运营商 smsc 配置段所在的文件（smpp 等）")
+    kn.add_argument("--fake-smsc-port", type=int, help="测试用：Kannel 自带的假 SMSC 端口")
+    kn.add_argument("--admin-port", type=int, default=13000, help="bearerbox 管理端口")
+    kn.add_argument("--box-port", type=int, default=13001, help="smsbox 与 bearerbox 之间的端口")
+    kn.set_defaults(fn=cmd_telephony_kannel)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")

@@ -239,9 +239,14 @@ class KnowledgeBase:
             now = self.clock()
             current = self._load(conn, article_id)
             self._may_edit(editor, current)
-            if editor.role is KbRole.DEPARTMENT and data.department != current.department:
-                raise KbForbidden("不能把知识转给其他单位")
-            clean = self._clean(ArticleInput(**{**_input_of(data), "kind": current.kind}))
+            department = data.department
+            if editor.role is KbRole.DEPARTMENT:
+                if department not in (None, current.department):
+                    raise KbForbidden("不能把知识转给其他单位")
+                department = current.department  # a department's own, always
+            clean = self._clean(
+                ArticleInput(**{**_input_of(data), "kind": current.kind, "department": department})
+            )
             fields = dict(clean.fields)
             if current.code:
                 fields["item_code"] = current.code  # the code names the item: it stays
@@ -384,6 +389,16 @@ class KnowledgeBase:
         if n:
             await self.sync_index()
         return n
+
+    async def check_edit(self, editor: Editor, article_id: int) -> Article:
+        """May `editor` edit (or send for review) this article? For handlers: before the body."""
+        article = await self.get(article_id)
+        self._may_edit(editor, article)
+        return article
+
+    @staticmethod
+    def check_review(editor: Editor) -> None:
+        KnowledgeBase._may_review(editor)
 
     # -- reading ------------------------------------------------------------------------------
     def _load(self, conn: Connection, article_id: int) -> Article:

@@ -18,6 +18,8 @@
 #                      the Elasticsearch node of the search tests (tests/esnode.py): Maven
 #                      resolves the ES 8.19 jars from Maven Central into var/es (cached), javac
 #                      compiles the small launcher in tests/es/src, java runs it
+#   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
+#                      pages ship only the Mongolian web font; Chinese uses system fonts)
 #
 # Later issues will add: redis-server.
 #
@@ -41,6 +43,7 @@ PACKAGES=(
     chromium
     openjdk-17-jdk-headless
     maven
+    fonts-wqy-microhei
 )
 
 missing=()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _DIGITS = re.compile(r"^[0-9*#]$")
@@ -181,9 +181,14 @@ class TelephonySettings(_Section):
 
 # SMS texts (templates). {number} work-order number, {link} the citizen's tracking page,
 # {title} the order's title or its first words, {due} a deadline (local time), {clock} which
-# time limit (签收 / 办结 / 回访), {department} the department's name.
+# time limit (签收 / 办结 / 回访), {department} the department's name; ack_folded (several
+# acknowledgements to one number in one text): {count} orders, {numbers} their numbers (the
+# first ack_fold_max_numbers, then "等N件").
 DEFAULT_SMS_TEMPLATES: dict[str, str] = {
     "ack": "【12345热线】您的诉求已受理，工单编号{number}。查询进度：{link}",
+    "ack_folded": (
+        "【12345热线】您近期提交的{count}件诉求均已受理，工单编号{numbers}。查询进度：{link}"
+    ),
     "supplement": "【12345热线】您的补充内容已记入工单{number}。",
     "dispatch": "【12345热线】新工单{number}已派至{department}：{title}。请在{due}前签收。",
     "warning": "【12345热线】工单{number}的{clock}时限将于{due}到期，请抓紧办理。",
@@ -198,6 +203,7 @@ DEFAULT_SMS_TEMPLATES: dict[str, str] = {
 # Mongolian (traditional script) for citizens who chose it; to be checked by a native speaker.
 DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
     "ack": "【12345】ᠲᠠᠨ ᠤ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠬᠦᠯᠢᠶᠡᠨ ᠠᠪᠤᠯ᠎ᠠ᠃ ᠳ᠋ᠤᠭᠠᠷ: {number} {link}",
+    "ack_folded": "【12345】ᠲᠠᠨ ᠤ {count} ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠬᠦᠯᠢᠶᠡᠨ ᠠᠪᠤᠯ᠎ᠠ᠃ ᠳ᠋ᠤᠭᠠᠷ: {numbers} {link}",
     "supplement": "【12345】ᠨᠡᠮᠡᠯᠲᠡ ᠶᠢ {number} ᠳ᠋ᠤ ᠪᠢᠴᠢᠪᠡ᠃",
     "reply": "【12345】{number} ᠳ᠋ᠤ ᠬᠠᠷᠢᠭᠤ ᠦᠭᠬᠦᠯᠡ᠃ {link}",
     "survey": "【12345】{number}: 1 ᠰᠡᠳᠬᠢᠯ ᠳ᠋ᠤ ᠨᠢᠴᠤᠭᠤᠯᠤᠨ᠎ᠠ, 2 ᠳᠤᠮᠳᠠ, 3 ᠨᠡᠶᠢᠴᠡᠬᠦ ᠦᠭᠡᠢ᠃ TD",
@@ -206,7 +212,10 @@ DEFAULT_SMS_TEMPLATES_MN: dict[str, str] = {
 }
 
 
-SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock")
+# A token Kannel must present on every MO and delivery-report call (backend = "kannel").
+MIN_GATEWAY_TOKEN = 16
+
+SMS_PLACEHOLDERS = ("number", "link", "title", "department", "due", "clock", "count", "numbers")
 
 
 def _check_placeholders(templates: dict[str, str]) -> dict[str, str]:
@@ -231,12 +240,25 @@ class SmsSettings(_Section):
     dlr_url: str = ""
     # HMAC-SHA256 key of the generic JSON webhook (POST /api/v1/sms/webhook); empty: disabled.
     webhook_secret: str = ""
+    # A webhook request's X-Timestamp may differ from the platform's clock by this much
+    # (seconds); older or later ones are refused, and each signature is taken once.
+    webhook_window_s: Annotated[float, Field(ge=10, le=3600)] = 300
     # Kannel's MO and delivery-report calls are accepted only from these addresses, and, when
-    # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -).
+    # gateway_token is set, only with &token=<it> in the URL (letters, digits, . _ ~ -). With
+    # backend = "kannel" the token is required: an address alone is no proof (a reverse proxy
+    # or any other local process shares it).
     gateway_addresses: list[str] = ["127.0.0.1", "::1"]
-    gateway_token: Annotated[str, Field(pattern=r"^[A-Za-z0-9._~-]{0,128}$")] = ""
+    gateway_token: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9._~-]{0,128}$", validate_default=True)
+    ] = ""
     max_text_chars: Annotated[int, Field(ge=70, le=10_000)] = 1000
     per_number_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # Acknowledgements to one number: at most one text per ack_window_s seconds (0: no folding);
+    # the ones due meanwhile are folded into one text listing up to ack_fold_max_numbers numbers.
+    ack_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600
+    ack_fold_max_numbers: Annotated[int, Field(ge=1, le=30)] = 10
+    # Citizen-facing texts to one number within 24 hours; more are kept as "limited", not sent.
+    citizen_texts_per_day: Annotated[int, Field(ge=1, le=10_000)] = 20
     quiet_from: str = "21:30"
     quiet_until: str = "08:00"
     send_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
@@ -257,6 +279,17 @@ class SmsSettings(_Section):
     def _hhmm(cls, v: str) -> str:
         if not _HHMM.match(v) or v == "24:00":
             raise ValueError("时间应为 HH:MM")
+        return v
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _token_for_kannel(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("backend") == "kannel" and len(v) < MIN_GATEWAY_TOKEN:
+            raise ValueError(
+                f'backend = "kannel" 时必须设置 sms.gateway_token（至少 {MIN_GATEWAY_TOKEN} 个'
+                "字符，仅字母、数字和 . _ ~ -），建议放在环境变量 HOTLINE__SMS__GATEWAY_TOKEN；"
+                "hotline telephony kannel-config 会把它写进 Kannel 的 get-url"
+            )
         return v
 
     @field_validator("templates")

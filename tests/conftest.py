@@ -61,6 +61,14 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hotline.db'}"
 
 
+# every test client is 127.0.0.1: per-address limits off unless a test is about them
+UNLIMITED = {
+    "HOTLINE__SECURITY__INTAKE_PER_HOUR": "100000",
+    "HOTLINE__SECURITY__LOOKUPS_PER_MINUTE": "10000",
+    "HOTLINE__SECURITY__LOGIN_ADDRESS_FAILURES": "10000",
+}
+
+
 def make_settings(db_url: str, **env: str) -> Settings:
     # background triage would race the lifecycle tests' own dispatching: on where tested
     # SIP workers only where a test asks for them (tests/test_telephony*.py)
@@ -70,6 +78,7 @@ def make_settings(db_url: str, **env: str) -> Settings:
         "HOTLINE__TELEPHONY__ENABLED": "false",
         # the embedded search index of this test's own (never the repository's var/)
         "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(prefix="hotline-search-")) / "s.db"),
+        **UNLIMITED,
         **env,
     }
     return load_settings(REPO / "config.toml", environ=environ)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import UNLIMITED
 from tests.ports import RTP_HIGH, RTP_LOW, free_port, free_port_block
 
 HOTLINE = Path(sys.executable).with_name("hotline")
@@ -39,6 +40,7 @@ class Server:
         self.recordings = tmp_path / "recordings"
         self.spool = tmp_path / "spool"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+        environ.update(UNLIMITED)
         environ.update(
             HOTLINE__SERVER__PORT=str(self.port),
             HOTLINE__DATABASE__URL=db_url,

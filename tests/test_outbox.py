@@ -54,8 +54,12 @@ NEW = NewTicket(Channel.WEB, "小区路灯不亮已经一周", Caller(phone="138
 
 
 async def test_outbox_order_intake_writes_jobs_in_its_transaction(
-    service: TicketService, database: Database
+    service: TicketService, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # two followers of order changes: one of every event, one of creations only
+    monkeypatch.setattr(
+        "tickets.outbox.EVENT_TOPICS", {"search": None, "similar": frozenset({"create"})}
+    )
     ticket = await service.submit(NEW)
     got = {(r.topic, r.ticket_id, r.payload["action"]) for r in rows(database)}
     assert got == {("search", ticket.id, "create"), ("similar", ticket.id, "create")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # 10:00 Asia/Shanghai
 PHONE = "13800000201"
 AGENT = Actor(Role.AGENT, user_id=None, name="测试话务员")
 DESK = Actor(Role.DISPATCHER, user_id=None, name="测试派单员")
+GATEWAY_TOKEN = "test-gateway-token-0001"  # required with the Kannel backend
 
 
 class Clock:
@@ -79,7 +81,10 @@ class Rig:
 @pytest.fixture
 async def rig(db_url: str) -> AsyncIterator[Rig]:
     settings = make_settings(
-        db_url, HOTLINE__SMS__BACKEND="kannel", HOTLINE__SMS__PER_NUMBER_PER_HOUR="5"
+        db_url,
+        HOTLINE__SMS__BACKEND="kannel",
+        HOTLINE__SMS__GATEWAY_TOKEN=GATEWAY_TOKEN,
+        HOTLINE__SMS__PER_NUMBER_PER_HOUR="5",
     )
     db: Database = open_database(settings)
     bus = InProcessBus()
@@ -351,10 +356,15 @@ async def test_kannel_endpoint_bad_input(
     assert (resp.status, body["error"]["code"]) == (status, code)
 
 
-def signed(body: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: dict[str, Any], secret: str = SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A provider's request: X-Timestamp (Unix seconds, now unless `at`) and X-Signature =
+    hex HMAC-SHA256(secret, timestamp + "." + body)."""
     raw = json.dumps(body, ensure_ascii=False).encode()
-    sig = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return raw, {"Content-Type": "application/json", "X-Signature": sig}
+    ts = str(int(time.time() if at is None else at))
+    sig = hmac.new(secret.encode(), f"{ts}.".encode() + raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Timestamp": ts, "X-Signature": sig}
 
 
 async def test_webhook_with_a_good_signature_makes_an_order(web: Any) -> None:
@@ -469,6 +479,7 @@ async def test_kannel_gateway_classifies_answers(
         sendsms_url=str(server.make_url("/cgi-bin/sendsms")),
         username="u",
         password="p",
+        gateway_token=GATEWAY_TOKEN,
         send_timeout_s=0.5,
     )
     async with aiohttp.ClientSession() as session:
@@ -481,7 +492,9 @@ async def test_kannel_gateway_classifies_answers(
             assert exc.value.permanent is permanent
     q = seen[0]
     assert (q["to"], q["text"], q["coding"], q["charset"]) == (PHONE, "您好，测试", "2", "UTF-8")
-    assert q["dlr-url"] == "http://127.0.0.1:8080/api/v1/sms/dlr?id=7&type=%d&ts=%T"
+    assert q["dlr-url"] == (
+        f"http://127.0.0.1:8080/api/v1/sms/dlr?id=7&type=%d&ts=%T&token={GATEWAY_TOKEN}"
+    )
     assert "%" not in q["dlr-url"].split("?")[0]
 
 

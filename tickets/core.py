@@ -15,9 +15,11 @@ from tickets import clocks, store
 from tickets.access import (
     access_ticket,
     department_assignments,
+    involvement_end,
     normalize_phone,
     optional_text,
     require_text,
+    visible_events,
 )
 from tickets.db import Database
 from tickets.errors import (
@@ -35,10 +37,12 @@ from tickets.model import (
     Actor,
     Assignment,
     Clock,
+    EventType,
     ExtensionState,
     Kind,
     NewTicket,
     Role,
+    RouteState,
     Status,
     Ticket,
     TicketEvent,
@@ -47,6 +51,7 @@ from tickets.model import (
 )
 from tickets.workflow import (
     DEPARTMENT_ACTIONS,
+    ROUTING_DECISIONS,
     allowed_actions,
     check_role,
     next_assignment_state,
@@ -83,6 +88,7 @@ class Limits:
     name: int = 50
     address: int = 200
     reason: int = 1000
+    extension_days: int = 180  # the latest a 延期 may run to, from now
 
 
 @dataclasses.dataclass(slots=True)
@@ -97,6 +103,9 @@ class Change:
     assignment_id: int | None = None
     status: Status | None = None  # explicit target; default: the transition table's
     after: Callable[[Connection, Ticket], None] | None = None  # extra writes after the CAS
+
+
+_UNROUTED = frozenset({RouteState.PENDING.value, RouteState.REVIEW.value})
 
 
 def utcnow() -> datetime:
@@ -124,6 +133,10 @@ class TicketCore:
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self.limits = limits
+
+    def now(self) -> datetime:
+        """The service's "now" in UTC (its clock is injected; tests move it)."""
+        return self._now()
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -174,7 +187,7 @@ class TicketCore:
                 actor_role=actor.role,
                 actor_id=actor.user_id,
                 actor_name=actor.label,
-                action="create",
+                action=EventType.CREATE,
                 from_status=None,
                 to_status=Status.NEW,
                 new={"channel": new.channel.value, "number": number},
@@ -214,10 +227,18 @@ class TicketCore:
         return ticket
 
     # -- reading ------------------------------------------------------------------------------
-    async def get(self, actor: Actor, ticket_id: int) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket(c, ticket_id))
+    async def get(self, actor: Actor, ticket_id: int, *, with_clocks: bool = False) -> Ticket:
+        """The order as `actor` may see it (with its live deadline clocks if asked)."""
+
+        def tx(conn: Connection) -> Ticket | None:
+            t = store.get_ticket(conn, ticket_id)
+            if t is not None and with_clocks:
+                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
+            return t
+
+        ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", ticket_id=ticket_id)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     async def find_by_intake_key(self, key: str) -> Ticket | None:
@@ -225,24 +246,45 @@ class TicketCore:
         callers are intake adapters, not users)."""
         return await self.db.read(lambda c: store.get_ticket_by_intake_key(c, key))
 
-    async def get_by_number(self, actor: Actor, number: str) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket_by_number(c, number))
+    async def get_by_number(
+        self, actor: Actor, number: str, *, with_clocks: bool = False
+    ) -> Ticket:
+        def tx(conn: Connection) -> Ticket | None:
+            t = store.get_ticket_by_number(conn, number)
+            if t is not None and with_clocks:
+                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
+            return t
+
+        ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", number=number)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
-    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+    def _list_scope(self, actor: Actor) -> str | None:
+        """The department a list is limited to (None: every order)."""
         if actor.role is Role.DEPARTMENT:
             if not actor.department:
                 raise DepartmentForbidden("账号未关联承办单位")
-            scope: str | None = actor.department
-        elif actor.role in (Role.CITIZEN,):
+            return actor.department
+        if actor.role in (Role.CITIZEN,):
             raise RoleForbidden("无权查看工单列表")
-        else:
-            scope = None
+        return None
+
+    async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
+        scope = self._list_scope(actor)
+        now = self._now()
+        return await self.db.read(lambda c: store.count_tickets(c, f, scope, now))
+
+    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+        scope = self._list_scope(actor)
+
+        now = self._now()
 
         def tx(conn: Connection) -> tuple[list[Ticket], int]:
-            return store.list_tickets(conn, f, scope), store.count_tickets(conn, f, scope)
+            found = store.list_tickets(conn, f, scope, now)
+            live = store.live_clocks_of(conn, [t.id for t in found])
+            found = [dataclasses.replace(t, clocks=tuple(live[t.id])) for t in found]
+            return found, store.count_tickets(conn, f, scope, now)
 
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total
@@ -253,9 +295,20 @@ class TicketCore:
         """Events after `since` (no access check: for the platform's own consumers)."""
         return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
 
+    async def events_after(self, after_id: int, limit: int) -> list[TicketEvent]:
+        """Events with ids after `after_id`, oldest first (no access check: the live push
+        filters them per reader)."""
+        return await self.db.read(lambda c: store.list_events_after(c, after_id, limit))
+
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_events(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[TicketEvent]]:
+            return store.get_ticket(conn, ticket_id), store.list_events(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        return visible_events(actor, ticket, found)
 
     async def track(self, number: str, phone: str) -> Ticket:
         """The citizen's view: number and the phone given at submission must both match."""
@@ -308,7 +361,7 @@ class TicketCore:
             now = self._now()
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
-                raise NotFound("工单不存在", ticket_id=ticket_id)
+                raise NotFound("工单不存在")
             if actor.role is not Role.CITIZEN:  # citizens come in through track(number, phone)
                 access_ticket(actor, ticket)
             check_role(actor.role, action)
@@ -321,8 +374,12 @@ class TicketCore:
             change = decide(conn, ticket, now)
             to_status = change.status or next_status(ticket.status, change.action)
             values = {"status": to_status.value, "updated_at": now, **change.values}
+            if change.action in ROUTING_DECISIONS and ticket.route_state in _UNROUTED:
+                values.setdefault("route_state", RouteState.MANUAL.value)
             if to_status is Status.REOPENED:
                 values["closed_at"] = None
+                values["handling_from"] = now
+                values["reply_due"] = clocks.reopened_reply_due(ticket, now, self.deadlines)
             if not store.update_ticket(conn, ticket.id, version, values):
                 raise VersionConflict("工单已被他人修改，请刷新后重试")
             if change.after is not None:
@@ -330,6 +387,8 @@ class TicketCore:
             fresh = store.get_ticket(conn, ticket.id)
             assert fresh is not None
             clocks.sync(conn, fresh, now, self.deadlines)
+            # the answer carries its clocks: the caller sees its marks without another read
+            fresh = dataclasses.replace(fresh, clocks=tuple(store.list_live_clocks(conn, fresh.id)))
             ev = store.insert_event(
                 conn,
                 ticket_id=ticket.id,
@@ -365,8 +424,10 @@ class TicketCore:
         action: Action,
         extra: Callable[[Ticket, Assignment, datetime], dict[str, Any]],
         reason: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Ticket:
-        """签收 / 退单 / 办结反馈 on the acting department's own assignment."""
+        """签收 / 退单 / 办结反馈 on the acting department's own assignment; `detail` goes into
+        the audit event (e.g. the reply's text, so the history shows what was answered)."""
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             a = self._own_assignment(actor, t)
@@ -381,7 +442,7 @@ class TicketCore:
                 status=status,
                 reason=reason,
                 old={"assignment_state": a.state.value},
-                new={"assignment_state": a_state.value, "role": a.role.value},
+                new={"assignment_state": a_state.value, "role": a.role.value, **(detail or {})},
                 assignment_id=a.id,
                 after=after,
             )
@@ -404,7 +465,7 @@ class TicketCore:
                 actor_role=SYSTEM.role,
                 actor_id=None,
                 actor_name=SYSTEM.label,
-                action="triage_review",
+                action=EventType.TRIAGE_REVIEW,
                 from_status=Status.NEW,
                 to_status=Status.NEW,
                 new=suggestion,
@@ -423,8 +484,18 @@ class TicketCore:
 
     # -- deadline clocks ----------------------------------------------------------------------
     async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_clocks(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[Clock]]:
+            return store.get_ticket(conn, ticket_id), store.list_clocks(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        if actor.role is Role.DEPARTMENT and involvement_end(actor.department or "", ticket):
+            # a past assignee keeps only its own tasks' clocks
+            own = {a.id for a in ticket.assignments if a.department == actor.department}
+            found = [c for c in found if c.assignment_id in own]
+        return found
 
     async def fire_due_clocks(self, limit: int = 500) -> int:
         """One watcher step: warn at warn_ratio, mark overdue at the deadline; an overdue
@@ -443,8 +514,8 @@ class TicketCore:
         return n
 
 
-def cancel_live_tasks(conn: Connection, ticket_id: int) -> None:
-    store.cancel_active_assignments(conn, ticket_id)
+def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:
+    store.cancel_active_assignments(conn, ticket_id, now)
 
 
 def plain(value: Any) -> Any:

@@ -142,7 +142,7 @@ class GroupService:
 
         def tx(conn: Connection) -> list[TicketEvent]:
             if not group_store.set_candidate_state(conn, ticket_id, other_id, "dismissed"):
-                raise NotFound("没有这条相似工单记录")
+                raise Conflict("这两张工单不在相似工单候选中", other=other_id)
             other = _ticket(conn, other_id)
             ev = _event(
                 conn,

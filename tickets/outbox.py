@@ -37,9 +37,9 @@ from tickets.db import Database
 log = logging.getLogger(__name__)
 
 # topic → the event actions that enqueue a job for it (None: every event of every order)
-EVENT_TOPICS: dict[str, frozenset[str] | None] = {
-    "search": None,  # kb search index of work orders (routing/search_sync.py)
-    "similar": frozenset({"create"}),  # near-duplicate detection at intake (routing/similar.py)
+EVENT_TOPICS: dict[str, frozenset[str] | None] = {  # consumers add their topic here
+    "search": None,  # the search index of work orders (routing/order_search.py)
+    "similar": frozenset({"create"}),  # near-duplicates at intake (routing/similar.py)
 }
 
 

@@ -67,6 +67,8 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    # start of the current handling period (NULL: receipt); a reopened order starts anew
+    sa.Column("handling_from", UTCDateTime),
     # triage: pending → auto (dispatched by the classifier) | review (a dispatcher decides)
     sa.Column("route_state", sa.String(8), nullable=False, server_default="pending"),
     sa.Column("suggestion", sa.JSON),
@@ -99,6 +101,8 @@ assignments = sa.Table(
     sa.Column("extension_until", UTCDateTime),
     sa.Column("extension_reason", sa.Text),
     sa.Column("forwarded_from", BigId, sa.ForeignKey("ticket_assignments.id")),
+    # when the task ended without a reply (returned, forwarded, withdrawn)
+    sa.Column("ended_at", UTCDateTime),
     sa.Index("ix_assignments_ticket", "ticket_id"),
     sa.Index("ix_assignments_department_state", "department", "state"),
 )

@@ -1,7 +1,7 @@
 """Durable work queue (outbox) written in the transaction of the order change.
 
 Revision ID: 0100
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0100"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """多人同诉 groups and near-duplicate (merge) candidates of work orders.
 
 Revision ID: 0101
-Revises: 0100
+Revises: 0400
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0101"
-down_revision = "0100"
+down_revision = "0400"
 branch_labels = None
 depends_on = None
 
