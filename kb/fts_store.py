@@ -149,7 +149,10 @@ class SqliteSearch:
         if docs:
             await self._run(self._writer, lambda c: self.upsert_sync(c, collection, docs))
 
-    def upsert_sync(self, conn: sqlite3.Connection, c: str, docs: Sequence[Document]) -> None:
+    def upsert_sync(
+        self, conn: sqlite3.Connection, c: str, docs: Sequence[Document], *, new: bool = False
+    ) -> None:
+        """`new`: the ids are not in the index yet (a bulk load into an empty index)."""
         schema = SCHEMAS[c]
         dates = _dates(c)
         rows = []
@@ -256,6 +259,13 @@ class SqliteSearch:
     def optimize_sync(self, conn: sqlite3.Connection, collection: str) -> None:
         """Merge the FTS5 segments (after a bulk load)."""
         conn.execute(_sql("INSERT INTO {c}_fts ({c}_fts) VALUES ('optimize')", collection))
+
+    def automerge_sync(self, conn: sqlite3.Connection, collection: str, level: int) -> None:
+        """FTS5's incremental merging: 0 while bulk loading (optimize afterwards), 4 normally."""
+        conn.execute(
+            _sql("INSERT INTO {c}_fts ({c}_fts, rank) VALUES ('automerge', ?)", collection),
+            (level,),
+        )
 
     # -- queries ------------------------------------------------------------------------------
     async def search(self, collection: str, query: Query) -> Result:
