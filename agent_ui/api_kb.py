@@ -27,6 +27,7 @@ from kb.model import (
     KbRole,
 )
 from kb.service import KbConflict, KbError, KbForbidden, KbNotFound, KbVersionConflict
+from routing.suggest import to_reply_library
 from tickets.errors import (
     Conflict,
     DomainError,
@@ -294,6 +295,25 @@ for _step, _summary in (
     route("POST", f"/kb/articles/{{id}}/{_step}", _summary, body=StepBody, tag="知识库")(
         _step_handler(_step)  # type: ignore[arg-type]
     )
+
+
+@route(
+    "POST",
+    "/tickets/{id}/reply-library",
+    "把已答复工单的诉求和答复加入答复库（热线中心；已加入则返回原条目）",
+    status=201,
+    tag="知识库",
+)
+async def order_to_reply_library(request: web.Request) -> web.Response:
+    actor = await require_staff(request, *KB_REVIEWERS, write=True)
+    try:
+        ticket_id = int(request.match_info["id"])
+    except ValueError:
+        raise InvalidInput("工单 ID 必须是整数", field="id") from None
+    ticket = await services(request).tickets.get(actor, ticket_id)
+    kb = search_services(request).kb
+    a = await kb_call(to_reply_library(kb, editor(actor), ticket))
+    return _json(article_json(request, a), status=201)
 
 
 # -- public ---------------------------------------------------------------------------------

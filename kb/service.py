@@ -423,6 +423,9 @@ class KnowledgeBase:
 
         return await self.db.read(tx)
 
+    async def by_ref(self, ref: str) -> Article | None:
+        return await self.db.read(lambda c: store.get_by_ref(c, ref))
+
     async def translations(self, article_id: int) -> list[Article]:
         return await self.db.read(lambda c: store.translations(c, article_id))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.model import Article
+from kb.model import Article, ArticleInput, ArticleKind, Editor
 from kb.search import SearchUnavailable
-from kb.service import KnowledgeBase
+from kb.service import KbError, KnowledgeBase
 from routing.order_search import OrderQuery, OrderSearch
 from tickets.model import Actor, Ticket
 
@@ -48,3 +48,24 @@ class Suggester:
     async def for_ticket(self, actor: Actor, ticket: Ticket) -> Suggestions:
         text = "\n".join(x for x in (ticket.title, ticket.summary, ticket.content) if x)
         return await self.for_text(actor, text, exclude=ticket.id)
+
+
+async def to_reply_library(kb: KnowledgeBase, editor: Editor, ticket: Ticket) -> Article:
+    """答复库: an answered order's request and official answer, linked to it by its number,
+    published at once (the answer was already reviewed) or, if it is already there, returned."""
+    if not ticket.answer:
+        raise KbError("工单还没有答复，不能加入答复库", field="answer")
+    existing = await kb.by_ref(ticket.number)
+    if existing is not None:
+        return existing
+    lead = ticket.lead
+    data = ArticleInput(
+        ArticleKind.REPLY,
+        (ticket.title or ticket.summary or ticket.content)[:60],
+        {"request": ticket.summary or ticket.content, "reply": ticket.answer},
+        department=lead.department if lead else None,
+        ref=ticket.number,
+    )
+    article = await kb.create(editor, data)
+    article = await kb.submit(editor, article.id, article.version)
+    return await kb.publish(editor, article.id, article.version, "来自已答复工单")

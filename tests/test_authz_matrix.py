@@ -110,6 +110,7 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/tickets/{id}/ungroup"): frozenset({A, D, S, ADM}),
     ("POST", "/api/v1/tickets/{id}/similar/{other}/dismiss"): frozenset({A, D, S, ADM}),
     ("GET", "/api/v1/hotspots"): frozenset({D, S, M, ADM}),
+    ("POST", "/api/v1/tickets/{id}/reply-library"): frozenset({D, S, ADM}),
     ("GET", "/api/v1/kb/articles"): STAFF,
     ("POST", "/api/v1/kb/articles"): STAFF - {M},
     ("GET", "/api/v1/kb/articles/{id}"): STAFF,

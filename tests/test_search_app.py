@@ -190,6 +190,12 @@ async def test_suggestions_bring_articles_and_answered_orders(api: Any) -> None:
     assert data["articles"][0]["id"] == article["id"]
     assert data["orders"][0]["number"] == old["number"]
     assert "身份证" in data["orders"][0]["answer"]
+    entry = await dispatcher.post(f"/tickets/{t['id']}/reply-library", status=201)
+    assert (entry["kind"], entry["ref"], entry["status"]) == ("reply", old["number"], "published")
+    again = await dispatcher.post(f"/tickets/{t['id']}/reply-library", status=201)
+    assert again["id"] == entry["id"]  # one entry per order
+    staff = await dispatcher.get("/kb/articles", q="公积金提取手续", kind="reply")
+    assert [a["id"] for a in staff["items"]] == [entry["id"]]
 
 
 async def test_search_errors_and_hotspots(api: Any) -> None:
