@@ -267,3 +267,16 @@ def test_hotspot_engine_finds_a_spike_against_a_quiet_history(analyzer: Analyzer
     top = spots[0]
     assert (top.region, top.count, top.spike(s)) == ("150200", 6, True)
     assert "停水" in top.keywords and top.callers == 6
+
+
+def test_kb_migrations_build_the_declared_tables(database: Any) -> None:
+    import sqlalchemy as sa
+
+    from kb.tables import metadata
+
+    inspector = sa.inspect(database.engine)
+    for table in metadata.sorted_tables:
+        got = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+        assert got == {c.name: c.nullable for c in table.columns}, table.name
+        names = {i["name"] for i in inspector.get_indexes(table.name)}
+        assert {i.name for i in table.indexes} <= names, table.name
