@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -103,6 +104,9 @@ def build_search_services(
     gazetteer: Gazetteer,
 ) -> SearchServices:
     search = build_search(settings, gazetteer)
+    # one thread: analysis is Python (the GIL), so more threads would not be faster, only
+    # take more of the event loop's share
+    search.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-analysis")
     s = settings.search
     groups = GroupService(db, bus)
     orders = OrderSearch(
@@ -125,7 +129,12 @@ def build_search_services(
         groups=groups,
         suggest=Suggester(kb, orders, settings.kb.suggest_articles, settings.kb.suggest_orders),
         hotspots=Hotspots(
-            db, search.analyzer, settings.hotspots, region, services.directory.region_name
+            db,
+            search.analyzer,
+            settings.hotspots,
+            region,
+            services.directory.region_name,
+            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspots"),
         ),
         similar=SimilarRequests(
             db,
@@ -166,6 +175,9 @@ def search_ctx(
                 await task
         bus.unsubscribe(events)
         await backend.close()
+        for executor in (svc.orders.search.executor, svc.hotspots.executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     return ctx
 

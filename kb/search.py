@@ -9,19 +9,22 @@ BM25 over three text fields (title ×2, words ×1, character bigrams ×0.5); one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kb.analysis import Analyzed, Analyzer, joined
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class FieldType(StrEnum):
@@ -175,10 +178,18 @@ class Search:
     max_words: int = 32
     max_grams: int = 48
     max_repeat: int = 3
+    # text analysis is CPU-bound Python (jieba): it runs here, off the event loop
+    executor: Executor | None = None
     health: Health = field(init=False)
 
     def __post_init__(self) -> None:
         self.health = Health(self.backend.name)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """`fn` (analysis work) on the executor, or inline without one (CLI, tests)."""
+        if self.executor is None:
+            return fn()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
     # -- health -------------------------------------------------------------------------------
     def mark_down(self, exc: BaseException) -> None:
@@ -264,7 +275,7 @@ class Search:
         exclude: Sequence[int] = (),
         with_total: bool = True,
     ) -> Result:
-        a = await self._focus(collection, self.analyze(text))
+        a = await self._focus(collection, await self.run(lambda: self.analyze(text)))
         query = Query(a.words, a.grams, tuple(filters), tuple(exclude), limit, offset, with_total)
         start = time.perf_counter()
         result: Result = await self._call(self.backend.search(collection, query))

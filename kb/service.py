@@ -484,6 +484,9 @@ class KnowledgeBase:
         body = [v for k, v in sorted(a.live_fields.items()) if k != "item_code"]
         return self.search.document(a.id, a.live_title, body, fields)
 
+    def _documents(self, articles: Sequence[Article]) -> list[Any]:
+        return [self.document(a) for a in articles]
+
     async def sync_index(self, batch: int = 500) -> int:
         """Bring marked articles into the index (or out of it); marks stay while search is
         away, so nothing is lost: the next pass catches up."""
@@ -497,7 +500,8 @@ class KnowledgeBase:
             live = [a for a in rows if a.live]
             gone = [a.id for a in rows if not a.live]
             try:
-                await self.search.upsert(ARTICLES, [self.document(a) for a in live])
+                docs = await self.search.run(functools.partial(self._documents, live))
+                await self.search.upsert(ARTICLES, docs)
                 await self.search.delete(ARTICLES, gone)
             except SearchUnavailable:
                 log.warning("知识库索引暂缓：检索服务不可用（%d 篇待同步）", len(rows))

@@ -11,9 +11,11 @@ deviations above it (the deviation of a Poisson count when the history is flat).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -210,7 +212,9 @@ class Hotspots:
         region_of: Callable[[Ticket], str | None],
         region_name: Callable[[str], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.db = db
         self.engine = HotspotEngine(analyzer, settings)
         self.s = settings
@@ -234,8 +238,13 @@ class Hotspots:
         rows = await self.db.read(
             lambda c: search_store.tickets_between(c, since, now, self.s.max_orders)
         )
-        items = [self.item(t) for t in rows if t.master_id is None]  # merged: counted once
-        spots = self.engine.compute(now, items, window)
-        self.engine.forget({i.id for i in items})
-        out = [h.as_dict(self.s, self.region_name) for h in spots if h.count >= 2]
+
+        def compute() -> list[dict[str, Any]]:
+            items = [self.item(t) for t in rows if t.master_id is None]  # merged: counted once
+            spots = self.engine.compute(now, items, window)
+            self.engine.forget({i.id for i in items})
+            return [h.as_dict(self.s, self.region_name) for h in spots if h.count >= 2]
+
+        # seconds of CPU for a busy day: off the event loop, one computation at a time
+        out = await asyncio.get_running_loop().run_in_executor(self.executor, compute)
         return [h for h in out if h["spike"]] if spikes_only else out

@@ -110,11 +110,15 @@ class OrderSearch:
         title = " ".join(x for x in (t.title, t.summary) if x)
         return self.search.document(t.id, title, [t.content, t.address], fields)
 
+    def _documents(self, rows: Sequence[Ticket], mains: dict[int, str]) -> list[Document]:
+        return [self.document(t, mains.get(t.id)) for t in rows]
+
     async def index(self, ticket_ids: Sequence[int]) -> int:
         ids = list(dict.fromkeys(ticket_ids))
         tickets = await self.db.read(lambda c: search_store.get_tickets(c, ids))
         mains = await self.groups.mains(ids)
-        await self.search.upsert(ORDERS, [self.document(t, mains.get(t.id)) for t in tickets])
+        docs = await self.search.run(lambda: [self.document(t, mains.get(t.id)) for t in tickets])
+        await self.search.upsert(ORDERS, docs)
         return len(tickets)
 
     async def handle(self, jobs: list[Job]) -> None:
@@ -131,7 +135,8 @@ class OrderSearch:
             if not rows:
                 return done
             mains = await self.groups.mains([t.id for t in rows])
-            await self.search.upsert(ORDERS, [self.document(t, mains.get(t.id)) for t in rows])
+            docs = await self.search.run(functools.partial(self._documents, rows, mains))
+            await self.search.upsert(ORDERS, docs)
             done += len(rows)
             after = rows[-1].id
 

@@ -80,7 +80,7 @@ class SimilarRequests:
             for o in same:
                 if o.status not in FINAL and o.created_at <= t.created_at:
                     out[o.id] = ("same_caller", 1.0)
-        mine = bigrams(self.search.analyzer, self.text(t))
+        mine = await self.search.run(lambda: bigrams(self.search.analyzer, self.text(t)))
         hits = await self.search.search(
             ORDERS,
             self.text(t),
@@ -96,10 +96,13 @@ class SimilarRequests:
         )
         ids = [h.id for h in hits.hits if h.id not in out]
         others = await self.db.read(lambda c: search_store.get_tickets(c, ids))
-        for o in [*others, *recent]:
-            if o.id == t.id or o.id in out or o.created_at > t.created_at:
-                continue
-            score = jaccard(mine, bigrams(self.search.analyzer, self.text(o)))
+        seen = {t.id, *out}
+        pool = [o for o in [*others, *recent] if o.id not in seen and o.created_at <= t.created_at]
+        pool = list({o.id: o for o in pool}.values())
+        scores = await self.search.run(
+            lambda: [jaccard(mine, bigrams(self.search.analyzer, self.text(o))) for o in pool]
+        )
+        for o, score in zip(pool, scores, strict=True):
             if score >= self.s.threshold and self.same_place(t, o):
                 out[o.id] = ("same_content", score)
         ranked = sorted(((i, r, s) for i, (r, s) in out.items()), key=lambda x: -x[2])
