@@ -23,7 +23,11 @@ HOUSING, URBAN, ECOLOGY = "150100-housing", "150100-urban", "150200-ecology"
 
 @pytest.fixture(params=BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    env = {"HOTLINE__SEARCH__IDLE_S": "0.2", "HOTLINE__SEARCH__PROBE_S": "0.5"}
+    env = {
+        "HOTLINE__SEARCH__IDLE_S": "0.2",
+        "HOTLINE__SEARCH__PROBE_S": "0.5",
+        "HOTLINE__SIMILAR__ENABLED": "true",
+    }
     if request.param == "elasticsearch":
         node = request.getfixturevalue("es_node")
         env |= {
