@@ -14,6 +14,8 @@ from aiohttp.web_protocol import RequestHandler
 from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api,
     api_calls,
+    api_kb,
+    api_search,
     api_sms,
     assist,
     live,

@@ -16,10 +16,16 @@ from pydantic import BaseModel, ValidationError
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
+from kb.service import KnowledgeBase
 from routing.directory import Directory
+from routing.hotspots import Hotspots
+from routing.order_search import OrderSearch
+from routing.similar import SimilarRequests
+from routing.suggest import Suggester
 from telephony.center import CallCenter
 from telephony.sms import SmsService
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
+from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
 
@@ -40,6 +46,16 @@ class WebSettings:
     body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
 
 
+@dataclass(frozen=True, slots=True)
+class SearchServices:
+    orders: OrderSearch
+    kb: KnowledgeBase
+    groups: GroupService
+    suggest: Suggester
+    hotspots: Hotspots
+    similar: SimilarRequests
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -50,6 +66,7 @@ class Services:
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
     files: Any = None  # agent_ui.uploads.FileStore: attachments
     max_files: int = 10  # per order

@@ -43,6 +43,7 @@ from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
+from hotline.search import build_search_services, search_ctx
 from routing.calendar import HolidayCalendar
 from routing.directory import Directory, DirectoryError, load_directory
 from routing.gazetteer import Gazetteer, GazetteerError
@@ -236,6 +237,8 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     database = db or open_database(settings)
     bus = InProcessBus()
     services = build_services(settings, database, bus)
+    gazetteer, rules = load_triage_parts(settings, services.directory)
+    services.search = build_search_services(settings, database, bus, services, gazetteer)
     app = create_app(services, bus)
     app[DATABASE] = database
     app[BUS] = bus
@@ -328,6 +331,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(session_purge_ctx)
     app.cleanup_ctx.append(watcher_ctx)
+    app.cleanup_ctx.append(search_ctx(settings, services.search, bus))
     if settings.triage.enabled:
         app.cleanup_ctx.append(triage_ctx)
     if settings.telephony.enabled:

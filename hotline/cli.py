@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_subcommands(sub, extra_examples=examples_from_db)
 
+    from hotline.cli_search import add_subcommands as add_search_subcommands
+
+    add_search_subcommands(sub)
+
     tel = sub.add_parser("telephony", help="电话接入").add_subparsers(
         dest="telephony_cmd", required=True
     )

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kb.config import HotspotSettings, KbSettings, SearchSettings, SimilarSettings
 from routing.config import RoutingSettings, SlaSettings
 from telephony.config import SmsSettings, TelephonySettings
 
@@ -147,6 +148,10 @@ class Settings(_Section):
     sla: SlaSettings = SlaSettings()
     telephony: TelephonySettings = TelephonySettings()
     sms: SmsSettings = SmsSettings()
+    search: SearchSettings = SearchSettings()
+    kb: KbSettings = KbSettings()
+    similar: SimilarSettings = SimilarSettings()
+    hotspots: HotspotSettings = HotspotSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT
 

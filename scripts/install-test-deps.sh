@@ -17,6 +17,10 @@
 #   sipvicious         SIP scanners (svmap, svwar, svcrack) the front door is tested against
 #   redis-server       the real Redis the bus, limits and lease tests run against (started per
 #                      run by tests/redisserver.py on a port of its own)
+#   openjdk-17-jdk-headless, maven
+#                      the Elasticsearch node of the search tests (tests/esnode.py): Maven
+#                      resolves the ES 8.19 jars from Maven Central into var/es (cached), javac
+#                      compiles the small launcher in tests/es/src, java runs it
 #   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
 #                      pages ship only the Mongolian web font; Chinese uses system fonts)
 
@@ -39,6 +43,8 @@ PACKAGES=(
     kannel
     kannel-extras
     chromium
+    openjdk-17-jdk-headless
+    maven
     fonts-wqy-microhei
     redis-server
     sipvicious

@@ -61,6 +61,7 @@ class Server:
             HOTLINE__TELEPHONY__PROMPTS_DIR=str(tmp_path / "prompts"),
             HOTLINE__TELEPHONY__SPOOL_DIR=str(self.spool),
             HOTLINE__TELEPHONY__RECORDINGS_DIR=str(self.recordings),
+            HOTLINE__SEARCH__PATH=str(tmp_path / "search.db"),
             PYTHONUNBUFFERED="1",
         )
         # "{http_port}" in a value: this server's own HTTP port (public_url, callbacks)

@@ -48,6 +48,8 @@ EVENT_TOPICS: dict[str, frozenset[str] | None] = {  # consumers add their topic 
     NOTICE: frozenset(
         {"create", "dispatch", "deadline_warning", "deadline_overdue", "answer", "approve"}
     ),
+    "search": None,  # the search index of work orders (routing/order_search.py)
+    "similar": frozenset({"create"}),  # near-duplicates at intake (routing/similar.py)
 }
 
 
