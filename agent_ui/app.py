@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent_ui import api, api_calls, api_sms, pages  # noqa: F401 - they add to api.ROUTES
+from agent_ui import api, api_calls, api_sms, api_stats, pages  # noqa: F401 - they add to api.ROUTES
 from agent_ui.accounts import LoginThrottled
 from agent_ui.context import SERVICES, Services
 from agent_ui.errors import error_body, status_for

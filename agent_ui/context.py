@@ -11,13 +11,18 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.config import Open311Settings, PublicSettings
 from agent_ui.views import Presenter
 from routing.directory import Directory
+from telephony.call_stats import CallStatsService
 from telephony.center import CallCenter
 from telephony.sms import SmsService
+from tickets.case_service import CaseService
+from tickets.config import StatsSettings
 from tickets.errors import DomainError, RoleForbidden
 from tickets.model import Actor, Role
 from tickets.service import TicketService
+from tickets.stats import StatsService
 
 SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -33,6 +38,15 @@ class WebSettings:
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
 
 
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Settings of the statistics pages, the public column and Open311."""
+
+    stats: StatsSettings
+    public: PublicSettings
+    open311: Open311Settings
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -40,6 +54,10 @@ class Services:
     directory: Directory
     presenter: Presenter
     web: WebSettings
+    stats: StatsService
+    call_stats: CallStatsService
+    cases: CaseService
+    features: Features
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
 

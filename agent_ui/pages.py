@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_sms
+from agent_ui import i18n, pages_sms, pages_stats
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, services
@@ -307,6 +307,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track/rate", rate)
     staff.add_routes(app)
     pages_sms.add_routes(app)
+    pages_stats.add_routes(app)
     add_vendor_routes(app, app[SERVICES].web.assets_dir)
     app.router.add_static("/static", HERE / "static")
     # browsers ask for /favicon.ico whatever the page links; answer with the same icon

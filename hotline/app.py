@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agent_ui.accounts import Accounts, LoginThrottle
 from agent_ui.app import create_app
-from agent_ui.context import Services, WebSettings
+from agent_ui.context import Features, Services, WebSettings
 from agent_ui.store import count_users
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
@@ -28,6 +28,7 @@ from routing.rules import DispatchRules, DispatchTableError
 from routing.sla import DeadlinePolicy
 from routing.triage import Predictor, Triage, TriageSettings, run_triage
 from routing.watcher import DeadlineWatcher
+from telephony.call_stats import AgentTimeRecorder, CallStatsService
 from telephony.center import CallCenter
 from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
@@ -38,8 +39,10 @@ from telephony.prompts import (
     build_prompts,
 )
 from telephony.sms import KannelGateway, SmsService
+from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.service import Limits, TicketService
+from tickets.stats import StatsService
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,16 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         tickets=tickets,
         accounts=accounts,
         directory=directory,
+        stats=StatsService(
+            db,
+            directory,
+            timezone=settings.locale.timezone,
+            weights=settings.stats.weights,
+            min_assigned=settings.stats.min_assigned,
+        ),
+        call_stats=CallStatsService(db, settings.locale.timezone),
+        cases=CaseService(db),
+        features=Features(settings.stats, settings.public, settings.open311),
         presenter=Presenter(directory, tz),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
@@ -180,6 +193,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         app.cleanup_ctx.append(triage_ctx)
     if settings.telephony.enabled:
         services.calls = build_call_center(settings, database, bus, services)
+        app.cleanup_ctx.append(agent_time_ctx(database, bus))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -271,6 +285,25 @@ def telephony_ctx(
             await purge
         await pool.stop()
         await center.stop()
+
+    return ctx
+
+
+def agent_time_ctx(
+    db: Database, bus: InProcessBus
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        recorder = AgentTimeRecorder(db)
+        events = bus.subscribe(maxsize=10_000, topic="cti")
+        task = asyncio.create_task(recorder.run(events))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bus.unsubscribe(events)
+        await recorder.stop()
 
     return ctx
 

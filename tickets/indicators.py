@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tickets.model import (
@@ -329,6 +330,10 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
 )
 BY_KEY = {i.key: i for i in INDICATORS}
+# what a ranking reads: the tasks and every indicator's numerator and denominator
+RANK_MEASURES: tuple[str, ...] = tuple(
+    dict.fromkeys(["assigned"] + [m for i in INDICATORS for m in (i.numerator, i.denominator)])
+)
 # the 三率 of the hotline assessment
 THREE_RATES = ("response_rate", "resolution_rate", "satisfaction_rate")
 # what the composite score weighs by default ([stats] weights in config.toml overrides it)
@@ -396,8 +401,11 @@ def rank(
         values = rates(totals)
         s = score(values, weights)
         scored.append((key, dict(totals), values, s))
-    ranked = [x for x in scored if x[3] is not None and x[1].get("assigned", 0) >= min_assigned]
-    rest = [x for x in scored if x not in ranked]
+    ranked: list[Any] = []
+    rest: list[Any] = []
+    for x in scored:
+        eligible = x[3] is not None and x[1].get("assigned", 0) >= min_assigned
+        (ranked if eligible else rest).append(x)
     ranked.sort(key=lambda x: (-(x[3] or 0.0), -x[1].get("assigned", 0), tiebreak(x[0])))
     rest.sort(key=lambda x: (-x[1].get("assigned", 0), tiebreak(x[0])))
     out = [Ranked(k, t, v, s, i + 1) for i, (k, t, v, s) in enumerate(ranked)]

@@ -8,11 +8,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tickets import store
@@ -25,7 +25,7 @@ from tickets.indicators import (
     OrderDims,
     order_facts,
 )
-from tickets.model import Channel, ClockKind, ClockState, Kind, Ticket, TicketEvent
+from tickets.model import Channel, ClockKind, ClockState, Kind, Role, Ticket, TicketEvent
 from tickets.stats_tables import CUBES, DIMS, Cube, Grain, cube_tables
 from tickets.stats_tables import order_facts as facts_t
 from tickets.tables import assignments, clocks, events, tickets
@@ -48,16 +48,25 @@ def next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def _grains(day: int, measure: int) -> Iterator[tuple[Grain, int]]:
+@lru_cache(maxsize=8192)
+def _dated(day: int) -> tuple[tuple[int, int], ...]:
+    d = date.fromordinal(day)
+    return (
+        (int(Grain.DAY), day),
+        (int(Grain.WEEK), week_start(d).toordinal()),
+        (int(Grain.MONTH), month_start(d).toordinal()),
+    )
+
+
+_SNAPSHOT = ((int(Grain.SNAPSHOT), 0),)
+
+
+def _grains(day: int, measure: int) -> tuple[tuple[int, int], ...]:
     if measure in SNAPSHOT_MEASURES:
-        yield Grain.SNAPSHOT, 0
-    elif measure in DUE_MEASURES:
-        yield Grain.DUE, day
-    else:
-        d = date.fromordinal(day)
-        yield Grain.DAY, day
-        yield Grain.WEEK, week_start(d).toordinal()
-        yield Grain.MONTH, month_start(d).toordinal()
+        return _SNAPSHOT
+    if measure in DUE_MEASURES:
+        return ((int(Grain.DUE), day),)
+    return _dated(day)
 
 
 def decompose(since: date, until: date) -> dict[Grain, list[int]]:
@@ -84,62 +93,59 @@ def decompose(since: date, until: date) -> dict[Grain, list[int]]:
 
 
 # -- keeping the cubes up to date ---------------------------------------------------------------
+# each cube's dimensions as positions in (department, region, channel, kind, category)
+_CUBE_DIMS = tuple((c.name, tuple(DIMS.index(d) for d in c.dims)) for c in CUBES)
+
+
 def _accumulate(acc: Deltas, dims: OrderDims, cells: Facts, sign: int) -> None:
-    base = {"region": dims.region, "channel": dims.channel, "kind": dims.kind}
-    base["category"] = dims.category
+    region, channel, kind, category = dims.region, dims.channel, dims.kind, dims.category
     for (day, department, measure), count in cells.items():
-        values = {**base, "department": department}
-        for grain, period in _grains(day, measure):
-            for cube in CUBES:
-                key = (int(grain), period, *(values[d] for d in cube.dims))
-                row = acc[cube.name].get(key)
+        values = (department, region, channel, kind, category)
+        n = sign * count
+        for grain_period in _grains(day, measure):
+            for name, positions in _CUBE_DIMS:
+                key = grain_period + tuple([values[i] for i in positions])
+                rows = acc[name]
+                row = rows.get(key)
                 if row is None:
-                    row = acc[cube.name][key] = [0] * N
-                row[measure] += sign * count
+                    row = rows[key] = [0] * N
+                row[measure] += n
 
 
 def new_deltas() -> Deltas:
     return {c.name: {} for c in CUBES}
 
 
-def _upsert(conn: Connection, cube: Cube, rows: dict[CubeKey, list[int]]) -> None:
-    live = sorted((k, v) for k, v in rows.items() if any(v))  # one lock order for all writers
-    if not live:
-        return
-    names = ("grain", "period", *cube.dims)
-    params = [
-        dict(zip(names, k, strict=True)) | dict(zip(MEASURES, v, strict=True)) for k, v in live
-    ]
-    conn.execute(_upsert_statement(conn.dialect.name, cube), params)
+def _upsert(conn: Connection, cube: Cube, rows: dict[CubeKey, list[int]], ordered: bool) -> None:
+    live = [(k, v) for k, v in rows.items() if any(v)]
+    if ordered:
+        live.sort()  # one lock order for concurrent writers (PostgreSQL)
+    if live:
+        # straight to the driver's executemany: thousands of rows in a rebuild
+        conn.exec_driver_sql(_upsert_sql(conn.dialect.name, cube), [(*k, *v) for k, v in live])
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _upsert_statement(dialect: str, cube: Cube) -> Any:
-    cached = _STATEMENTS.get((dialect, cube.name))
-    if cached is not None:
-        return cached
-    table = cube_tables[cube.name]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[k] for k in cube.key],
-        set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
+@lru_cache(maxsize=32)
+def _upsert_sql(dialect: str, cube: Cube) -> str:
+    table = f"stats_{cube.name}"
+    cols = ("grain", "period", *cube.dims, *MEASURES)
+    mark = "%s" if dialect == "postgresql" else "?"
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "  # noqa: S608 - names from code
+        f"ON CONFLICT ({', '.join(cube.key)}) DO UPDATE SET {updates}"
     )
-    _STATEMENTS[(dialect, cube.name)] = stmt
-    return stmt
 
 
-def apply(conn: Connection, acc: Deltas) -> None:
+def apply(conn: Connection, acc: Deltas, ordered: bool = True) -> None:
     for cube in CUBES:
-        _upsert(conn, cube, acc[cube.name])
+        _upsert(conn, cube, acc[cube.name], ordered)
 
 
 def _encode(dims: OrderDims, cells: Facts) -> tuple[list[str], list[list[Any]]]:
     return (
         [dims.region, dims.channel, dims.kind, dims.category],
-        [[day, dept, m, n] for (day, dept, m), n in sorted(cells.items())],
+        [[day, dept, m, n] for (day, dept, m), n in cells.items()],
     )
 
 
@@ -185,12 +191,16 @@ def refresh(conn: Connection, t: Ticket, tz: ZoneInfo, now: datetime) -> None:
         sa.select(facts_t.c.dims, facts_t.c.cells).where(facts_t.c.ticket_id == t.id)
     ).first()
     acc = new_deltas()
-    if row is not None:
+    if row is None:
+        _accumulate(acc, dims, cells, +1)
+    else:
         old_dims, old_cells = _decode(row.dims, row.cells)
-        if old_dims == dims and old_cells == cells:
-            return
-        _accumulate(acc, old_dims, old_cells, -1)
-    _accumulate(acc, dims, cells, +1)
+        if old_dims == dims:  # the usual case: only a few counts moved
+            moved = {k: cells.get(k, 0) - old_cells.get(k, 0) for k in cells.keys() | old_cells}
+            _accumulate(acc, dims, {k: n for k, n in moved.items() if n}, +1)
+        else:  # a corrected kind, category or region moves all of the order's counts
+            _accumulate(acc, old_dims, old_cells, -1)
+            _accumulate(acc, dims, cells, +1)
     apply(conn, acc)
     enc_dims, enc_cells = _encode(dims, cells)
     values = {"dims": enc_dims, "cells": enc_cells, "updated_at": now}
@@ -237,20 +247,44 @@ def iter_orders(
         .order_by(assignments.c.id)
     ):
         per_assign[r.ticket_id].append(store._assignment_from_row(r))
-    per_event: dict[int, list[Any]] = defaultdict(list)
+    # only what the facts read of an event (who acted and the old values are left out)
+    per_event: dict[int, list[TicketEvent]] = defaultdict(list)
     for r in conn.execute(
-        sa.select(events)
+        sa.select(
+            events.c.id,
+            events.c.ticket_id,
+            events.c.at,
+            events.c.action,
+            events.c.new,
+            events.c.assignment_id,
+        )
         .where(events.c.ticket_id >= lo, events.c.ticket_id < hi)
         .order_by(events.c.id)
     ):
-        per_event[r.ticket_id].append(r)
+        per_event[r.ticket_id].append(
+            TicketEvent(
+                r.id,
+                r.ticket_id,
+                r.at,
+                Role.SYSTEM,
+                None,
+                "",
+                r.action,
+                None,
+                None,
+                None,
+                {},
+                r.new or {},
+                r.assignment_id,
+            )
+        )
     ids = [r.id for r in rows]
     clock_facts = _clock_facts_range(conn, lo, hi, ids)
     for r in rows:
         yield (
             store._ticket_from_row(r, per_assign.get(r.id, [])),
             clock_facts[r.id],
-            store._events(per_event.get(r.id, [])),
+            per_event.get(r.id, []),
         )
 
 
@@ -304,7 +338,7 @@ def rebuild_range(conn: Connection, lo: int, hi: int, tz: ZoneInfo, now: datetim
         rows.append({"ticket_id": t.id, "dims": enc_dims, "cells": enc_cells, "updated_at": now})
     if rows:
         conn.execute(facts_t.insert(), rows)
-        apply(conn, acc)
+        apply(conn, acc, ordered=False)  # a rebuild is the only writer
     return len(rows)
 
 
@@ -380,7 +414,7 @@ def sum_cube(
     if q.by_period:
         group_cols = [table.c.grain, table.c.period, *group_cols]
     sums = [sa.func.sum(table.c[m]).label(m) for m in q.measures]
-    out: dict[tuple[Any, ...], dict[str, int]] = {}
+    out: dict[tuple[Any, ...], list[int]] = {}
     for grain, periods in q.pieces.items():
         if not periods:
             continue
@@ -395,13 +429,16 @@ def sum_cube(
                 stmt = stmt.where(table.c[d].in_(list(values)))
         if group_cols:
             stmt = stmt.group_by(*group_cols)
-        for r in conn.execute(stmt):
-            m = r._mapping
-            key = tuple(m[c.name] for c in group_cols)
-            acc = out.setdefault(key, dict.fromkeys(q.measures, 0))
-            for name in q.measures:
-                acc[name] += int(m[name] or 0)
-    return list(out.items())
+        width = len(group_cols)
+        for r in conn.execute(stmt).all():
+            key = tuple(r[:width])
+            found = out.get(key)
+            if found is None:
+                out[key] = [int(x or 0) for x in r[width:]]
+            else:
+                for i, x in enumerate(r[width:]):
+                    found[i] += int(x or 0)
+    return [(k, dict(zip(q.measures, v, strict=True))) for k, v in out.items()]
 
 
 def _periods_clause(col: Any, grain: Grain, periods: Sequence[int]) -> Any:

@@ -1,4 +1,5 @@
-"""Statistics: the orders' facts and the aggregate cubes, backfilled from the existing orders.
+"""Statistics: the orders' facts, the aggregate cubes and the call centre's hourly counts,
+backfilled from the existing orders and call records.
 
 Revision ID: 0200
 Revises: 0005
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
+from telephony.tables import CALL_HOUR_MEASURES
 from tickets.indicators import MEASURES
 from tickets.stats_tables import CUBES, DIM_TYPES
 from tickets.tables import BigId, UTCDateTime
@@ -47,12 +49,22 @@ def upgrade() -> None:
         sa.Column("cells", sa.JSON, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
+    op.create_table(
+        "stats_call_hours",
+        sa.Column("hour", sa.Integer, primary_key=True, autoincrement=False),
+        *[
+            sa.Column(m, sa.BigInteger, nullable=False, server_default="0")
+            for m in CALL_HOUR_MEASURES
+        ],
+    )
     backfill(op.get_bind())
 
 
 def backfill(conn: sa.Connection) -> None:
+    from telephony import call_stats_store
     from tickets import stats_store
 
+    call_stats_store.rebuild_calls(conn)
     lo, hi = stats_store.id_bounds(conn)
     if hi == 0:
         return
@@ -63,6 +75,7 @@ def backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("stats_call_hours")
     op.drop_table("stats_order_facts")
     for cube in reversed(CUBES):
         op.drop_table(f"stats_{cube.name}")
