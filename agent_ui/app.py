@@ -7,7 +7,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from agent_ui import api, api_calls, api_sms, api_stats, pages  # noqa: F401 - they add to api.ROUTES
+# api_calls, api_sms and api_stats add their routes to api.ROUTES when imported
+from agent_ui import (  # noqa: F401
+    api,
+    api_calls,
+    api_sms,
+    api_stats,
+    open311,
+    pages,
+    pages_cases,
+    pages_public,
+)
 from agent_ui.accounts import LoginThrottled
 from agent_ui.context import SERVICES, Services
 from agent_ui.errors import error_body, status_for
@@ -91,7 +101,7 @@ OPENAPI = web.AppKey("openapi", dict)
 def create_app(svc: Services) -> web.Application:
     app = web.Application(
         client_max_size=svc.web.max_body_bytes,
-        middlewares=[headers_middleware, errors_middleware],
+        middlewares=[headers_middleware, errors_middleware, open311.open311_errors],
     )
     app[SERVICES] = svc
     app[OPENAPI] = build_openapi()
@@ -99,4 +109,7 @@ def create_app(svc: Services) -> web.Application:
     app.router.add_get("/api/v1/openapi.json", openapi)
     api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
+    pages_public.add_routes(app)
+    pages_cases.add_routes(app)
+    open311.add_routes(app)
     return app

@@ -45,6 +45,8 @@ class Features:
     stats: StatsSettings
     public: PublicSettings
     open311: Open311Settings
+    # first-level categories the centre routes on (Open311 service attribute values)
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

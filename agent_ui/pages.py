@@ -216,7 +216,8 @@ async def rate(request: web.Request) -> web.Response:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await tickets.rate(number, phone, satisfaction, note or None)
+        resolved = {"yes": True, "no": False}.get(str(form.get("resolved", "")))
+        ticket = await tickets.rate(number, phone, satisfaction, note or None, resolved)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
         try:

@@ -118,7 +118,12 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         ),
         call_stats=CallStatsService(db, settings.locale.timezone),
         cases=CaseService(db),
-        features=Features(settings.stats, settings.public, settings.open311),
+        features=Features(
+            settings.stats,
+            settings.public,
+            settings.open311,
+            tuple(dict.fromkeys(r.category.split("/")[0] for r in settings.routing.dispatch)),
+        ),
         presenter=Presenter(directory, tz),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,

@@ -459,3 +459,30 @@ class StatsService:
             return out[:top]
 
         return HotTopics(changes(cats_now, cats_before), changes(regions_now, regions_before), prev)
+
+
+async def public_month(
+    stats: StatsService, first: date, min_replies: int
+) -> list[tuple[str, float | None, float | None, int, int]]:
+    """The public monthly table (no login): each department's 按时办结率 and 满意率 with the
+    replies and ratings they rest on, for departments with at least `min_replies` measured
+    replies; best 按时办结率 first."""
+    last = min(next_month(first) - timedelta(days=1), stats.today())
+    if last < first:
+        return []
+
+    def tx(conn: Connection) -> dict[tuple[Any, ...], dict[str, int]]:
+        pieces = decompose(first, last + timedelta(days=1))
+        measures = ("reply_due", "reply_ok", "rated", "satisfied")
+        return dict(stats_store.sum_cube(conn, CubeQuery(pieces, {}, ("department",), measures)))
+
+    out = []
+    for (code,), t in (await stats.db.read(tx)).items():
+        if code == CENTRE or t["reply_due"] < min_replies:
+            continue
+        r = rates(t)
+        out.append(
+            (code, r["on_time_reply_rate"], r["satisfaction_rate"], t["reply_due"], t["rated"])
+        )
+    out.sort(key=lambda x: (-(x[1] or 0.0), -(x[2] or 0.0), x[0]))
+    return out
