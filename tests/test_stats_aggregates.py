@@ -189,3 +189,28 @@ async def test_aggregates_equal_a_recount_after_random_lifecycles(
 
     database.run_write(rebuild)
     assert database.run_read(stats_store.read_cubes) == before
+
+
+async def test_stats_rebuild_cli_recounts_what_the_hooks_kept(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hotline.cli import main
+    from hotline.db import open_database
+    from tests.conftest import make_settings
+
+    settings = make_settings(sqlite_url)
+    db = open_database(settings)
+    try:
+        clock = SteppingClock(datetime(2026, 1, 20, 9, 0, tzinfo=TZ))  # Spring Festival ahead
+        await drive(make_service(settings, db, clock), clock, random.Random(5), 120)
+        kept = db.run_read(stats_store.read_cubes)
+    finally:
+        db.close()
+    monkeypatch.setenv("HOTLINE__DATABASE__URL", sqlite_url)
+    assert main(["stats", "rebuild", "--batch", "7"]) == 0
+    assert "统计汇总已重算" in capsys.readouterr().out
+    db = open_database(settings)
+    try:
+        assert db.run_read(stats_store.read_cubes) == kept
+    finally:
+        db.close()
