@@ -36,6 +36,8 @@ def seed_orders(settings: Any, db: Any) -> None:
     # in a thread of its own: Playwright's sync API keeps an event loop in this one
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, drive(svc, clock, random.Random(7), 420)).result()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, publish_a_case(db)).result()
     rng = random.Random(3)
     for i in range(60):
         offered = datetime.now(UTC) - timedelta(days=rng.randint(0, 20), hours=rng.randint(0, 23))
@@ -52,6 +54,34 @@ def seed_orders(settings: Any, db: Any) -> None:
         else:
             values |= {"ended_at": queued + timedelta(seconds=30), "outcome": "abandoned"}
         db.run_write(lambda c, i=i, v=values: call_store.update_call(c, f"c{i}", v))
+
+
+async def publish_a_case(db: Any) -> None:
+    """The first answered order, published with an approved text (Chinese and Mongolian)."""
+    import sqlalchemy as sa
+
+    from tickets.case_service import CaseService, CaseText
+    from tickets.model import Actor, Role
+    from tickets.tables import tickets
+
+    number = db.run_read(
+        lambda c: c.execute(
+            sa.select(tickets.c.number)
+            .where(tickets.c.status.in_(["reviewed", "revisited", "closed"]))
+            .limit(1)
+        ).scalar_one()
+    )
+    supervisor = Actor(Role.SUPERVISOR, 1, "班长")
+    cases = CaseService(db)
+    draft = await cases.start(supervisor, number)
+    text = CaseText(
+        title="小区供暖温度不达标问题得到解决",
+        question="市民反映小区冬季供暖温度偏低，多次联系物业未果。",
+        answer="经协调，供热公司已对管网进行检修，室温已达到标准。",
+        title_mn="ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠪᠡ",
+        question_mn="ᠢᠷᠭᠡᠨ ᠦ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ",
+    )
+    await cases.edit(supervisor, draft.id, draft.version, text, publish=True)
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +188,23 @@ def test_monthly_report_prints_on_a4(staff_page: Any) -> None:
     screenshot(page, "stats-report-print")
     pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF")
+
+
+def test_public_column_in_chinese_and_vertical_mongolian(new_page: Any) -> None:
+    page = new_page()
+    page.goto("/public")
+    assert page.locator("h1").inner_text() == "曝光纠错"
+    page.click("article.case h2 a")
+    assert page.locator("#question").inner_text().startswith("市民反映小区冬季供暖温度偏低")
+    assert page.locator("#rating").inner_text() != ""
+    screenshot(page, "public-case-zh")
+    page.goto("/public?lang=mn-Mong")
+    assert page.locator("html").get_attribute("lang") == "mn-Mong"
+    mode = page.evaluate("getComputedStyle(document.querySelector('main')).writingMode")
+    assert mode == "vertical-lr"
+    assert page.locator("h1").inner_text() == "ᠢᠯᠡ ᠪᠣᠯᠭᠠᠵᠤ ᠵᠠᠰᠠᠬᠤ"
+    screenshot(page, "public-list-mn")
+    page.goto("/public/departments?lang=mn-Mong")
+    screenshot(page, "public-monthly-mn")
+    feed = page.request.get("/public/cases.atom")
+    assert feed.status == 200 and "小区供暖温度不达标问题得到解决" in feed.text()
