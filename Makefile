@@ -19,10 +19,15 @@ demo: $(STAMP) $(ASSETS)
 	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve --demo
 
+# pip's own output is long: show one line per package it fetches, and errors in full
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/python || { echo "make: creating $(VENV) (Python virtual environment)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing Python packages into $(VENV) (first time: about 2 minutes) …"
+	@set -o pipefail; $(BIN)/pip install --disable-pip-version-check --progress-bar off --upgrade pip 2>&1 \
+		| { grep -E '^(ERROR|error)' || true; }
+	@set -o pipefail; $(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 \
+		| { grep --line-buffered -E '^(Collecting|ERROR|error|  ×)' | sed -u -e 's/^Collecting /  获取 /' -e 's/ (from .*//' || true; }
+	@echo "make: Python packages installed"
 	@touch $@
 
 install-test-deps:

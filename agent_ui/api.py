@@ -20,16 +20,13 @@ from agent_ui.context import (
     require_staff,
     services,
 )
-from tickets.access import normalize_phone
+from agent_ui.filters import read_filter
 from tickets.errors import InvalidInput
 from tickets.model import (
     LABELS,
     Action,
     Actor,
-    Channel,
-    Kind,
     Role,
-    Status,
     Ticket,
     TicketFilter,
 )
@@ -170,14 +167,17 @@ async def submit_request(request: web.Request) -> web.Response:
 @route(
     "GET",
     "/requests/{number}",
-    "市民查询工单（编号 + 电话 phone 查询参数）",
+    "市民查询工单（编号 + 电话 phone 查询参数）；已合并的重复工单在 merged_into 中附主工单的"
+    "编号、状态和公开答复",
     auth="public",
     tag="市民",
 )
 async def track_request(request: web.Request) -> web.Response:
     svc = services(request)
-    ticket = await svc.tickets.track(request.match_info["number"], request.query.get("phone", ""))
-    return _json(svc.presenter.citizen(ticket))
+    ticket, main = await svc.tickets.track_with_main(
+        request.match_info["number"], request.query.get("phone", "")
+    )
+    return _json(svc.presenter.citizen(ticket, main))
 
 
 @route(
@@ -233,13 +233,9 @@ def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 def ticket_filter(request: web.Request) -> TicketFilter:
     svc = services(request)
-    return TicketFilter(
-        channel=_enum_query(request, "channel", Channel),
-        status=_enum_query(request, "status", Status),
-        kind=_enum_query(request, "kind", Kind),
-        department=request.query.get("department") or None,
-        route_state=_choice_query(request, "route_state", ("pending", "auto", "review", "manual")),
-        phone=normalize_phone(request.query["phone"]) if request.query.get("phone") else None,
+    return read_filter(
+        request.query,
+        svc.directory,
         limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
@@ -248,8 +244,9 @@ def ticket_filter(request: web.Request) -> TicketFilter:
 @route(
     "GET",
     "/tickets",
-    "工单列表（按渠道、状态、类型、承办单位、分派状态 route_state 筛选；"
-    "route_state=review 为待人工派单队列；承办单位只见本单位工单）",
+    "工单列表（q 关键词、phone、number 编号前缀、status、channel、kind、department、region "
+    "区划及下级、route_state 分派状态、overdue=1 已超期、sort=new|due；route_state=review 为"
+    "待人工派单队列；承办单位只见本单位工单；每条附 marks 标记与 deadline 当前时限）",
 )
 async def list_tickets(request: web.Request) -> web.Response:
     actor = await require_staff(request)
@@ -283,7 +280,7 @@ def _ticket_id(request: web.Request) -> int:
 async def get_ticket(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
-    ticket = await svc.tickets.get(actor, _ticket_id(request))
+    ticket = await svc.tickets.get(actor, _ticket_id(request), with_clocks=True)
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 
@@ -291,7 +288,7 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def get_ticket_by_number(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
-    ticket = await svc.tickets.get_by_number(actor, request.match_info["number"])
+    ticket = await svc.tickets.get_by_number(actor, request.match_info["number"], with_clocks=True)
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 

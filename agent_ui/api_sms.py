@@ -15,7 +15,13 @@ from aiohttp import web
 from agent_ui import schemas as s
 from agent_ui.accounts import NotAuthenticated
 from agent_ui.api import _int_query, _json, route
-from agent_ui.context import UnsupportedCharset, read_json, require_staff, services
+from agent_ui.context import (
+    UnsupportedCharset,
+    client_address,
+    read_json,
+    require_staff,
+    services,
+)
 from telephony.sms import SmsService
 from telephony.sms_store import Outgoing
 from tickets.errors import Forbidden, InvalidInput, Unavailable
@@ -76,8 +82,9 @@ async def _kannel_fields(request: web.Request) -> dict[str, bytes]:
 def _from_gateway(request: web.Request, sms: SmsService, token: bytes | None) -> None:
     """Kannel's calls come from its own addresses (and carry the token when one is set):
     nobody else may speak for a citizen's phone or mark messages delivered."""
-    if request.remote not in sms.s.gateway_addresses:
-        raise Forbidden("该地址不是已登记的短信网关", remote=request.remote or "")
+    remote = client_address(request)
+    if remote not in sms.s.gateway_addresses:
+        raise Forbidden("该地址不是已登记的短信网关", remote=remote)
     want = sms.s.gateway_token.encode()
     if want and not hmac.compare_digest(token or b"", want):
         raise NotAuthenticated("短信网关令牌错误")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from tickets.model import Actor, Role
 from tickets.service import TicketService
 from tickets.stats import StatsService
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "X-CSRF-Token"
 M = TypeVar("M", bound=BaseModel)
@@ -36,6 +38,7 @@ class WebSettings:
     public_url: str = "http://127.0.0.1:8080"
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,5 +161,26 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
     return session.user.actor
 
 
+def _trusted(address: str, proxies: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the socket's peer, or, when that peer is a trusted proxy, the
+    last address in X-Forwarded-For that no trusted proxy added (the rest can be forged)."""
+    remote = request.remote or "unknown"
+    proxies = services(request).web.trusted_proxies
+    if not proxies or not _trusted(remote, proxies):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote  # garbage from before the proxy: trust nothing of it
+    return remote

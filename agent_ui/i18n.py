@@ -246,6 +246,38 @@ CATALOG: dict[str, dict[str, str]] = {
         # siidbUrilejU dagusugad kinan batulagsan-u darag|a qarigu ende garun|a.
         "mn-Mong": "ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠵᠦ ᠳᠠᠭᠤᠰᠤᠭᠠᠳ ᠬᠢᠨᠠᠨ ᠪᠠᠲᠤᠯᠠᠭᠰᠠᠨ ᠤ ᠳᠠᠷᠠᠭ᠎ᠠ ᠬᠠᠷᠢᠭᠤ ᠡᠨᠳᠡ ᠭᠠᠷᠤᠨ᠎ᠠ᠃",
     },
+    "merged_title": {
+        "zh-Hans": "主工单办理情况",
+        # gool ajil-un qudasu-yin siidbUrilekU bayidal
+        "mn-Mong": "ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠬᠦ ᠪᠠᠶᠢᠳᠠᠯ",
+    },
+    "merged_intro": {
+        "zh-Hans": (
+            "其他市民反映过同一问题，您的诉求已并入主工单一并办理；办理进度和答复以主工单为准。"
+        ),
+        # tan-u guyucilal-i gool ajil-un qudasu-du nigedgejU qamtu siidbUrilen|e. siidbUrilekU
+        # yabuca ba qarigu gool ajil-un qudasu-yi dagan|a.
+        "mn-Mong": (
+            "ᠲᠠᠨ ᠤ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠳᠤ ᠨᠢᠭᠡᠳᠭᠡᠵᠦ ᠬᠠᠮᠲᠤ "
+            "ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠨ᠎ᠡ᠃ ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠬᠦ ᠶᠠᠪᠤᠴᠠ ᠪᠠ ᠬᠠᠷᠢᠭᠤ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢ "
+            "ᠳᠠᠭᠠᠨ᠎ᠠ᠃"
+        ),
+    },
+    "main_number_label": {
+        "zh-Hans": "主工单编号",
+        # gool ajil-un qudasu-yin Dugar
+        "mn-Mong": "ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠳ᠋ᠤᠭᠠᠷ",
+    },
+    "merged_rating": {
+        "zh-Hans": "答复由主工单的诉求人评价。如对答复有意见，请拨打 12345 或重新提交诉求。",
+        # qarigu-yi gool ajil-un qudasu-yin guyucilal-i tusiyagsan kUmUn Unelen|e. sanal
+        # bayibal 12345 utasu-bar qolbogdagarai esebesU dakin guyucilal tusiyagarai.
+        "mn-Mong": (
+            "ᠬᠠᠷᠢᠭᠤ ᠶᠢ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠲᠤᠰᠢᠶᠠᠭᠰᠠᠨ ᠬᠦᠮᠦᠨ "
+            "ᠦᠨᠡᠯᠡᠨ᠎ᠡ᠃ ᠰᠠᠨᠠᠯ ᠪᠠᠶᠢᠪᠠᠯ 12345 ᠤᠲᠠᠰᠤ ᠪᠠᠷ ᠬᠣᠯᠪᠣᠭᠳᠠᠭᠠᠷᠠᠢ ᠡᠰᠡᠪᠡᠰᠦ "
+            "ᠳᠠᠬᠢᠨ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠲᠤᠰᠢᠶᠠᠭᠠᠷᠠᠢ᠃"
+        ),
+    },
     "label_satisfaction": {
         "zh-Hans": "您的评价",
         # tan-u Unelelte

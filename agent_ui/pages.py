@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -13,7 +14,7 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_sms, pages_stats
+from agent_ui import i18n, pages_list, pages_sms, pages_stats
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, services
@@ -27,6 +28,7 @@ from tickets.model import (
     NewTicket,
     Satisfaction,
     Ticket,
+    event_label,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ FORM_FIELDS = ("content", "phone", "name", "address", "region", "kind")
 SATISFACTIONS = ("satisfied", "basic", "unsatisfied")
 # pages reached by POST switch language on the page that shows their form
 _SWITCH_TO = {"/": "/", "/track": "/track", "/track/rate": "/track"}
+MONGOLIAN_LETTERS = re.compile("[\u1820-\u18aa]")
 
 
 # -- language ---------------------------------------------------------------------------------
@@ -164,6 +167,7 @@ def _status_page(
     request: web.Request,
     lang: str,
     ticket: Ticket,
+    main: Ticket | None,
     phone: str,
     *,
     error: str | None = None,
@@ -172,12 +176,18 @@ def _status_page(
     note: str = "",
 ) -> web.Response:
     svc = services(request)
-    view = svc.presenter.citizen(ticket)
+    view = svc.presenter.citizen(ticket, main)
+    shown_main = view["merged_into"]
     ctx = {
         "v": view,
         "phone": phone,
         "created": svc.presenter.local(ticket.created_at),
         "answered": svc.presenter.local(ticket.answered_at) if view["answer"] else "",
+        "main_answered": (
+            svc.presenter.local(main.answered_at)
+            if main is not None and shown_main and shown_main["answer"]
+            else ""
+        ),
         "error": error,
         "thanks": thanks,
         "note": note,
@@ -197,11 +207,11 @@ async def track(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     try:
-        ticket = await services(request).tickets.track(number, phone)
+        ticket, main = await services(request).tickets.track_with_main(number, phone)
     except DomainError as exc:
         msg = citizen_message(exc, lang)
         return _track_form(request, lang, number, phone, msg, staff.http_status(exc))
-    return _status_page(request, lang, ticket, phone)
+    return _status_page(request, lang, ticket, main, phone)
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -221,11 +231,17 @@ async def rate(request: web.Request) -> web.Response:
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
         try:
-            current = await tickets.track(number, phone)
+            current, main = await tickets.track_with_main(number, phone)
         except DomainError:
             return _track_form(request, lang, number, phone, msg, code)
-        return _status_page(request, lang, current, phone, error=msg, status=code, note=note)
-    return _status_page(request, lang, ticket, phone, thanks=True)
+        return _status_page(request, lang, current, main, phone, error=msg, status=code, note=note)
+    return _status_page(request, lang, ticket, None, phone, thanks=True)
+
+
+def text_lang(text: str) -> str:
+    """The language tag for a text shown to citizens that nobody tagged (an answer): Mongolian
+    when it has Mongolian letters, else Chinese, which departments write in."""
+    return i18n.MN if MONGOLIAN_LETTERS.search(text) else i18n.ZH
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -253,26 +269,32 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
 
 # -- wiring -----------------------------------------------------------------------------------
 # npm package → (URL under /static/vendor/, folder inside the package) served from assets_dir
+MONGOLIAN_FONT = "@fontsource/noto-sans-mongolian"
 VENDOR = {
     "echarts": ("echarts", "dist"),
-    "@fontsource/noto-sans-mongolian": ("fonts/noto-sans-mongolian", ""),
+    MONGOLIAN_FONT: ("fonts/noto-sans-mongolian", ""),
 }
+# the package's @font-face for the Mongolian block only (family "Noto Sans Mongolian")
+MONGOLIAN_FONT_CSS = "/static/vendor/fonts/noto-sans-mongolian/mongolian-400.css"
 
 
-def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> None:
-    """Serve the front-end packages npm installed (never copies in the repository)."""
-    missing = []
+def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> set[str]:
+    """Serve the front-end packages npm installed (never copies in the repository);
+    returns the packages served."""
+    missing, served = [], set()
     for package, (url, sub) in VENDOR.items():
         folder = (assets_dir / package / sub) if assets_dir else None
         if folder is None or not folder.is_dir():
             missing.append(package)
             continue
         app.router.add_static(f"/static/vendor/{url}", folder)
+        served.add(package)
     if missing:
         log.warning(
             "前端资源未安装 (%s)：图表和蒙古文字体不可用；在仓库目录运行 npm ci 安装",
             ", ".join(missing),
         )
+    return served
 
 
 async def favicon(request: web.Request) -> web.FileResponse:
@@ -293,10 +315,12 @@ def setup(app: web.Application) -> None:
     presenter = app[SERVICES].presenter
     directory = app[SERVICES].directory
     env.filters["local"] = presenter.local
+    env.filters["text_lang"] = text_lang
     env.globals.update(
         LABELS=LABELS,
         STATUS_LABELS=STATUS_LABELS,
         ACTION_LABELS=ACTION_LABELS,
+        event_label=event_label,
         ASSIGNMENT_STATE_LABELS=ASSIGNMENT_STATE_LABELS,
         dept_name=directory.department_name,
         region_name=directory.region_name,
@@ -307,9 +331,13 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
     staff.add_routes(app)
+    pages_list.add_routes(app)
     pages_sms.add_routes(app)
     pages_stats.add_routes(app)
-    add_vendor_routes(app, app[SERVICES].web.assets_dir)
+    served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
+    # linked only when served: without the package pages fall back to system fonts, with no
+    # 404 for the browser to report
+    env.globals["mongolian_font_css"] = MONGOLIAN_FONT_CSS if MONGOLIAN_FONT in served else ""
     app.router.add_static("/static", HERE / "static")
     # browsers ask for /favicon.ico whatever the page links; answer with the same icon
     app.router.add_get("/favicon.ico", favicon)

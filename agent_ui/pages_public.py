@@ -21,8 +21,6 @@ from tickets.errors import InvalidInput, NotFound
 from tickets.stats import public_month
 from tickets.stats_store import month_start
 
-FONT_CSS = "/static/vendor/fonts/noto-sans-mongolian/mongolian-400.css"
-
 
 def _render(
     request: web.Request, template: str, lang: str, context: dict[str, Any], status: int = 200
@@ -36,7 +34,6 @@ def _render(
         "t": i18n.translator(lang),
         "lang_links": links,
         "page_path": request.path,
-        "font_css": FONT_CSS,
         **context,
     }
     resp = render(request, template, ctx, status=status, lang=lang)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -124,13 +125,17 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             settings.open311,
             tuple(dict.fromkeys(r.category.split("/")[0] for r in settings.routing.dispatch)),
         ),
-        presenter=Presenter(directory, tz),
+        # marks and countdowns by the service's own clock (tests move it)
+        presenter=Presenter(directory, tz, clock=tickets.now),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
             cookie_secure=settings.server.cookie_secure,
             public_url=settings.server.public_url,
             page_size_max=settings.intake.page_size_max,
             assets_dir=settings.resolve(settings.server.assets_dir),
+            trusted_proxies=tuple(
+                ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
+            ),
         ),
     )
 

@@ -33,7 +33,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     app = make_app(settings)
     if args.demo:
-        app.on_startup.append(seed_demo)
+        # before every background task (triage, SMS, the first-account hint) starts: the
+        # demo's own dispatches do not race the triage, and the accounts exist when the hint
+        # looks for them
+        app.on_startup.insert(0, seed_demo)
     try:
         import uvloop
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -37,6 +39,18 @@ class ServerSettings(_Section):
     access_log: bool = False
     # npm packages (ECharts, web fonts) installed by `make run` / `make test` with `npm ci`
     assets_dir: str = "node_modules"
+    # reverse proxies whose X-Forwarded-For is believed (addresses or networks)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"不是 IP 地址或网段: {item!r}") from None
+        return v
 
 
 class DatabaseSettings(_Section):
@@ -128,12 +142,62 @@ class Settings(_Section):
         return url
 
 
-def _parse_env_value(raw: str) -> Any:
-    """Read an override as a TOML value when it is one (8081, true, ["a"]), else as a string."""
+_STRINGS = (str, Path)
+
+
+def _strip_annotated(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _declared_type(parts: list[str]) -> Any:
+    """The annotation of the setting at `parts` (section, …, key), or None if unknown."""
+    tp: Any = Settings
+    for part in parts:
+        tp = _strip_annotated(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]  # a table's keys are free (contacts, prompts, …)
+        else:
+            return None
+    return _strip_annotated(tp)
+
+
+def _is_text(tp: Any) -> bool:
+    """True if a setting of this type holds text only (str, str | None, Literal of str)."""
+    tp = _strip_annotated(tp)
+    if tp in _STRINGS:
+        return True
+    origin = get_origin(tp)
+    if origin is Literal:
+        return all(isinstance(v, str) for v in get_args(tp))
+    if origin in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return bool(args) and all(_is_text(a) for a in args)
+    return False
+
+
+def _parse_env_value(raw: str, declared: Any = None) -> Any:
+    """An override by the declared type of its setting: a text setting takes the raw string
+    (sender numbers, passwords of digits stay text) unless it is a quoted TOML string; others
+    read it as a TOML value (8081, true, ["a"]) when it is one, else as a string. A list of
+    text turns numbers into text."""
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    if declared is not None and _is_text(declared):
+        return value if isinstance(value, str) else raw  # '"08:00"' is a quoted string too
+    if get_origin(declared) is list and isinstance(value, list):
+        (item,) = get_args(declared) or (Any,)
+        if _is_text(item):
+            return [v if isinstance(v, str) else str(v) for v in value]
+    return value
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
@@ -151,7 +215,7 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
             if not isinstance(child, dict):
                 raise ConfigError(f"环境变量 {name}: {'.'.join(parts[:-1])} 不是一个配置节")
             node = child
-        node[parts[-1]] = _parse_env_value(raw)
+        node[parts[-1]] = _parse_env_value(raw, _declared_type(parts))
         origin[".".join(parts)] = name
     return origin
 

@@ -14,6 +14,8 @@
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
 #                      never `playwright install`, which downloads a browser)
+#   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
+#                      pages ship only the Mongolian web font; Chinese uses system fonts)
 #
 # Later issues will add: redis-server.
 #
@@ -35,6 +37,7 @@ PACKAGES=(
     kannel
     kannel-extras
     chromium
+    fonts-wqy-microhei
 )
 
 missing=()

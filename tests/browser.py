@@ -65,7 +65,11 @@ def start_web_server(tmp: Path, env: dict[str, str] | None = None) -> WebServer:
     from hotline.db import open_database
 
     db_url = f"sqlite:///{tmp / 'hotline.db'}"
-    env = {"HOTLINE__TELEPHONY__ENABLED": "false", **(env or {})}
+    env = {
+        "HOTLINE__TELEPHONY__ENABLED": "false",
+        "HOTLINE__TRIAGE__ENABLED": "false",  # tests that want the triage turn it on
+        **(env or {}),
+    }
     settings = make_settings(db_url, **env)
     db = open_database(settings)
     try:
@@ -87,8 +91,13 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
         ws.server.kill()
 
 
-@pytest.fixture(scope="session")
+# Module scope: every test module star-imports these fixtures, so pytest keeps one `browser`
+# per module; a session-scoped one would start a second Playwright inside the first's loop
+# as soon as two browser modules run together ("Sync API inside the asyncio loop").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: sync Playwright keeps an event loop running in this thread
+    while it is started, and the async tests of other modules need the thread's loop free."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
@@ -104,9 +113,25 @@ def browser() -> Iterator[Any]:
 class PageErrors(list[str]):
     """Console errors and uncaught exceptions seen by one page."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowed: list[str] = []
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self if not any(a in e for a in self.allowed)]
+
+
+_WATCHED: dict[int, PageErrors] = {}
+
+
+def expect_console_error(page: Any, substring: str) -> None:
+    """The test provokes an error status on purpose (a 4xx page): do not fail on it."""
+    _WATCHED[id(page)].allowed.append(substring)
+
 
 def _watch(page: Any) -> PageErrors:
     errors = PageErrors()
+    _WATCHED[id(page)] = errors
 
     def on_console(m: Any) -> None:
         if m.type == "error":
@@ -137,9 +162,10 @@ def new_page(browser: Any, web_server: WebServer) -> Iterator[Callable[..., Any]
         return page
 
     yield make
-    errors = [e for _, errs in contexts for e in errs]
+    errors = [e for _, errs in contexts for e in errs.unexpected()]
     for ctx, _ in contexts:
         ctx.close()
+    _WATCHED.clear()
     assert not errors, "browser errors:\n" + "\n".join(errors)
 
 
@@ -181,6 +207,7 @@ __all__ = [
     "PHONE_VIEWPORT",
     "WebServer",
     "browser",
+    "expect_console_error",
     "login",
     "new_page",
     "page",

@@ -9,7 +9,7 @@ from tests.browser import *  # noqa: F403
 
 def test_staff_login_in_chromium_lands_on_the_list(staff_page: Any) -> None:
     page = staff_page("dispatcher")
-    assert page.locator("h1").inner_text() == "工单列表"
+    assert page.locator("h1").inner_text() == "待人工派单"  # the dispatcher's own queue
     screenshot(page, "smoke-staff-list")  # noqa: F405
 
 

@@ -200,7 +200,7 @@ def test_public_column_in_chinese_and_vertical_mongolian(new_page: Any) -> None:
     screenshot(page, "public-case-zh")
     page.goto("/public?lang=mn-Mong")
     assert page.locator("html").get_attribute("lang") == "mn-Mong"
-    mode = page.evaluate("getComputedStyle(document.querySelector('main')).writingMode")
+    mode = page.evaluate("getComputedStyle(document.querySelector('main h1')).writingMode")
     assert mode == "vertical-lr"
     assert page.locator("h1").inner_text() == "ᠢᠯᠡ ᠪᠣᠯᠭᠠᠵᠤ ᠵᠠᠰᠠᠬᠤ"
     screenshot(page, "public-list-mn")

@@ -35,10 +35,12 @@ from tickets.model import (
     Actor,
     Assignment,
     Clock,
+    EventType,
     ExtensionState,
     Kind,
     NewTicket,
     Role,
+    RouteState,
     Status,
     Ticket,
     TicketEvent,
@@ -47,6 +49,7 @@ from tickets.model import (
 )
 from tickets.workflow import (
     DEPARTMENT_ACTIONS,
+    ROUTING_DECISIONS,
     allowed_actions,
     check_role,
     next_assignment_state,
@@ -99,6 +102,9 @@ class Change:
     after: Callable[[Connection, Ticket], None] | None = None  # extra writes after the CAS
 
 
+_UNROUTED = frozenset({RouteState.PENDING.value, RouteState.REVIEW.value})
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -124,6 +130,10 @@ class TicketCore:
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self.limits = limits
+
+    def now(self) -> datetime:
+        """The service's "now" in UTC (its clock is injected; tests move it)."""
+        return self._now()
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -174,7 +184,7 @@ class TicketCore:
                 actor_role=actor.role,
                 actor_id=actor.user_id,
                 actor_name=actor.label,
-                action="create",
+                action=EventType.CREATE,
                 from_status=None,
                 to_status=Status.NEW,
                 new={"channel": new.channel.value, "number": number},
@@ -215,8 +225,16 @@ class TicketCore:
         return ticket
 
     # -- reading ------------------------------------------------------------------------------
-    async def get(self, actor: Actor, ticket_id: int) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket(c, ticket_id))
+    async def get(self, actor: Actor, ticket_id: int, *, with_clocks: bool = False) -> Ticket:
+        """The order as `actor` may see it (with its live deadline clocks if asked)."""
+
+        def tx(conn: Connection) -> Ticket | None:
+            t = store.get_ticket(conn, ticket_id)
+            if t is not None and with_clocks:
+                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
+            return t
+
+        ticket = await self.db.read(tx)
         if ticket is None:
             raise NotFound("工单不存在", ticket_id=ticket_id)
         return access_ticket(actor, ticket)
@@ -226,24 +244,45 @@ class TicketCore:
         callers are intake adapters, not users)."""
         return await self.db.read(lambda c: store.get_ticket_by_intake_key(c, key))
 
-    async def get_by_number(self, actor: Actor, number: str) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket_by_number(c, number))
+    async def get_by_number(
+        self, actor: Actor, number: str, *, with_clocks: bool = False
+    ) -> Ticket:
+        def tx(conn: Connection) -> Ticket | None:
+            t = store.get_ticket_by_number(conn, number)
+            if t is not None and with_clocks:
+                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
+            return t
+
+        ticket = await self.db.read(tx)
         if ticket is None:
             raise NotFound("工单不存在", number=number)
         return access_ticket(actor, ticket)
 
-    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+    def _list_scope(self, actor: Actor) -> str | None:
+        """The department a list is limited to (None: every order)."""
         if actor.role is Role.DEPARTMENT:
             if not actor.department:
                 raise DepartmentForbidden("账号未关联承办单位")
-            scope: str | None = actor.department
-        elif actor.role in (Role.CITIZEN,):
+            return actor.department
+        if actor.role in (Role.CITIZEN,):
             raise RoleForbidden("无权查看工单列表")
-        else:
-            scope = None
+        return None
+
+    async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
+        scope = self._list_scope(actor)
+        now = self._now()
+        return await self.db.read(lambda c: store.count_tickets(c, f, scope, now))
+
+    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+        scope = self._list_scope(actor)
+
+        now = self._now()
 
         def tx(conn: Connection) -> tuple[list[Ticket], int]:
-            return store.list_tickets(conn, f, scope), store.count_tickets(conn, f, scope)
+            found = store.list_tickets(conn, f, scope, now)
+            live = store.live_clocks_of(conn, [t.id for t in found])
+            found = [dataclasses.replace(t, clocks=tuple(live[t.id])) for t in found]
+            return found, store.count_tickets(conn, f, scope, now)
 
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total
@@ -322,8 +361,12 @@ class TicketCore:
             change = decide(conn, ticket, now)
             to_status = change.status or next_status(ticket.status, change.action)
             values = {"status": to_status.value, "updated_at": now, **change.values}
+            if change.action in ROUTING_DECISIONS and ticket.route_state in _UNROUTED:
+                values.setdefault("route_state", RouteState.MANUAL.value)
             if to_status is Status.REOPENED:
                 values["closed_at"] = None
+                values["handling_from"] = now
+                values["reply_due"] = clocks.reopened_reply_due(ticket, now, self.deadlines)
             if not store.update_ticket(conn, ticket.id, version, values):
                 raise VersionConflict("工单已被他人修改，请刷新后重试")
             if change.after is not None:
@@ -331,6 +374,8 @@ class TicketCore:
             fresh = store.get_ticket(conn, ticket.id)
             assert fresh is not None
             clocks.sync(conn, fresh, now, self.deadlines)
+            # the answer carries its clocks: the caller sees its marks without another read
+            fresh = dataclasses.replace(fresh, clocks=tuple(store.list_live_clocks(conn, fresh.id)))
             ev = store.insert_event(
                 conn,
                 ticket_id=ticket.id,
@@ -367,8 +412,10 @@ class TicketCore:
         action: Action,
         extra: Callable[[Ticket, Assignment, datetime], dict[str, Any]],
         reason: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Ticket:
-        """签收 / 退单 / 办结反馈 on the acting department's own assignment."""
+        """签收 / 退单 / 办结反馈 on the acting department's own assignment; `detail` goes into
+        the audit event (e.g. the reply's text, so the history shows what was answered)."""
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             a = self._own_assignment(actor, t)
@@ -383,7 +430,7 @@ class TicketCore:
                 status=status,
                 reason=reason,
                 old={"assignment_state": a.state.value},
-                new={"assignment_state": a_state.value, "role": a.role.value},
+                new={"assignment_state": a_state.value, "role": a.role.value, **(detail or {})},
                 assignment_id=a.id,
                 after=after,
             )
@@ -406,7 +453,7 @@ class TicketCore:
                 actor_role=SYSTEM.role,
                 actor_id=None,
                 actor_name=SYSTEM.label,
-                action="triage_review",
+                action=EventType.TRIAGE_REVIEW,
                 from_status=Status.NEW,
                 to_status=Status.NEW,
                 new=suggestion,

@@ -50,7 +50,7 @@ MEASURES: tuple[str, ...] = (
     "resolve_asked",  # 回访 answers saying whether the problem was resolved
     "resolved",  # … resolved
     "open",  # snapshot: orders not yet answered
-    "overdue",  # snapshot: open orders with a 签收 or 办结 clock past its deadline (超期)
+    "overdue",  # snapshot: orders with a live time limit past its deadline (超期)
     "due",  # live 办结 clocks of lead tasks, on the day of their deadline
 )
 M = {name: i for i, name in enumerate(MEASURES)}
@@ -239,11 +239,13 @@ def order_facts(
             add(reworked_at[a.id], dept, "reworked")
 
     # -- the snapshot: open, overdue, due -----------------------------------------------------
+    live = [c for c in clocks if c.state is not ClockState.STOPPED]
+    # the one rule for 超期 (tickets/timing.overdue: a live time limit has passed), as the
+    # deadline watcher last wrote it: a count cannot move with the clock between its passes
+    if any(c.state is ClockState.OVERDUE for c in live):
+        add(SNAPSHOT_DAY, lead_dept, "overdue")
     if t.status in OPEN_STATUSES:
         add(SNAPSHOT_DAY, lead_dept, "open")
-        live = [c for c in clocks if c.state is not ClockState.STOPPED]
-        if any(c.state is ClockState.OVERDUE and c.kind is not ClockKind.REVISIT for c in live):
-            add(SNAPSHOT_DAY, lead_dept, "overdue")
         running = (ClockState.RUNNING, ClockState.WARNED)
         for c in live:
             if (

@@ -178,6 +178,54 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SUPPLEMENT: "市民补充",
 }
 
+
+class EventType(StrEnum):
+    """Audit events that are not workflow actions (those carry an Action's value)."""
+
+    CREATE = "create"  # 受理
+    MERGED_IN = "merged_in"  # a duplicate joined this order
+    TRIAGE_REVIEW = "triage_review"  # the triage was not sure: a dispatcher decides
+    DEADLINE_WARNING = "deadline_warning"  # 80 % of a time limit used
+    DEADLINE_OVERDUE = "deadline_overdue"  # a time limit passed
+
+
+EVENT_TYPE_LABELS: dict[EventType, str] = {
+    EventType.CREATE: "受理",
+    EventType.MERGED_IN: "并入重复工单",
+    EventType.TRIAGE_REVIEW: "待人工派单（分类建议）",
+    EventType.DEADLINE_WARNING: "时限预警",
+    EventType.DEADLINE_OVERDUE: "超期",
+}
+
+
+def event_label(action: str) -> str:
+    """The Chinese wording of an audit event's type (a workflow action or an EventType)."""
+    try:
+        return ACTION_LABELS[Action(action)]
+    except ValueError:
+        pass
+    try:
+        return EVENT_TYPE_LABELS[EventType(action)]
+    except ValueError:
+        return action  # an event type from a newer version: show its code rather than fail
+
+
+class RouteState(StrEnum):
+    """How an order found its department (triage)."""
+
+    PENDING = "pending"  # not triaged yet
+    AUTO = "auto"  # dispatched by the classifier
+    REVIEW = "review"  # waits for a dispatcher, with the triage's suggestion
+    MANUAL = "manual"  # a person decided
+
+
+ROUTE_STATE_LABELS: dict[RouteState, str] = {
+    RouteState.PENDING: "待分类",
+    RouteState.AUTO: "自动派单",
+    RouteState.REVIEW: "待人工派单",
+    RouteState.MANUAL: "人工处理",
+}
+
 ASSIGNMENT_STATE_LABELS: dict[AssignmentState, str] = {
     AssignmentState.PENDING: "待签收",
     AssignmentState.ACCEPTED: "办理中",
@@ -292,9 +340,13 @@ class Ticket:
     rework_count: int = 0
     reply_due: datetime | None = None
     closed_at: datetime | None = None
-    route_state: str = "pending"  # pending | auto | review | manual (triage)
+    route_state: str = "pending"  # a RouteState value (triage)
     suggestion: dict[str, Any] | None = None  # classifier / region / department suggestion
     assignments: tuple[Assignment, ...] = field(default=())
+    # start of the current handling period: receipt, or the latest 重启 (GB/T 33358 重新办理)
+    handling_from: datetime | None = None
+    # the live deadline clocks, when the reader asked for them (lists and pages do)
+    clocks: tuple[Clock, ...] = field(default=())
 
     @property
     def lead(self) -> Assignment | None:
@@ -352,10 +404,20 @@ class Clock:
 class TicketFilter:
     channel: Channel | None = None
     status: Status | None = None
+    statuses: tuple[Status, ...] = ()  # any of these (a queue such as 待重新派单)
     department: str | None = None
+    # with department (or a department's own scope): only orders where its task is in these
+    # states (待签收 = pending, 办理中 = accepted)
+    assignment_states: tuple[AssignmentState, ...] = ()
     kind: Kind | None = None
     phone: str | None = None
     supervised: bool | None = None
     route_state: str | None = None
+    regions: tuple[str, ...] = ()  # any of these region codes (a league and its banners)
+    number_prefix: str | None = None
+    q: str | None = None  # words in the content, summary, title or address
+    overdue: bool | None = None  # a running time limit has passed
+    extension_requested: bool | None = None
+    sort: str = "new"  # new (newest first) | due (earliest live deadline first)
     limit: int = 50
     offset: int = 0

@@ -38,6 +38,7 @@ from tickets.model import (
     Actor,
     AssignmentRole,
     AssignmentState,
+    EventType,
     ExtensionState,
     Kind,
     Role,
@@ -99,12 +100,14 @@ class TicketService(TicketCore):
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             sign_due = self.deadlines.sign_due(t.urgency, now)
-            if t.status is Status.REOPENED or t.reply_due is None:
-                # a reopened order (回访不满意) is handled anew: a fresh clock from now
-                start = now if t.status is Status.REOPENED else t.created_at
-                reply_due = self.deadlines.reply_due(t.kind, t.urgency, start)
+            if t.status is Status.REOPENED and t.handling_from is None:
+                # reopened before handling periods were kept (migration 0006): anew from now
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, now)
+            elif t.reply_due is None:
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, t.created_at)
             else:
-                # otherwise the statutory clock runs from receipt, not from this dispatch
+                # the handling period runs from receipt (or from the reopening that started
+                # it, which set reply_due), not from this dispatch
                 reply_due = t.reply_due
 
             by_system = actor.role is Role.SYSTEM
@@ -257,6 +260,11 @@ class TicketService(TicketCore):
     ) -> Ticket:
         """The citizen rates the answer from the tracking page (number + phone)."""
         ticket = await self.track(number, phone)
+        if ticket.status is Status.MERGED:
+            # the main order's answer is rated once, by its own caller (see track_with_main)
+            raise IllegalTransition(
+                "该诉求已并入主工单办理，答复由主工单的诉求人评价", status=ticket.status.value
+            )
         if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
             raise IllegalTransition(
                 "工单答复后才能评价，或该工单已经评价过", status=ticket.status.value
@@ -309,7 +317,7 @@ class TicketService(TicketCore):
                     actor_role=actor.role,
                     actor_id=actor.user_id,
                     actor_name=actor.label,
-                    action="merged_in",
+                    action=EventType.MERGED_IN,
                     from_status=master.status,
                     to_status=master.status,
                     new={"duplicate": t.number},
@@ -323,6 +331,31 @@ class TicketService(TicketCore):
             )
 
         return await self._apply(actor, ticket_id, version, Action.MERGE, decide)
+
+    async def track_with_main(self, number: str, phone: str) -> tuple[Ticket, Ticket | None]:
+        """The citizen's order (number + phone) and, for a merged duplicate, the main order it
+        now lives on, so its citizen can follow the main order's status and answer."""
+        ticket = await self.track(number, phone)
+        return ticket, await self.main_order(ticket)
+
+    async def main_order(self, ticket: Ticket) -> Ticket | None:
+        """The order a merged duplicate joined, following later merges of that order; None for
+        an order that was not merged. No access check: callers show only its public part."""
+        master_id = ticket.master_id
+        if master_id is None:
+            return None
+
+        def tx(conn: Connection) -> Ticket | None:
+            seen = {ticket.id}
+            main = store.get_ticket(conn, master_id)
+            # a merge refuses a final main order, so the chain is short and has no cycle;
+            # `seen` only guards against a damaged database
+            while main is not None and main.master_id is not None and main.id not in seen:
+                seen.add(main.id)
+                main = store.get_ticket(conn, main.master_id)
+            return main
+
+        return await self.db.read(tx)
 
     async def supervise(
         self, actor: Actor, ticket_id: int, version: int, note: str | None = None
@@ -407,7 +440,7 @@ class TicketService(TicketCore):
                 # a corrected kind or urgency changes the time limits of the live tasks
                 kind = Kind(clean.get("kind", t.kind))
                 urgency = Urgency(clean.get("urgency", t.urgency))
-                reply_due = self.deadlines.reply_due(kind, urgency, t.created_at)
+                reply_due = self.deadlines.reply_due(kind, urgency, t.handling_from or t.created_at)
                 values["reply_due"] = reply_due
 
                 def after(c: Connection, _t: Ticket) -> None:
@@ -461,6 +494,7 @@ class TicketService(TicketCore):
             version,
             Action.REPLY,
             lambda t, a, now: {"reply": text, "replied_at": now},
+            detail={"reply": text},
         )
 
     async def forward(

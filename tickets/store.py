@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from tickets import outbox
 from tickets.model import (
     Assignment,
     AssignmentRole,
@@ -118,6 +119,7 @@ def _ticket_from_row(row: Any, assigned: Sequence[Assignment] = ()) -> Ticket:
         route_state=m["route_state"],
         suggestion=m["suggestion"],
         assignments=tuple(assigned),
+        handling_from=m["handling_from"],
     )
 
 
@@ -183,11 +185,19 @@ def get_ticket_by_intake_key(conn: Connection, key: str) -> Ticket | None:
     return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
 
 
-def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
+_ACTIVE = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
+
+
+def _filtered(
+    stmt: Any, f: TicketFilter, department_scope: str | None, now: datetime | None = None
+) -> Any:
+    now = now or datetime.now(UTC)
     if f.channel is not None:
         stmt = stmt.where(tickets.c.channel == f.channel.value)
     if f.status is not None:
         stmt = stmt.where(tickets.c.status == f.status.value)
+    if f.statuses:
+        stmt = stmt.where(tickets.c.status.in_([s.value for s in f.statuses]))
     if f.kind is not None:
         stmt = stmt.where(tickets.c.kind == f.kind.value)
     if f.phone is not None:
@@ -199,30 +209,79 @@ def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
         stmt = stmt.where(tickets.c.supervised == f.supervised)
     if f.route_state is not None:
         stmt = stmt.where(tickets.c.route_state == f.route_state)
-    for dept in (f.department, department_scope):
-        if dept is not None:
-            stmt = stmt.where(
-                sa.exists().where(
-                    assignments.c.ticket_id == tickets.c.id,
-                    assignments.c.department == dept,
+    if f.regions:
+        stmt = stmt.where(tickets.c.region.in_(f.regions))
+    if f.number_prefix:
+        stmt = stmt.where(tickets.c.number.startswith(f.number_prefix, autoescape=True))
+    if f.q:
+        for word in f.q.split():
+            like = sa.or_(
+                *(
+                    col.contains(word, autoescape=True)
+                    for col in (
+                        tickets.c.content,
+                        tickets.c.summary,
+                        tickets.c.title,
+                        tickets.c.address,
+                    )
                 )
             )
+            stmt = stmt.where(like)
+    if f.overdue is not None:
+        late = sa.exists().where(
+            clocks.c.ticket_id == tickets.c.id,
+            clocks.c.state != ClockState.STOPPED.value,
+            sa.or_(clocks.c.state == ClockState.OVERDUE.value, clocks.c.due_at <= now),
+        )
+        stmt = stmt.where(late if f.overdue else ~late)
+    if f.extension_requested is not None:
+        asked = sa.exists().where(
+            assignments.c.ticket_id == tickets.c.id,
+            assignments.c.state.in_(_ACTIVE),
+            assignments.c.extension_state == ExtensionState.REQUESTED.value,
+        )
+        stmt = stmt.where(asked if f.extension_requested else ~asked)
+    for dept in (f.department, department_scope):
+        if dept is not None:
+            own = [assignments.c.ticket_id == tickets.c.id, assignments.c.department == dept]
+            if f.assignment_states:
+                own.append(assignments.c.state.in_([s.value for s in f.assignment_states]))
+            stmt = stmt.where(sa.exists().where(*own))
     return stmt
 
 
 def list_tickets(
-    conn: Connection, f: TicketFilter, department_scope: str | None = None
+    conn: Connection,
+    f: TicketFilter,
+    department_scope: str | None = None,
+    now: datetime | None = None,
 ) -> list[Ticket]:
-    """Newest first; `department_scope` limits to orders ever assigned to that department."""
-    stmt = _filtered(sa.select(tickets), f, department_scope)
-    stmt = stmt.order_by(tickets.c.id.desc()).limit(f.limit).offset(f.offset)
+    """Newest first, or by the earliest live deadline (f.sort == "due"); `department_scope`
+    limits to orders ever assigned to that department."""
+    stmt = _filtered(sa.select(tickets), f, department_scope, now)
+    if f.sort == "due":
+        due = (
+            sa.select(sa.func.min(clocks.c.due_at))
+            .where(clocks.c.ticket_id == tickets.c.id, clocks.c.state != ClockState.STOPPED.value)
+            .scalar_subquery()
+        )
+        # orders without a running clock last, then newest first
+        stmt = stmt.order_by(due.is_(None), due, tickets.c.id.desc())
+    else:
+        stmt = stmt.order_by(tickets.c.id.desc())
+    stmt = stmt.limit(f.limit).offset(f.offset)
     rows = conn.execute(stmt).all()
     assigned = _assignments_of(conn, [r.id for r in rows])
     return [_ticket_from_row(r, assigned[r.id]) for r in rows]
 
 
-def count_tickets(conn: Connection, f: TicketFilter, department_scope: str | None = None) -> int:
-    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope)
+def count_tickets(
+    conn: Connection,
+    f: TicketFilter,
+    department_scope: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope, now)
     return int(conn.execute(stmt).scalar_one())
 
 
@@ -312,6 +371,7 @@ def insert_event(
         "assignment_id": assignment_id,
     }
     event_id = int(conn.execute(events.insert().values(values).returning(events.c.id)).scalar_one())
+    outbox.enqueue_for_event(conn, ticket_id, event_id, action, at)  # same transaction
     return TicketEvent(
         id=event_id,
         ticket_id=ticket_id,
@@ -383,6 +443,22 @@ def _clock(row: Any) -> Clock:
         due_at=m["due_at"],
         next_at=m["next_at"],
     )
+
+
+def live_clocks_of(conn: Connection, ticket_ids: Iterable[int]) -> dict[int, list[Clock]]:
+    """The running clocks of several orders (one query, for a page of a list)."""
+    ids = list(ticket_ids)
+    out: dict[int, list[Clock]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = conn.execute(
+        sa.select(clocks)
+        .where(clocks.c.ticket_id.in_(ids), clocks.c.state != ClockState.STOPPED.value)
+        .order_by(clocks.c.ticket_id, clocks.c.id)
+    )
+    for row in rows:
+        out[row.ticket_id].append(_clock(row))
+    return out
 
 
 def list_live_clocks(conn: Connection, ticket_id: int) -> list[Clock]:

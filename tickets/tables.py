@@ -67,6 +67,8 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    # start of the current handling period (NULL: receipt); a reopened order starts anew
+    sa.Column("handling_from", UTCDateTime),
     # triage: pending → auto (dispatched by the classifier) | review (a dispatcher decides)
     sa.Column("route_state", sa.String(8), nullable=False, server_default="pending"),
     sa.Column("suggestion", sa.JSON),
@@ -171,4 +173,22 @@ numbers = sa.Table(
     metadata,
     sa.Column("day", sa.String(8), primary_key=True),
     sa.Column("last", sa.Integer, nullable=False),
+)
+
+# the durable work queue (outbox, tickets/outbox.py): background work written in the same
+# transaction as the order change that calls for it; consumers claim due rows under a lease
+# (`lease` is the claim's token, `next_at` its expiry) and retry failures with back-off
+work_queue = sa.Table(
+    "work_queue",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("ticket_id", BigId),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", UTCDateTime, nullable=False),
+    sa.Column("lease", sa.String(36)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.String(300)),
+    sa.Index("ix_work_queue_due", "topic", "next_at", "id"),
 )

@@ -74,6 +74,10 @@ for _s in (
 
 FINAL = frozenset({S.CLOSED, S.MERGED})
 
+# a person deciding an order's way without dispatching it takes it out of the triage queue
+# (dispatch sets its own route state: auto by the triage, manual by a person)
+ROUTING_DECISIONS = frozenset({A.ANSWER, A.MERGE})
+
 _STAFF = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR})
 _DESK = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _DEPT = frozenset({Role.DEPARTMENT})

@@ -21,7 +21,7 @@ from tickets.stats_tables import CUBES, DIM_TYPES
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0200"
-down_revision = "0005"
+down_revision = "0100"  # relinked after merging main (0006, 0100); was "0005"
 branch_labels = None
 depends_on = None
 
