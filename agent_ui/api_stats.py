@@ -81,7 +81,12 @@ def _choice(request: web.Request, name: str, allowed: Sequence[str], default: st
     return raw
 
 
-@route("GET", "/stats/departments", "承办单位考核指标与排名（since、until、region）", tag=TAG)
+@route(
+    "GET",
+    "/stats/departments",
+    "承办单位考核指标与排名（since、until、region；counts=1 附各项计数）",
+    tag=TAG,
+)
 async def departments(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
@@ -93,7 +98,10 @@ async def departments(request: web.Request) -> web.StreamResponse:
             **v.period_json(f),
             "peers": ranking.peers,
             "weights": svc.stats.weights,
-            "departments": [v.ranked_json(svc.directory, r) for r in ranking.rows],
+            "departments": [
+                v.ranked_json(svc.directory, r, counts=request.query.get("counts") == "1")
+                for r in ranking.rows
+            ],
         }
     )
 

@@ -4,6 +4,7 @@ the same figures the tables show (embedded as JSON, never as inline script)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -54,25 +55,39 @@ def _pct(x: float | None) -> str:
 
 
 async def gather(svc: Services, actor: Actor, f: StatsFilter) -> StatsPage:
+    """Every figure of the page, read concurrently (each read is one aggregate query)."""
     st, names = svc.stats, svc.directory
     shown = f if actor.role in FULL else st.scope(actor, f)
     page = StatsPage(shown, actor)
-    o = await st.overview(actor, f)
+    bucket = st.auto_bucket(f)
+    breakdowns = ("channel", "kind", "category", *(("region", "department") if page.full else ()))
+    features = svc.features.stats
+    n = features.ranking_shown
+    (o, total, by_kind, by_cat, ranked, hot, *counted) = await asyncio.gather(
+        st.overview(actor, f),
+        st.series(actor, f, bucket),
+        st.series(actor, f, bucket, "kind"),
+        st.series(actor, f, bucket, "category"),
+        st.rankings(actor, f, trend_months=features.trend_months, trend_for=n),
+        st.hot_topics(actor, f),
+        *(st.breakdown(actor, f, by) for by in breakdowns),
+        *((svc.call_stats.report(f.since, f.until),) if page.full else ()),
+    )
     counts, rates = v.overview_tables(o)
     page.tables |= {"overview": counts, "rates": rates}
     page.cards = [
         ("受理量", str(o.totals["received"]), "统计期内登记的工单（各渠道）"),
         ("办结量", str(o.totals["concluded"]), "统计期内市民得到答复的工单"),
         ("在办", str(o.open), "尚未答复市民的工单（当前）"),
-        ("超期", str(o.overdue), "签收或办结时限已过的在办工单（当前）"),
+        (
+            "超期",
+            str(o.overdue),
+            "签收、办结或回访时限已过的工单（当前；与工单列表的“已超期”同一规则）",
+        ),
         ("今日到期", str(o.due_today), "今天到期、尚在时限内的主办任务"),
     ]
     page.cards += [(BY_KEY[k].label, _pct(o.rates[k]), BY_KEY[k].definition) for k in THREE_RATES]
 
-    bucket = st.auto_bucket(f)
-    total = await st.series(actor, f, bucket)
-    by_kind = await st.series(actor, f, bucket, "kind")
-    by_cat = await st.series(actor, f, bucket, "category")
     page.tables["series"] = v.series_table(names, total, None, "工单量趋势")
     page.tables["series_kind"] = v.series_table(names, by_kind, "kind", "按类型的工单量")
     page.tables["series_category"] = v.series_table(names, by_cat, "category", "按分类的工单量")
@@ -88,33 +103,29 @@ async def gather(svc: Services, actor: Actor, f: StatsFilter) -> StatsPage:
         "labels": labels,
         "series": [_line(k or "未分类", by_cat.groups[k]) for k in top_cats],
     }
-    for by in ("channel", "kind", "category", *(("region", "department") if page.full else ())):
-        counts_by = await st.breakdown(actor, f, by)
+    for by, counts_by in zip(breakdowns, counted, strict=False):
         page.tables[f"by_{by}"] = v.breakdown_table(names, by, counts_by)
         top = counts_by[:15]
         page.charts[f"by_{by}"] = {
             "labels": [v.name_of(names, by, k) for k, _ in top],
             "values": [t["received"] for _, t in top],
         }
-    features = svc.features.stats
-    months = features.trend_months
-    n = features.ranking_shown
-    page.ranking = await st.departments(actor, f, trend_months=months, trend_for=n)
+    page.ranking, regions = ranked
     page.tables["ranking"] = v.ranking_table(names, page.ranking)
-    ranked = page.ranking.rows
-    page.shown = ranked if len(ranked) <= 2 * n or not page.full else ranked[:n] + ranked[-n:]
+    rows = page.ranking.rows
+    page.shown = rows if len(rows) <= 2 * n or not page.full else rows[:n] + rows[-n:]
     page.charts["sparks"] = {
         "months": [d.strftime("%Y-%m") for d in page.ranking.trend_months],
         "scores": page.ranking.trends,
     }
-    if page.full:
-        regions = await st.regions(actor, f)
+    if regions is not None:
         page.tables["regions"] = v.regions_table(names, regions)
         page.charts["regions"] = {
             "labels": [names.region_name(r.key) for r in regions if r.score is not None][:20],
             "values": [r.score for r in regions if r.score is not None][:20],
         }
-        calls = await svc.call_stats.report(f.since, f.until)
+    if page.full:
+        calls = counted[len(breakdowns)]
         page.tables["calls"] = v.calls_table(calls)
         page.charts["calls"] = {
             "labels": [f"{h:02d}" for h in range(24)],
@@ -130,7 +141,6 @@ async def gather(svc: Services, actor: Actor, f: StatsFilter) -> StatsPage:
             ("接通率", _pct(calls.totals.connection_rate), "接通 ÷ 转人工的来电"),
             ("15秒接通率", _pct(calls.totals.answer_rate_15s), "15 秒内接通 ÷ 转人工的来电"),
         ]
-    hot = await st.hot_topics(actor, f)
     page.tables["hot_category"] = v.hot_table(names, "category", hot.categories, "热点分类（环比）")
     if page.full:
         page.tables["hot_region"] = v.hot_table(names, "region", hot.regions, "热点地区（环比）")

@@ -41,6 +41,12 @@ BREAKDOWN_LABELS = {
     "region": "地区",
     "department": "承办单位",
 }
+BREAKDOWN_COLUMNS = {
+    "received": "受理量",
+    "concluded": "办结量",
+    "open": "在办（当前）",
+    "overdue": "超期（当前）",
+}
 RANK_RATES = (
     "on_time_sign_rate",
     "on_time_reply_rate",
@@ -80,7 +86,11 @@ def overview_tables(o: Overview) -> list[Table]:
     ]
     rows += [
         ["在办工单", o.open, "尚未答复市民的工单（当前，不随统计期变化）"],
-        ["超期工单", o.overdue, "签收或办结时限已过的在办工单（当前）"],
+        [
+            "超期工单",
+            o.overdue,
+            "签收、办结或回访时限已过的工单（当前；与工单列表的“已超期”同一规则）",
+        ],
         ["今日到期", o.due_today, "今天到期、尚在时限内的主办任务"],
     ]
     rates = Table(
@@ -96,15 +106,9 @@ def breakdown_table(
     names: Names, by: str, rows: Sequence[tuple[str, dict[str, int]]], limit: int | None = None
 ) -> Table:
     cols = [Column("key", "代码"), Column("name", BREAKDOWN_LABELS[by])]
-    cols += [Column(m, MEASURE_LABELS[m], "int") for m in ("received", "concluded", "open")]
+    cols += [Column(m, BREAKDOWN_COLUMNS[m], "int") for m in BREAKDOWN_COLUMNS]
     out = [
-        [
-            key,
-            name_of(names, by, key),
-            t.get("received", 0),
-            t.get("concluded", 0),
-            t.get("open", 0),
-        ]
+        [key, name_of(names, by, key), *(t.get(m, 0) for m in BREAKDOWN_COLUMNS)]
         for key, t in rows[:limit]
     ]
     return Table(f"by_{by}", f"按{BREAKDOWN_LABELS[by]}统计", cols, out)
@@ -206,17 +210,21 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def ranked_json(names: Names, r: Ranked, key: str = "department") -> dict[str, Any]:
+def ranked_json(
+    names: Names, r: Ranked, key: str = "department", counts: bool = False
+) -> dict[str, Any]:
     name = names.department_name(r.key) if key == "department" else names.region_name(r.key)
-    return {
+    out: dict[str, Any] = {
         key: r.key,
         "name": name,
         "received": r.totals.get("assigned", 0),
         **{k: _r(r.rates[k]) for k in RANK_RATES},
         "score": r.score,
         "rank": r.rank,
-        "counts": dict(r.totals),
     }
+    if counts:
+        out["counts"] = dict(r.totals)
+    return out
 
 
 def overview_json(o: Overview) -> dict[str, Any]:

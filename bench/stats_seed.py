@@ -8,6 +8,7 @@ with the deadline clocks those steps leave, deadlines from the real working-day 
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,8 +71,21 @@ SUBJECTS = (
 )
 
 
-def _pick(rng: random.Random, weighted: Sequence[tuple[Any, int]]) -> Any:
-    return rng.choices([x for x, _ in weighted], [w for _, w in weighted])[0]
+_CUMULATIVE: dict[int, tuple[list[Any], list[float]]] = {}
+
+
+def _pick(rng: random.Random, weighted: Sequence[tuple[Any, float]]) -> Any:
+    """A weighted choice (cumulative weights computed once per table)."""
+    table = _CUMULATIVE.get(id(weighted))
+    if table is None:
+        items, acc, total = [], [], 0.0
+        for x, w in weighted:
+            total += w
+            items.append(x)
+            acc.append(total)
+        table = _CUMULATIVE[id(weighted)] = (items, acc)
+    items, acc = table
+    return items[bisect.bisect_right(acc, rng.random() * acc[-1])]
 
 
 @dataclass
@@ -152,9 +166,7 @@ class Year:
         self.numbers[day] = self.numbers.get(day, 0) + 1
         number = f"{day}{self.numbers[day]:06d}"
         category = _pick(rng, CATEGORIES)
-        region_code: str | None = rng.choices(
-            [r for r, _ in self.regions], [w for _, w in self.regions]
-        )[0]
+        region_code: str | None = _pick(rng, self.regions)
         if rng.random() < 0.03:
             region_code = None
         kind = Kind(_pick(rng, KINDS))

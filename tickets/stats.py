@@ -38,6 +38,9 @@ MAX_DAYS = 3700  # ten years in one query
 BUCKETS = ("day", "week", "month")
 BREAKDOWNS = ("channel", "kind", "category", "region", "department")
 UNKNOWN = ""  # a region or category not (yet) known
+SNAPSHOT = frozenset({"open", "overdue"})  # counts of now, not of a period
+# what a breakdown shows by default: the period's orders and answers, and open ones now
+BREAKDOWN_MEASURES = ("received", "concluded", "open", "overdue")
 
 
 class StatsDirectory(Protocol):
@@ -238,27 +241,37 @@ class StatsService:
         return self.directory.league_of(code) or UNKNOWN
 
     async def breakdown(
-        self, actor: Actor, f: StatsFilter, by: str, measures: Sequence[str] = MEASURES
+        self,
+        actor: Actor,
+        f: StatsFilter,
+        by: str,
+        measures: Sequence[str] = BREAKDOWN_MEASURES,
     ) -> list[tuple[str, dict[str, int]]]:
-        """Counts per channel, kind, category, region or department, most received first."""
+        """Counts per channel, kind, category, region or department, most of the first measure
+        first; `open` and `overdue` are the current counts (not of the period)."""
         if by not in BREAKDOWNS:
             raise InvalidInput(f"不能按 {by} 分组", field="by")
         f = self.scope(actor, f)
         filters = self._department_filters(f) if by == "department" else self._filters(f)
+        dated = [m for m in measures if m not in SNAPSHOT]
+        now = [m for m in measures if m in SNAPSHOT]
 
-        def tx(conn: Connection) -> dict[tuple[Any, ...], dict[str, int]]:
-            return self._sum(conn, f, filters, (by,), measures)
+        def tx(conn: Connection) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
+            found = list(self._sum(conn, f, filters, (by,), dated).items()) if dated else []
+            if now:
+                q = CubeQuery({Grain.SNAPSHOT: [0]}, filters, (by,), now)
+                found += stats_store.sum_cube(conn, q)
+            return found
 
-        found = await self.db.read(tx)
         out: dict[str, dict[str, int]] = {}
-        for (key,), totals in found.items():
+        for (key,), totals in await self.db.read(tx):
             if by == "region":
                 key = self._regroup_region(f, key)
             if by == "department" and key == CENTRE:
                 continue
             acc = out.setdefault(key, dict.fromkeys(measures, 0))
-            for m in measures:
-                acc[m] += totals[m]
+            for m, n in totals.items():
+                acc[m] += n
         first = measures[0]
         return sorted(out.items(), key=lambda kv: (-kv[1][first], kv[0]))
 
@@ -341,40 +354,65 @@ class StatsService:
         return Series(bucket, [a for a, _ in spans], groups)
 
     # -- rankings ---------------------------------------------------------------------------------
-    async def departments(
-        self, actor: Actor, f: StatsFilter, *, trend_months: int = 6, trend_for: int = 0
-    ) -> Ranking:
-        """Departments scored and ranked best first (the 月度通报). A department user gets its
-        own row only, with its rank among the departments compared with it. `trend_for`: how
-        many of the best and of the worst get a monthly score trend (0: none)."""
-        own = None
+    def _ranking_scope(self, actor: Actor, f: StatsFilter) -> tuple[StatsFilter, str | None]:
+        """The filters a ranking is computed under, and the one department a department user
+        may see of it (compared with all departments under the same filters)."""
         if actor.role in FULL_ROLES:
-            base = self.check(f)
-        elif actor.role is Role.DEPARTMENT and actor.department:
-            # compared with all departments under the same filters; only its own row is shown
-            own = actor.department
-            base = dataclasses.replace(self.check(f), department=None)
-        else:
-            raise RoleForbidden("当前角色无权查看统计", role=actor.role.value)
+            return self.check(f), None
+        if actor.role is Role.DEPARTMENT and actor.department:
+            return dataclasses.replace(self.check(f), department=None), actor.department
+        raise RoleForbidden("当前角色无权查看统计", role=actor.role.value)
+
+    async def _department_totals(self, base: StatsFilter) -> dict[str, dict[str, int]]:
+        """Each department's counts for the indicators over the period, in one query."""
         filters = self._department_filters(base)
         cube = next(c for c in CUBES if c.name == ("dk" if base.channel or base.kind else "dd"))
 
-        def tx(conn: Connection) -> dict[tuple[Any, ...], dict[str, int]]:
+        def tx(conn: Connection) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
             pieces = decompose(base.since, base.until + timedelta(days=1))
             q = CubeQuery(pieces, filters, ("department",), RANK_MEASURES)
-            return dict(stats_store.sum_cube(conn, q, cube))
+            return stats_store.sum_cube(conn, q, cube)
 
-        found = await self.db.read(tx)
-        rows = {key[0]: totals for key, totals in found.items() if key[0] != CENTRE}
-        ranked = rank(rows, self.weights, self.min_assigned)
+        return {key[0]: totals for key, totals in await self.db.read(tx) if key[0] != CENTRE}
+
+    async def _ranking(
+        self,
+        base: StatsFilter,
+        own: str | None,
+        totals: dict[str, dict[str, int]],
+        trend_months: int,
+        trend_for: int,
+    ) -> Ranking:
+        ranked = rank(totals, self.weights, self.min_assigned)
         peers = sum(1 for r in ranked if r.rank is not None)
         if own is not None:
             ranked = [r for r in ranked if r.key == own]
         wanted: list[str] = [r.key for r in ranked]
         if trend_for and len(wanted) > 2 * trend_for:
             wanted = wanted[:trend_for] + wanted[-trend_for:]
+        filters = self._department_filters(base)
         months, trends = await self._score_trends(base, filters, wanted, trend_months)
         return Ranking(ranked, peers, months, trends)
+
+    async def departments(
+        self, actor: Actor, f: StatsFilter, *, trend_months: int = 6, trend_for: int = 0
+    ) -> Ranking:
+        """Departments scored and ranked best first (the 月度通报). A department user gets its
+        own row only, with its rank among the departments compared with it. `trend_for`: how
+        many of the best and of the worst get a monthly score trend (0: none)."""
+        base, own = self._ranking_scope(actor, f)
+        totals = await self._department_totals(base)
+        return await self._ranking(base, own, totals, trend_months, trend_for)
+
+    async def rankings(
+        self, actor: Actor, f: StatsFilter, *, trend_months: int = 6, trend_for: int = 0
+    ) -> tuple[Ranking, list[Ranked] | None]:
+        """The department ranking and (for those who may see it) the region ranking, from one
+        read of the departments' counts."""
+        base, own = self._ranking_scope(actor, f)
+        totals = await self._department_totals(base)
+        ranking = await self._ranking(base, own, totals, trend_months, trend_for)
+        return ranking, None if own is not None else self._regions_from(base, totals)
 
     async def _score_trends(
         self,
@@ -404,21 +442,14 @@ class StatsService:
         departments' figures and ranked."""
         if actor.role is Role.DEPARTMENT:
             raise RoleForbidden("承办单位不能查看地区排名")
-        f = self.scope(actor, f)
-        filters = self._department_filters(f)
-        cube = next(c for c in CUBES if c.name == ("dk" if f.channel or f.kind else "dd"))
+        base, _ = self._ranking_scope(actor, f)
+        return self._regions_from(base, await self._department_totals(base))
 
-        def tx(conn: Connection) -> dict[tuple[Any, ...], dict[str, int]]:
-            pieces = decompose(f.since, f.until + timedelta(days=1))
-            return dict(
-                stats_store.sum_cube(conn, CubeQuery(pieces, filters, ("department",)), cube)
-            )
-
-        found = await self.db.read(tx)
+    def _regions_from(self, f: StatsFilter, totals: dict[str, dict[str, int]]) -> list[Ranked]:
         inside = f.region if f.region and self.directory.league_of(f.region) else None
         rows: dict[str, dict[str, int]] = {}
-        for (code,), totals in found.items():
-            region = self.directory.department_region(code) if code != CENTRE else None
+        for code, counts in totals.items():
+            region = self.directory.department_region(code)
             if region is None:
                 continue
             key = region if inside else self.directory.league_of(region)
@@ -426,7 +457,7 @@ class StatsService:
                 continue  # departments of the autonomous region itself
             acc = rows.setdefault(key, dict.fromkeys(RANK_MEASURES, 0))
             for m in RANK_MEASURES:
-                acc[m] += totals[m]
+                acc[m] += counts[m]
         return rank(rows, self.weights, self.min_assigned)
 
     # -- trends -----------------------------------------------------------------------------------
