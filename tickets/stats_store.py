@@ -4,6 +4,7 @@ transaction."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,19 +117,31 @@ def new_deltas() -> Deltas:
     return {c.name: {} for c in CUBES}
 
 
+def writer_shard() -> int:
+    """The writer thread's number (tickets/db.py names them db-write-N), 0 elsewhere."""
+    name = threading.current_thread().name
+    prefix = "db-write-"
+    return (
+        int(name[len(prefix) :]) if name.startswith(prefix) and name[len(prefix) :].isdigit() else 0
+    )
+
+
 def _upsert(conn: Connection, cube: Cube, rows: dict[CubeKey, list[int]], ordered: bool) -> None:
     live = [(k, v) for k, v in rows.items() if any(v)]
     if ordered:
-        live.sort()  # one lock order for concurrent writers (PostgreSQL)
+        live.sort()  # one lock order within a writer's transaction
     if live:
+        shard = writer_shard()
         # straight to the driver's executemany: thousands of rows in a rebuild
-        conn.exec_driver_sql(_upsert_sql(conn.dialect.name, cube), [(*k, *v) for k, v in live])
+        conn.exec_driver_sql(
+            _upsert_sql(conn.dialect.name, cube), [(*k, shard, *v) for k, v in live]
+        )
 
 
 @lru_cache(maxsize=32)
 def _upsert_sql(dialect: str, cube: Cube) -> str:
     table = f"stats_{cube.name}"
-    cols = ("grain", "period", *cube.dims, *MEASURES)
+    cols = ("grain", "period", *cube.dims, "shard", *MEASURES)
     mark = "%s" if dialect == "postgresql" else "?"
     updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
     return (
@@ -355,15 +368,17 @@ def recount(conn: Connection, tz: ZoneInfo) -> Deltas:
 
 
 def read_cubes(conn: Connection) -> Deltas:
-    """Every cube's stored rows that are not all zero."""
+    """Every cube's stored counts (the writers' shards summed) that are not all zero."""
     out = new_deltas()
     for cube in CUBES:
         table = cube_tables[cube.name]
         names = ("grain", "period", *cube.dims)
+        rows = out[cube.name]
         for r in conn.execute(sa.select(table)):
+            key = tuple(r._mapping[n] for n in names)
             values = [int(r._mapping[m]) for m in MEASURES]
-            if any(values):
-                out[cube.name][tuple(r._mapping[n] for n in names)] = values
+            rows[key] = [a + b for a, b in zip(rows.get(key, [0] * N), values, strict=True)]
+        out[cube.name] = {k: v for k, v in rows.items() if any(v)}
     return out
 
 

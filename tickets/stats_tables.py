@@ -5,6 +5,10 @@ A cube holds the counts of tickets.indicators.MEASURES summed over some of the d
 dated counts, one snapshot row for `open`/`overdue`, and deadline days for `due`. Any period is
 read as whole months + whole weeks + single days, so a year costs a few dozen rows per group,
 not a scan of the year's orders. Each cube's key starts with the dimensions it is filtered on.
+
+`shard` is the writer thread that counted (PostgreSQL runs several): today's rows are counted by
+every order change, and one row per writer keeps writers from waiting on each other's row
+locks (or deadlocking); readers sum the shards like any other rows.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Cube:
     @property
     def key(self) -> tuple[str, ...]:
         rest = tuple(d for d in self.dims if d not in self.lead)
-        return ("grain", *self.lead, "period", *rest)
+        return ("grain", *self.lead, "period", *rest, "shard")
 
 
 # cheapest first for the queries each serves (tickets/stats_store.choose_cube)
@@ -67,6 +71,7 @@ def _cube_table(cube: Cube) -> sa.Table:
         sa.Column("period", sa.Integer, nullable=False),
     ]
     cols += [sa.Column(d, DIM_TYPES[d], nullable=False) for d in cube.dims]
+    cols.append(sa.Column("shard", sa.SmallInteger, nullable=False, server_default="0"))
     cols += [sa.Column(m, sa.Integer, nullable=False, server_default="0") for m in MEASURES]
     return sa.Table(
         f"stats_{cube.name}",

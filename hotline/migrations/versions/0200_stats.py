@@ -38,6 +38,7 @@ def upgrade() -> None:
             sa.Column("grain", sa.SmallInteger, nullable=False),
             sa.Column("period", sa.Integer, nullable=False),
             *[sa.Column(d, DIM_TYPES[d], nullable=False) for d in cube.dims],
+            sa.Column("shard", sa.SmallInteger, nullable=False, server_default="0"),
             *[sa.Column(m, sa.Integer, nullable=False, server_default="0") for m in MEASURES],
             sa.PrimaryKeyConstraint(*cube.key, name=f"pk_stats_{cube.name}"),
             sqlite_with_rowid=False,
