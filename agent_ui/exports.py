@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 FORMATS = ("json", "csv", "xlsx")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -75,29 +73,27 @@ _XLSX_FORMATS = {"pct": "0.0%", "score": "0.0", "num": "0.0", "int": "0"}
 
 def to_xlsx(tables: Sequence[Table]) -> bytes:
     """One sheet per table; rates are numbers formatted as percentages (what the page shows)."""
-    wb = Workbook(write_only=False)
-    if wb.active is not None:
-        wb.remove(wb.active)
+    out = io.BytesIO()
+    wb = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_numbers": False})
+    bold = wb.add_format({"bold": True})
+    formats = {k: wb.add_format({"num_format": v}) for k, v in _XLSX_FORMATS.items()}
     used: set[str] = set()
     for t in tables:
-        title = _sheet_name(t.title, used)
-        ws = wb.create_sheet(title)
-        ws.append([c.label for c in t.columns])
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for row in t.rows:
-            ws.append([None if v == "" else v for v in row])
-        for j, col in enumerate(t.columns, start=1):
-            fmt = _XLSX_FORMATS.get(col.fmt)
-            letter = get_column_letter(j)
-            width = max([len(col.label) * 2 + 2] + [len(str(r[j - 1])) + 2 for r in t.rows[:200]])
-            ws.column_dimensions[letter].width = min(60, width)
-            if fmt:
-                for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                    cell.number_format = fmt
-        ws.freeze_panes = "A2"
-    out = io.BytesIO()
-    wb.save(out)
+        ws = wb.add_worksheet(_sheet_name(t.title, used))
+        ws.write_row(0, 0, [c.label for c in t.columns], bold)
+        for j, col in enumerate(t.columns):
+            width = max([len(col.label) * 2 + 2] + [len(str(r[j])) + 2 for r in t.rows[:200]])
+            ws.set_column(j, j, min(60, width), formats.get(col.fmt))
+        for i, row in enumerate(t.rows, start=1):
+            for j, (value, col) in enumerate(zip(row, t.columns, strict=True)):
+                if value is None or value == "":
+                    continue
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    ws.write_number(i, j, value, formats.get(col.fmt))
+                else:
+                    ws.write_string(i, j, str(value))
+        ws.freeze_panes(1, 0)
+    wb.close()
     return out.getvalue()
 
 
