@@ -7,6 +7,7 @@ its rank among the departments compared with it, never another department's figu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -465,13 +466,12 @@ class StatsService:
         """Categories and regions whose volume rose most against the previous period."""
         f = self.scope(actor, f)
         prev = f.previous()
-        cats_now = await self.breakdown(actor, f, "category", ("received",))
-        cats_before = dict(await self.breakdown(actor, prev, "category", ("received",)))
-        if actor.role is Role.DEPARTMENT:
-            regions_now, regions_before = [], {}
-        else:
-            regions_now = await self.breakdown(actor, f, "region", ("received",))
-            regions_before = dict(await self.breakdown(actor, prev, "region", ("received",)))
+        by = ("category",) if actor.role is Role.DEPARTMENT else ("category", "region")
+        found = await asyncio.gather(
+            *(self.breakdown(actor, p, b, ("received",)) for b in by for p in (f, prev))
+        )
+        cats_now, cats_before = found[0], dict(found[1])
+        regions_now, regions_before = (found[2], dict(found[3])) if len(found) > 2 else ([], {})
 
         def changes(
             now: list[tuple[str, dict[str, int]]], before: dict[str, dict[str, int]]
