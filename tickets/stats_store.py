@@ -130,12 +130,42 @@ def _upsert(conn: Connection, cube: Cube, rows: dict[CubeKey, list[int]], ordere
     live = [(k, v) for k, v in rows.items() if any(v)]
     if ordered:
         live.sort()  # one lock order within a writer's transaction
-    if live:
-        shard = writer_shard()
-        # straight to the driver's executemany: thousands of rows in a rebuild
-        conn.exec_driver_sql(
-            _upsert_sql(conn.dialect.name, cube), [(*k, shard, *v) for k, v in live]
-        )
+    if not live:
+        return
+    shard = writer_shard()
+    if conn.dialect.name == "postgresql" and len(live) > COPY_ABOVE:
+        _copy_merge(conn, cube, [(*k, shard, *v) for k, v in live])
+        return
+    # straight to the driver's executemany: thousands of rows in a rebuild
+    conn.exec_driver_sql(_upsert_sql(conn.dialect.name, cube), [(*k, shard, *v) for k, v in live])
+
+
+COPY_ABOVE = 1000  # a rebuild's batches: COPY into a temporary table, then one merge
+
+
+def _copy_merge(conn: Connection, cube: Cube, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: many rows at once through COPY and a set-based upsert, in the caller's
+    transaction."""
+    table = f"stats_{cube.name}"
+    cols = ("grain", "period", *cube.dims, "shard", *MEASURES)
+    temp = f"tmp_{table}"
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table}) ON COMMIT DELETE ROWS"
+    )
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cur.copy(f"COPY {temp} ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cur.close()
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in MEASURES)
+    names = ", ".join(cols)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp} "  # noqa: S608 - names from code
+        f"ON CONFLICT ({', '.join(cube.key)}) DO UPDATE SET {updates}"
+    )
+    conn.exec_driver_sql(f"DELETE FROM {temp}")  # noqa: S608
 
 
 @lru_cache(maxsize=32)
