@@ -99,14 +99,20 @@ _CUBE_DIMS = tuple((c.name, tuple(DIMS.index(d) for d in c.dims)) for c in CUBES
 
 
 def _accumulate(acc: Deltas, dims: OrderDims, cells: Facts, sign: int) -> None:
-    region, channel, kind, category = dims.region, dims.channel, dims.kind, dims.category
+    # an order's cells differ only by day, department and measure: each cube's key suffix is
+    # built once per department
+    suffixes: dict[str, list[tuple[dict[CubeKey, list[int]], tuple[str, ...]]]] = {}
     for (day, department, measure), count in cells.items():
-        values = (department, region, channel, kind, category)
+        targets = suffixes.get(department)
+        if targets is None:
+            values = (department, dims.region, dims.channel, dims.kind, dims.category)
+            targets = suffixes[department] = [
+                (acc[name], tuple([values[i] for i in positions])) for name, positions in _CUBE_DIMS
+            ]
         n = sign * count
         for grain_period in _grains(day, measure):
-            for name, positions in _CUBE_DIMS:
-                key = grain_period + tuple([values[i] for i in positions])
-                rows = acc[name]
+            for rows, suffix in targets:
+                key = grain_period + suffix
                 row = rows.get(key)
                 if row is None:
                     row = rows[key] = [0] * N
