@@ -87,7 +87,7 @@ def _choice(request: web.Request, name: str, allowed: Sequence[str], default: st
     "承办单位考核指标与排名（since、until、region；counts=1 附各项计数）",
     tag=TAG,
 )
-async def departments(request: web.Request) -> web.StreamResponse:
+async def stats_departments(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     ranking = await svc.stats.departments(actor, f, trend_months=0)
@@ -107,7 +107,7 @@ async def departments(request: web.Request) -> web.StreamResponse:
 
 
 @route("GET", "/stats/regions", "盟市（或某盟市内旗县区）考核指标与排名", tag=TAG)
-async def regions(request: web.Request) -> web.StreamResponse:
+async def stats_regions(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *CALL_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     rows = await svc.stats.regions(actor, f)
@@ -119,7 +119,7 @@ async def regions(request: web.Request) -> web.StreamResponse:
 
 
 @route("GET", "/stats/overview", "工单总量、在办、超期、今日到期和各项指标", tag=TAG)
-async def overview(request: web.Request) -> web.StreamResponse:
+async def stats_overview(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     o = await svc.stats.overview(actor, f)
@@ -134,7 +134,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     "按渠道、类型、一级分类、地区或承办单位统计工单量（by）",
     tag=TAG,
 )
-async def breakdown(request: web.Request) -> web.StreamResponse:
+async def stats_breakdown(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     by = _choice(request, "by", BREAKDOWNS, None)
@@ -155,7 +155,7 @@ async def breakdown(request: web.Request) -> web.StreamResponse:
     "按日、周或月的工单量（bucket；by 可按渠道、类型、分类、地区分线）",
     tag=TAG,
 )
-async def series(request: web.Request) -> web.StreamResponse:
+async def stats_series(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     bucket = _choice(request, "bucket", BUCKETS, None)
@@ -178,7 +178,7 @@ async def series(request: web.Request) -> web.StreamResponse:
 
 
 @route("GET", "/stats/hot-topics", "热点：与上一同长周期相比增长最多的分类和地区", tag=TAG)
-async def hot_topics(request: web.Request) -> web.StreamResponse:
+async def stats_hot_topics(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request, *STATS_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     h = await svc.stats.hot_topics(actor, f)
@@ -197,7 +197,7 @@ async def hot_topics(request: web.Request) -> web.StreamResponse:
     "话务统计：接通率、15秒接通率、平均等待与通话、坐席占用率（按小时）",
     tag=TAG,
 )
-async def calls(request: web.Request) -> web.StreamResponse:
+async def stats_calls(request: web.Request) -> web.StreamResponse:
     await require_staff(request, *CALL_ROLES)
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     if f.until < f.since or (f.until - f.since) > timedelta(days=3700):
@@ -216,7 +216,7 @@ async def calls(request: web.Request) -> web.StreamResponse:
 
 
 @route("GET", "/stats/definitions", "各项指标的定义与综合得分的权重", tag=TAG)
-async def definitions(request: web.Request) -> web.Response:
+async def stats_definitions(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     if actor.role not in STATS_ROLES:
         raise RoleForbidden("当前角色无权查看统计", role=actor.role.value)
