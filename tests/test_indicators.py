@@ -40,7 +40,7 @@ from tickets.model import (
     TicketEvent,
     Urgency,
 )
-from tickets.stats_store import decompose, month_start, next_month, week_start
+from tickets.stats_store import decompose, month_start, next_month, quarter_start, week_start
 from tickets.stats_tables import Grain
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -365,12 +365,17 @@ def test_any_period_is_whole_months_weeks_and_days_covering_each_day_once() -> N
     for _ in range(300):
         a = date(2025, 1, 1) + timedelta(days=rng.randrange(700))
         b = a + timedelta(days=rng.randrange(1, 500))
-        pieces = decompose(a, b)
+        quarters = rng.random() < 0.5
+        pieces = decompose(a, b, quarters=quarters)
         covered: list[int] = list(pieces[Grain.DAY])
         covered += [w + i for w in pieces[Grain.WEEK] for i in range(7)]
         for m in pieces[Grain.MONTH]:
             first = date.fromordinal(m)
             covered += range(m, next_month(first).toordinal())
+        for q in pieces.get(Grain.QUARTER, []):
+            first = date.fromordinal(q)
+            assert first == quarter_start(first)
+            covered += range(q, next_month(next_month(next_month(first))).toordinal())
         assert sorted(covered) == list(range(a.toordinal(), b.toordinal()))
         assert all(
             date.fromordinal(w) == week_start(date.fromordinal(w)) for w in pieces[Grain.WEEK]

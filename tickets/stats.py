@@ -370,7 +370,7 @@ class StatsService:
         cube = next(c for c in CUBES if c.name == ("dk" if base.channel or base.kind else "dd"))
 
         def tx(conn: Connection) -> list[tuple[tuple[Any, ...], dict[str, int]]]:
-            pieces = decompose(base.since, base.until + timedelta(days=1))
+            pieces = decompose(base.since, base.until + timedelta(days=1), quarters=True)
             q = CubeQuery(pieces, filters, ("department",), RANK_MEASURES)
             return stats_store.sum_cube(conn, q, cube)
 

@@ -59,6 +59,16 @@ def _dated(day: int) -> tuple[tuple[int, int], ...]:
     )
 
 
+def quarter_start(day: date) -> date:
+    return day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+
+
+@lru_cache(maxsize=8192)
+def _dated_quarter(day: int) -> tuple[tuple[int, int], ...]:
+    quarter = (int(Grain.QUARTER), quarter_start(date.fromordinal(day)).toordinal())
+    return (*_dated(day), quarter)
+
+
 _SNAPSHOT = ((int(Grain.SNAPSHOT), 0),)
 
 
@@ -70,8 +80,9 @@ def _grains(day: int, measure: int) -> tuple[tuple[int, int], ...]:
     return _dated(day)
 
 
-def decompose(since: date, until: date) -> dict[Grain, list[int]]:
-    """[since, until) as whole months, whole weeks and single days (period ordinals)."""
+def decompose(since: date, until: date, quarters: bool = False) -> dict[Grain, list[int]]:
+    """[since, until) as whole months (and, with `quarters`, whole quarters), whole weeks and
+    single days (period ordinals)."""
     out: dict[Grain, list[int]] = {Grain.DAY: [], Grain.WEEK: [], Grain.MONTH: []}
     if until <= since:
         return out
@@ -81,6 +92,8 @@ def decompose(since: date, until: date) -> dict[Grain, list[int]]:
         out[Grain.MONTH].append(m.toordinal())
         m = next_month(m)
     fragments = [(since, until)] if not out[Grain.MONTH] else [(since, first), (m, until)]
+    if quarters and out[Grain.MONTH]:
+        out[Grain.QUARTER], out[Grain.MONTH] = _quarters(out[Grain.MONTH])
     for a, b in fragments:
         d = a
         while d < b:
@@ -95,23 +108,45 @@ def decompose(since: date, until: date) -> dict[Grain, list[int]]:
 
 # -- keeping the cubes up to date ---------------------------------------------------------------
 # each cube's dimensions as positions in (department, region, channel, kind, category)
-_CUBE_DIMS = tuple((c.name, tuple(DIMS.index(d) for d in c.dims)) for c in CUBES)
+_CUBE_DIMS = tuple((c.name, tuple(DIMS.index(d) for d in c.dims), c.quarters) for c in CUBES)
+
+
+def _quarters(months: list[int]) -> tuple[list[int], list[int]]:
+    """Whole quarters out of a run of consecutive months, and the months left over."""
+    quarters: list[int] = []
+    left: list[int] = []
+    i = 0
+    while i < len(months):
+        d = date.fromordinal(months[i])
+        if d.month in (1, 4, 7, 10) and i + 2 < len(months):
+            quarters.append(months[i])
+            i += 3
+        else:
+            left.append(months[i])
+            i += 1
+    return quarters, left
+
+
+Target = tuple[dict[CubeKey, list[int]], tuple[str, ...], bool]
 
 
 def _accumulate(acc: Deltas, dims: OrderDims, cells: Facts, sign: int) -> None:
     # an order's cells differ only by day, department and measure: each cube's key suffix is
     # built once per department
-    suffixes: dict[str, list[tuple[dict[CubeKey, list[int]], tuple[str, ...]]]] = {}
+    suffixes: dict[str, list[Target]] = {}
     for (day, department, measure), count in cells.items():
         targets = suffixes.get(department)
         if targets is None:
             values = (department, dims.region, dims.channel, dims.kind, dims.category)
             targets = suffixes[department] = [
-                (acc[name], tuple([values[i] for i in positions])) for name, positions in _CUBE_DIMS
+                (acc[name], tuple([values[i] for i in positions]), quarterly)
+                for name, positions, quarterly in _CUBE_DIMS
             ]
         n = sign * count
-        for grain_period in _grains(day, measure):
-            for rows, suffix in targets:
+        plain = _grains(day, measure)
+        with_quarter = _dated_quarter(day) if len(plain) == 3 else plain
+        for rows, suffix, quarterly in targets:
+            for grain_period in with_quarter if quarterly else plain:
                 key = grain_period + suffix
                 row = rows.get(key)
                 if row is None:
@@ -511,6 +546,9 @@ def _periods_clause(col: Any, grain: Grain, periods: Sequence[int]) -> Any:
 def _following(grain: Grain, period: int) -> int:
     if grain is Grain.MONTH:
         return next_month(date.fromordinal(period)).toordinal()
+    if grain is Grain.QUARTER:
+        d = date.fromordinal(period)
+        return next_month(next_month(next_month(d))).toordinal()
     return period + (7 if grain is Grain.WEEK else 1)
 
 

@@ -28,6 +28,7 @@ class Grain(IntEnum):
     WEEK = 2  # period: the ordinal of the week's Monday
     MONTH = 3  # period: the ordinal of the month's first day
     DUE = 4  # period: the ordinal of a deadline's day (the `due` measure only)
+    QUARTER = 5  # period: the ordinal of the quarter's first day (department cubes only)
 
 
 DIMS = ("department", "region", "channel", "kind", "category")
@@ -45,6 +46,8 @@ class Cube:
     name: str
     dims: tuple[str, ...]
     lead: tuple[str, ...] = ()  # dimensions before the period in the key (filtered on)
+    # also counted per quarter: the rankings read every department over long periods
+    quarters: bool = False
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -54,10 +57,12 @@ class Cube:
 
 # cheapest first for the queries each serves (tickets/stats_store.choose_cube)
 CUBES: tuple[Cube, ...] = (
-    Cube("dd", ("department",)),  # rankings over all departments
+    Cube("dd", ("department",), quarters=True),  # rankings over all departments
     Cube("ck", ("channel", "kind", "category")),  # the whole centre; channel / kind filters
     Cube("rk", ("region", "channel", "kind")),  # by region
-    Cube("dk", ("department", "channel", "kind"), lead=("channel", "kind")),  # rankings, filtered
+    Cube(
+        "dk", ("department", "channel", "kind"), lead=("channel", "kind"), quarters=True
+    ),  # rankings, filtered
     Cube("rg", ("region", "channel", "kind", "category"), lead=("region",)),  # one region
     Cube(
         "dp", ("department", "region", "channel", "kind", "category"), lead=("department",)
