@@ -97,8 +97,8 @@ CASES: list[tuple[str, str, dict[str, str]]] = [
     ("hot topics month", API + "hot-topics", MONTH),
     ("hot topics year league", API + "hot-topics", {**YEAR, "region": "150600"}),
     ("calls year", API + "calls", YEAR),
-    # ("page /staff/stats month", "/staff/stats", MONTH),
-    # ("page /staff/stats year region", "/staff/stats", {**YEAR, "region": "150100"}),
+    ("page /staff/stats month", "/staff/stats", MONTH),
+    ("page /staff/stats year region", "/staff/stats", {**YEAR, "region": "150100"}),
     ("xlsx departments year", API + "departments", {**YEAR, "format": "xlsx"}),
 ]
 
