@@ -75,6 +75,9 @@ async def test_only_the_approved_text_is_ever_public(
 ) -> None:
     order = await answered_order(api)
     supervisor = await api("supervisor")
+    # the order's page offers the supervisor to publish it
+    _, detail = await get(supervisor.session, f"{supervisor.base}/staff/tickets/{order['id']}")
+    assert 'action="/staff/cases"' in detail and order["number"] in detail
     status, location, _ = await post_form(supervisor, "/staff/cases", {"number": order["number"]})
     assert status == 303
     case_id = int(location.rsplit("/", 1)[1])
