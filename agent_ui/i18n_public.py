@@ -91,8 +91,8 @@ PUBLIC_CATALOG: dict[str, dict[str, str]] = {
     },
     "feed": {
         "zh-Hans": "订阅更新（Atom）",
-        # sinecilel-i jakiyalaqu (Atom)
-        "mn-Mong": "ᠰᠢᠨᠡᠴᠢᠯᠡᠯ ᠢ ᠵᠠᠬᠢᠶᠠᠯᠠᠬᠤ (Atom)",
+        # sinecilel-i jakiyalaqu
+        "mn-Mong": "ᠰᠢᠨᠡᠴᠢᠯᠡᠯ ᠢ ᠵᠠᠬᠢᠶᠠᠯᠠᠬᠤ",
     },
     "monthly_title": {
         "zh-Hans": "各单位按时办结率和满意率",
