@@ -348,9 +348,15 @@ def test_ranking_best_first_ties_by_volume_and_too_small_unranked() -> None:
     tied_small = {"assigned": 6, "reply_due": 6, "reply_ok": 6}
     bad = {"assigned": 10, "reply_due": 10, "reply_ok": 2}
     tiny = {"assigned": 1, "reply_due": 1, "reply_ok": 1}
-    out = rank({"b": tied_small, "a": good, "c": bad, "d": tiny}, {"on_time_reply_rate": 1}, 5)
-    assert [(r.key, r.rank) for r in out] == [("a", 1), ("b", 2), ("c", 3), ("d", None)]
-    assert out[0].score == 100.0 and out[2].score == 20.0
+    only_returns = {"assigned": 9, "returned": 0}  # 退单率 0 % and nothing else measured
+    rows = {"b": tied_small, "a": good, "c": bad, "d": tiny, "e": only_returns}
+    weights = {"on_time_reply_rate": 3, "return_rate": 1}
+    out = rank(rows, weights, 5)
+    assert [(r.key, r.rank) for r in out] == [
+        ("a", 1), ("b", 2), ("c", 3), ("e", None), ("d", None),
+    ]  # fmt: skip
+    assert out[0].score == 100.0 and out[2].score == (3 * 0.2 + 1 * 1.0) / 4 * 100
+    assert out[3].score == 100.0  # scored on the 25 % of the weight it has: not ranked
 
 
 def test_every_indicator_has_a_definition_and_known_measures() -> None:

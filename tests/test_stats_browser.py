@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.browser import *  # noqa: F403
-from tests.browser import WebServer, screenshot
+from tests.browser import ARTIFACTS, WebServer, screenshot
 from tests.conftest import create_users, make_settings
 from tests.hotline_server import Server
 from tests.test_stats_aggregates import TZ, SteppingClock, drive, make_service
@@ -143,6 +143,8 @@ def test_managers_page_draws_every_chart_with_data(staff_page: Any) -> None:
     assert page.locator("th.defined[title*='签收时限']").count() >= 1
     assert page.locator("#def-on_time_reply_rate").inner_text().startswith("按时办结率")
     screenshot(page, "stats-manager")
+    page.locator("#ranking").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "stats-manager-ranking.png"))  # the viewport only
 
 
 def test_filters_are_kept_in_the_url(staff_page: Any) -> None:

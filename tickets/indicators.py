@@ -350,6 +350,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 SCORE_DEFINITION = (
     "综合得分 = 100 × Σ(权重 × 指标值) ÷ Σ权重，只计有数据的指标；"
     "退单率和重办率按 (1 − 比率) 计入。权重见配置 [stats] weights。得分相同按派单量多者在前。"
+    "参与排名须派单达到最少件数，且有数据的指标合计占权重一半以上。"
 )
 
 
@@ -399,6 +400,16 @@ class Ranked:
     rank: int | None  # 1 = best; None when not ranked (nothing measured, or too few orders)
 
 
+MIN_COVERAGE = 0.5  # a score needs indicators carrying at least half of the weight
+
+
+def coverage(values: Mapping[str, float | None], weights: Mapping[str, float]) -> float:
+    """The share of the weight whose indicators have a value."""
+    total = sum(w for w in weights.values() if w > 0)
+    measured = sum(w for k, w in weights.items() if w > 0 and values.get(k) is not None)
+    return measured / total if total else 0.0
+
+
 def rank(
     rows: Mapping[str, Totals],
     weights: Mapping[str, float],
@@ -406,7 +417,8 @@ def rank(
     tiebreak: Callable[[str], str] = str,
 ) -> list[Ranked]:
     """Score and rank: best first; equal scores by more tasks, then by code. Rows with too few
-    tasks or no score come last, unranked."""
+    tasks, or whose measured indicators carry less than half of the weight (a score from the
+    退单率 alone says little), come last, unranked."""
     scored = []
     for key, totals in rows.items():
         values = rates(totals)
@@ -415,7 +427,11 @@ def rank(
     ranked: list[Any] = []
     rest: list[Any] = []
     for x in scored:
-        eligible = x[3] is not None and x[1].get("assigned", 0) >= min_assigned
+        eligible = (
+            x[3] is not None
+            and x[1].get("assigned", 0) >= min_assigned
+            and coverage(x[2], weights) >= MIN_COVERAGE
+        )
         (ranked if eligible else rest).append(x)
     ranked.sort(key=lambda x: (-(x[3] or 0.0), -x[1].get("assigned", 0), tiebreak(x[0])))
     rest.sort(key=lambda x: (-x[1].get("assigned", 0), tiebreak(x[0])))
