@@ -164,9 +164,9 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/open311/v2/requests/{id}.json"): PUBLIC,
     ("POST", "/open311/v2/requests.json"): "api_key",  # a client's key, never a session
 }
-# routes about one item the walk does not name (a public case; the order of a new case): an allowed caller gets past
-# the role check to 404, a refused one 403 before the lookup
-NO_ITEM = {"/staff/cases/{id}", "/staff/cases"}  # the latter: no order number in the form
+# routes about an item the walk does not name (a public case; a new case's order number): an
+# allowed caller gets past the role check to 404, a refused one gets 403 before the lookup
+NO_ITEM = {"/staff/cases/{id}", "/staff/cases"}
 LOGOUTS = {("DELETE", "/api/v1/session"), ("POST", "/staff/logout")}
 # routes about one order, where a department's own / past / other relation decides
 ORDER_ROUTES = re.compile(r"/(api/v1|staff)/tickets/(\{id\}|by-number|find)")
