@@ -33,7 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = make_app(settings)
+    roles = _roles(args.role) if args.role else settings.server.roles
+    if roles is None:
+        print("错误: --role 取 web、sip、worker（可用逗号组合）或 all", file=sys.stderr)
+        return 2
+    app = make_app(settings, roles=roles)
     if args.demo:
         # before every background task (triage, SMS, the first-account hint) starts: the
         # demo's own dispatches do not race the triage, and the accounts exist when the hint
@@ -47,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     srv = settings.server
     print(
-        f"12345 热线平台已启动: http://{srv.host}:{srv.port}/ (数据库 {settings.database_url})",
+        f"12345 热线平台已启动: http://{srv.host}:{srv.port}/ (数据库 {settings.database_url}；"
+        f"角色 {'、'.join(ROLE_NAMES[r] for r in roles)}"
+        f"{'；Redis ' + _redacted(settings.redis.url) if settings.redis.url else ''})",
         flush=True,
     )
     serve(
@@ -63,6 +69,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
     )
     return 0
+
+
+ROLE_NAMES = {"web": "web（页面与接口）", "sip": "sip（呼叫中心）", "worker": "worker（后台任务）"}
+
+
+def _roles(value: str) -> list[str] | None:
+    """--role web|sip|worker|all, or several joined by commas (web,sip)."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if parts == ["all"]:
+        return list(ROLE_NAMES)
+    if not parts or any(p not in ROLE_NAMES for p in parts):
+        return None
+    return list(dict.fromkeys(parts))
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL fit for the log: its password hidden."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return parts._replace(netloc=netloc).geturl()
+    return url
 
 
 def _accounts(settings: Settings) -> tuple[Database, Accounts]:
@@ -319,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="启动平台")
     serve.add_argument("--config", default=argparse.SUPPRESS)
     serve.add_argument("--demo", action="store_true", help="写入演示用户、单位和工单并打印登录信息")
+    serve.add_argument(
+        "--role",
+        help="本进程运行的部分: web（页面与接口）、sip（呼叫中心）、worker（后台任务），"
+        "可用逗号组合，all 为全部（默认取 [server] roles）",
+    )
     serve.set_defaults(fn=cmd_serve)
 
     user = sub.add_parser("user", help="用户管理").add_subparsers(dest="user_cmd", required=True)

@@ -50,6 +50,17 @@ class ServerSettings(_Section):
     keepalive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15
     max_connections_per_address: Annotated[int, Field(ge=1, le=100_000)] = 64
     shutdown_timeout_s: Annotated[float, Field(ge=0, le=600)] = 5
+    # what this process runs (hotline serve --role): web (pages, API, console push), sip (the
+    # call centre and its SIP worker pool), worker (triage, deadline watcher, search indexing,
+    # SMS notices and sending, purges)
+    roles: list[Literal["web", "sip", "worker"]] = ["web", "sip", "worker"]
+
+    @field_validator("roles")
+    @classmethod
+    def _some_role(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("至少要有一个角色（web、sip、worker）")
+        return list(dict.fromkeys(v))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -133,6 +144,13 @@ class AttachmentSettings(_Section):
     types: list[Literal["jpeg", "png", "pdf"]] = ["jpeg", "png", "pdf"]
 
 
+class RedisSettings(_Section):
+    # redis://[:password@]host:port/db; empty: everything in this one process (the default)
+    url: str = ""
+    # key and channel prefix, so several platforms (or test runs) can share one Redis
+    prefix: str = "hotline"
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -144,6 +162,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     locale: LocaleSettings = LocaleSettings()
     log: LogSettings = LogSettings()
+    redis: RedisSettings = RedisSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     routing: RoutingSettings = RoutingSettings()
     triage: TriageSettings = TriageSettings()
