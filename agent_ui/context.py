@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.limits import CitizenGuard
+from agent_ui.sso import SingleSignOn
 from agent_ui.views import Presenter
 from routing.directory import Directory
 from telephony.center import CallCenter
@@ -48,6 +49,7 @@ class Services:
     presenter: Presenter
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
+    sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
     files: Any = None  # agent_ui.uploads.FileStore: attachments

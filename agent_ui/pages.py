@@ -15,7 +15,15 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import api_files, i18n, pages_admin, pages_list, pages_sms, wallboard
+from agent_ui import (
+    api_files,
+    i18n,
+    pages_account,
+    pages_admin,
+    pages_list,
+    pages_sms,
+    wallboard,
+)
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
@@ -355,6 +363,7 @@ def setup(app: web.Application) -> None:
     wallboard.add_routes(app)
     pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_account.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no
     # 404 for the browser to report

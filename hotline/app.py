@@ -19,6 +19,8 @@ from agent_ui.app import create_app
 from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
 from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
+from agent_ui.oidc import ClaimRules, OidcClient
+from agent_ui.sso import SingleSignOn
 from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
@@ -43,6 +45,7 @@ from telephony.prompts import (
 )
 from telephony.sms import KannelGateway, SmsService
 from tickets.db import Database
+from tickets.model import Role
 from tickets.service import Limits, TicketService
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,8 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         db,
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
+        session_idle=timedelta(minutes=sec.session_idle_minutes),
+        local_login=settings.sso.local_login,
         password_min_length=sec.password_min_length,
         throttle=LoginThrottle(
             LoginPolicy(
@@ -119,6 +124,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
     return Services(
         tickets=tickets,
         accounts=accounts,
+        sso=build_sso(settings, db, accounts, directory),
         citizens=CitizenGuard(
             CitizenPolicy(
                 lookups_per_minute=sec.lookups_per_minute,
@@ -143,6 +149,43 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
         ),
+    )
+
+
+def build_sso(
+    settings: Settings, db: Database, accounts: Accounts, directory: Directory
+) -> SingleSignOn | None:
+    """Staff single sign-on with the [sso] identity provider, or None when it is off."""
+    cfg = settings.sso
+    if not cfg.enabled:
+        return None
+    public = settings.server.public_url.rstrip("/")
+    client = OidcClient(
+        cfg.issuer,
+        cfg.client_id,
+        cfg.client_secret,
+        redirect_uri=public + "/staff/sso/callback",
+        scopes=cfg.scopes,
+        timeout_s=cfg.timeout_s,
+        leeway_s=cfg.clock_leeway_s,
+    )
+    rules = ClaimRules(
+        role_claim=cfg.role_claim,
+        department_claim=cfg.department_claim,
+        username_claim=cfg.username_claim,
+        name_claim=cfg.name_claim,
+        roles={value: Role(role) for value, role in cfg.roles.items()},
+    )
+    return SingleSignOn(
+        client,
+        db,
+        accounts,
+        rules,
+        directory.has_department,
+        login_timeout=timedelta(seconds=cfg.login_timeout_s),
+        public_url=public,
+        rp_logout=cfg.rp_logout,
+        max_keys=settings.security.limit_max_keys,
     )
 
 
@@ -220,8 +263,16 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         bus.unsubscribe(queue)
         executor.shutdown(wait=False, cancel_futures=True)
 
+    async def sso_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert services.sso is not None
+        await services.sso.client.start()
+        yield
+        await services.sso.client.close()
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(session_purge_ctx)
+    if services.sso is not None:
+        app.cleanup_ctx.append(sso_ctx)
     app.cleanup_ctx.append(watcher_ctx)
     if settings.triage.enabled:
         app.cleanup_ctx.append(triage_ctx)
