@@ -214,6 +214,21 @@ async def test_local_login_none_is_single_sign_on_only(sso_app: Any) -> None:
         db.close()
 
 
+async def test_unreachable_provider_gives_a_503_page_and_passwords_still_work(
+    sso_app: Any,
+) -> None:
+    client, _, db = await sso_app("admins")
+    try:
+        resp = await client.get("/staff/sso/login", allow_redirects=False)
+        assert resp.status == 503
+        assert "统一身份认证服务暂时无法访问" in await resp.text()
+        assert (await _api_login(client, "admin"))[0] == 200  # break-glass
+        resp = await client.get("/staff/admin/users")
+        assert resp.status == 200
+    finally:
+        db.close()
+
+
 async def test_sso_routes_answer_404_when_sso_is_off(app_client: Any) -> None:
     for path in ("/staff/sso/login", "/staff/sso/callback?state=x&code=y"):
         resp = await app_client.get(path, allow_redirects=False)
@@ -265,6 +280,9 @@ async def test_sso_accounts_have_no_password_and_can_be_deactivated(
         )
     with pytest.raises(InvalidInput, match="统一身份认证账号"):
         await accounts.set_password("sso.user", NEW_PASSWORD)
+    listing = await _page(await api("admin"), "/staff/admin/users")
+    row = re.search(r'<tr data-username="sso.user".*?</tr>', listing, re.S)
+    assert row is not None and "统一身份认证" in row.group(0) and "重设密码" not in row.group(0)
     admin = await accounts.user_by_name("admin")
     assert admin is not None
     await accounts.set_active(admin.actor, session.user.id, False)
