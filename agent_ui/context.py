@@ -38,6 +38,7 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    form_action: tuple[str, ...] = ()  # other origins forms may lead to (the SSO provider's)
 
 
 @dataclass(slots=True)

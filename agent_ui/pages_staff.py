@@ -52,7 +52,7 @@ PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
 SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 CSP = (
-    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'{form_to}; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 NEW_FIELDS: tuple[str, ...] = (
@@ -81,7 +81,10 @@ def render(
     resp = aiohttp_jinja2.render_template(
         template, request, {"lang": lang, **context}, status=status
     )
-    resp.headers["Content-Security-Policy"] = CSP
+    # a form's redirect counts as its target: logging out of a single sign-on session goes on
+    # to the identity provider's logout
+    extra = "".join(f" {origin}" for origin in services(request).web.form_action)
+    resp.headers["Content-Security-Policy"] = CSP.format(form_to=extra)
     resp.headers["Cache-Control"] = "no-store"  # pages carry callers' personal data
     return resp
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -148,8 +149,14 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
+            form_action=(_origin(settings.sso.issuer),) if settings.sso.enabled else (),
         ),
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def build_sso(
