@@ -285,7 +285,7 @@ class Accounts:
 
     async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
         username = username.strip().lower()
-        self.throttle.check(username, client)
+        await self.throttle.check(username, client)
         row = await self.db.read(lambda c: store.get_user_by_name(c, username))
         usable = row is not None and self.may_use_password(row)
         # the same Argon2 work whether or not the account exists or may use a password, so
@@ -293,9 +293,9 @@ class Accounts:
         digest = row.password_hash if usable else self._dummy_hash()
         ok = await asyncio.to_thread(self._verify, digest, password)
         if row is None or not usable or not ok or not row.active:
-            self.throttle.failure(username, client)
+            await self.throttle.failure(username, client)
             raise NotAuthenticated("用户名或密码错误")
-        self.throttle.success(username, client)
+        await self.throttle.success(username, client)
         return await self.db.write(lambda c: self._open_session(c, row.id))
 
     def _open_session(
@@ -374,14 +374,14 @@ class Accounts:
         sessions end. Returns how many ended."""
         if user.sso:
             raise InvalidInput(SSO_NO_PASSWORD, field="old_password")
-        self.throttle.check(user.username, client)
+        await self.throttle.check(user.username, client)
         row = await self.db.read(lambda c: store.get_user(c, user.id))
         digest = row.password_hash if row is not None and row.password_hash else None
         ok = await asyncio.to_thread(self._verify, digest or self._dummy_hash(), old)
         if not ok or digest is None:
-            self.throttle.failure(user.username, client)
+            await self.throttle.failure(user.username, client)
             raise InvalidInput("原密码不正确", field="old_password")
-        self.throttle.success(user.username, client)
+        await self.throttle.success(user.username, client)
         if new == old:
             raise InvalidInput("新密码不能与原密码相同", field="new_password")
         try:

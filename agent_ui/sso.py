@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from agent_ui import store
 from agent_ui.accounts import Accounts, Session
-from agent_ui.limits import DEFAULT_MAX_KEYS, SlidingWindow, Throttled
+from agent_ui.limits import SlidingWindow, Throttled, Windows
 from agent_ui.oidc import (
     ClaimRules,
     OidcClient,
@@ -54,8 +54,8 @@ class SingleSignOn:
         public_url: str = "http://127.0.0.1:8080",
         rp_logout: bool = True,
         clock: Callable[[], datetime] = utcnow,
-        max_keys: int = DEFAULT_MAX_KEYS,
-        monotonic: Callable[[], float] = time.monotonic,
+        windows: Windows | None = None,  # the platform's limit store (shared with logins)
+        window_clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.db = db
@@ -66,12 +66,14 @@ class SingleSignOn:
         self.public_url = public_url.rstrip("/")
         self.rp_logout = rp_logout
         self.clock = clock
-        self._starts = SlidingWindow(STARTS_PER_MINUTE, 60, max_keys=max_keys, clock=monotonic)
+        self._starts = SlidingWindow(
+            STARTS_PER_MINUTE, 60, windows=windows, name="sso-start", clock=window_clock
+        )
 
     async def begin(self, next_path: str, client_address: str) -> tuple[str, str]:
         """A new login: returns (state for the browser's cookie, the provider's login URL).
         The server keeps the state's hash with the nonce and the PKCE verifier."""
-        wait = self._starts.hit(client_address)
+        wait = await self._starts.hit(client_address)
         if wait > 0:
             raise Throttled("登录请求过于频繁，请稍后再试", retry_after=int(wait) + 1)
         state = secrets.token_urlsafe(32)

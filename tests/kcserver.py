@@ -3,7 +3,7 @@
 (tests/keycloak/realm-hotline.json), stopped by its own PID.
 
 Keycloak's first start is slow: it "builds" (Quarkus augmentation, minutes on a busy machine)
-and creates its database schema. Both are cached in the checkout's var/cache/keycloak (ignored by
+and creates its database schema. Both are cached in the checkout's var/keycloak (ignored by
 git, like all of var/; $HOTLINE_KEYCLOAK_CACHE names another place), keyed by the Keycloak
 version and the realm file's hash, so a clean clone fetches and builds once:
 
@@ -57,7 +57,7 @@ STOP_TIMEOUT_S = 120
 
 
 def cache_dir() -> Path:
-    default = Path(__file__).resolve().parent.parent / "var" / "cache" / "keycloak"
+    default = Path(__file__).resolve().parent.parent / "var" / "keycloak"
     return Path(os.environ.get("HOTLINE_KEYCLOAK_CACHE", default))
 
 

@@ -14,7 +14,7 @@ from alembic import op
 from tickets.tables import UTCDateTime
 
 revision = "0500"
-down_revision = "0400"
+down_revision = "0102"  # relinked after merging main (written against 0400)
 branch_labels = None
 depends_on = None
 
