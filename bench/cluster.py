@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -93,6 +94,9 @@ GATEWAY_TOKEN = "bench-cluster-gateway-0001"  # Kannel's proof on every MO call
 SERVICE_NUMBER = "12345"
 SMS_PREFIX = "147"  # SMS senders: a prefix the web bodies never use, so no SMS supplements one
 RTP_PORTS_PER_WORKER = 20
+# SMS senders of the whole run, warm-up included: a number used twice would make its second
+# message a supplement to the first one's open order, not a new order
+SMS_SENDERS = itertools.count()
 BOOT_TIMEOUT_S = 300.0  # the first boot writes the IVR prompts: 35–90 s on a loaded machine
 SETTLE_S = 3.0  # after the load: let the last call records and replies commit
 
@@ -264,12 +268,11 @@ async def run_sms(
 ) -> SmsResult:
     """Closed loop of Kannel-style MO deliveries (GET get-url), client i → urls[i % n]."""
     result = SmsResult()
-    counter = iter(range(10**9))
     perf = time.perf_counter
 
     async def client(session: aiohttp.ClientSession, base: str, deadline: float) -> None:
         while perf() < deadline:
-            i = next(counter)
+            i = next(SMS_SENDERS)
             msg_id = str(uuid.uuid4())
             query = (
                 f"from={SMS_PREFIX}{i:08d}&to={SERVICE_NUMBER}"
@@ -353,8 +356,10 @@ def start_calls(args: argparse.Namespace, work: Path, front: int) -> SippProcess
 def web_summary(results: list[LoadResult]) -> dict[str, Any]:
     lat = sorted(x for r in results for x in r.accepted_latencies())
     errors: Counter[str] = Counter()
+    examples: dict[str, str] = {}
     for r in results:
         errors.update(r.error_breakdown)
+        examples = {**r.error_examples, **examples}
     elapsed = max((r.elapsed_s for r in results), default=0.0) or 1.0
     accepted = sum(len(r.accepted) for r in results)
     return {
@@ -365,6 +370,7 @@ def web_summary(results: list[LoadResult]) -> dict[str, Any]:
         "p99_ms": _pct(lat, 99),
         "errors": sum(errors.values()),
         "error_breakdown": dict(errors.most_common()),
+        "error_examples": {k: v[:160] for k, v in examples.items()},
         "per_process": [len(r.accepted) for r in results],
     }
 
@@ -380,6 +386,7 @@ def sms_summary(r: SmsResult) -> dict[str, Any]:
         "p99_ms": _pct(lat, 99),
         "errors": sum(errors.values()),
         "error_breakdown": errors,
+        "error_examples": {k: v[:160] for k, v in r.error_examples.items()},
     }
 
 
@@ -446,9 +453,12 @@ def print_config(row: dict[str, Any]) -> None:
         f"sms   {m['accepted']} accepted, {m['per_s']}/s, p50 {fmt(m['p50_ms'])} ms, "
         f"p99 {fmt(m['p99_ms'])} ms, errors {m['errors']} {m['error_breakdown'] or ''}"
     )
+    for kind, example in {**w["error_examples"], **m["error_examples"]}.items():
+        print(f"      e.g. {kind}: {example}")
     print(
-        f"sip   {c.get('completed', 0)}/{c['offered']} calls completed, failed "
-        f"{c.get('failed', 0)}, INVITE→200 p50 {fmt(c.get('p50_ms'))} ms, "
+        f"sip   {c.get('completed', 0)}/{c['offered']} calls completed at "
+        f"{c.get('rate_per_s', 0):g}/s, "
+        f"failed {c.get('failed', 0)}, INVITE→200 p50 {fmt(c.get('p50_ms'))} ms, "
         f"p99 {fmt(c.get('p99_ms'))} ms"
     )
     print(
@@ -626,11 +636,15 @@ def main() -> int:
                 db_url, redis_url = pg.url(db), redis.url
             else:
                 db_url, redis_url = sqlite_url(root / "sqlite-1"), None
+            t0 = time.monotonic()
             try:
                 rows.append(run_layout(layout, args, root, db_url, redis_url, bodies, texts))
             except (RuntimeError, OSError, sa.exc.SQLAlchemyError) as exc:
                 print(f"{layout.name} failed: {exc}", file=sys.stderr)
                 failed.append(layout.name)
+            print(
+                f"({layout.name}: {time.monotonic() - t0:.0f} s from start to stopped)", flush=True
+            )
     print()
     print(table(rows))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
