@@ -21,6 +21,7 @@ from concurrent.futures import (
 )
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -36,7 +37,10 @@ from agent_ui.limits import (
     LoginPolicy,
     LoginThrottle,
     MemoryWindows,
+    Windows,
 )
+from agent_ui.oidc import ClaimRules, OidcClient
+from agent_ui.sso import SingleSignOn
 from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
@@ -73,7 +77,7 @@ from telephony.prompts import (
 from telephony.sms import KannelGateway, SmsService
 from tickets.case_service import CaseService
 from tickets.db import Database
-from tickets.model import TicketEvent
+from tickets.model import Role, TicketEvent
 from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
 from tickets.service import Limits, TicketService
 from tickets.stats import StatsService
@@ -197,6 +201,8 @@ def build_services(
         db,
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
+        session_idle=timedelta(minutes=sec.session_idle_minutes),
+        local_login=settings.sso.local_login,
         password_min_length=sec.password_min_length,
         throttle=LoginThrottle(
             LoginPolicy(
@@ -212,6 +218,7 @@ def build_services(
     return Services(
         tickets=tickets,
         accounts=accounts,
+        sso=build_sso(settings, db, accounts, directory, limits_store),
         citizens=CitizenGuard(
             CitizenPolicy(
                 lookups_per_minute=sec.lookups_per_minute,
@@ -250,8 +257,51 @@ def build_services(
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
+            form_action=(_origin(settings.sso.issuer),) if settings.sso.enabled else (),
             body_timeout_s=settings.server.body_timeout_s,
         ),
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_sso(
+    settings: Settings, db: Database, accounts: Accounts, directory: Directory, windows: Windows
+) -> SingleSignOn | None:
+    """Staff single sign-on with the [sso] identity provider, or None when it is off."""
+    cfg = settings.sso
+    if not cfg.enabled:
+        return None
+    public = settings.server.public_url.rstrip("/")
+    client = OidcClient(
+        cfg.issuer,
+        cfg.client_id,
+        cfg.client_secret,
+        redirect_uri=public + "/staff/sso/callback",
+        scopes=cfg.scopes,
+        timeout_s=cfg.timeout_s,
+        leeway_s=cfg.clock_leeway_s,
+    )
+    rules = ClaimRules(
+        role_claim=cfg.role_claim,
+        department_claim=cfg.department_claim,
+        username_claim=cfg.username_claim,
+        name_claim=cfg.name_claim,
+        roles={value: Role(role) for value, role in cfg.roles.items()},
+    )
+    return SingleSignOn(
+        client,
+        db,
+        accounts,
+        rules,
+        directory.has_department,
+        login_timeout=timedelta(seconds=cfg.login_timeout_s),
+        public_url=public,
+        rp_logout=cfg.rp_logout,
+        windows=windows,
     )
 
 
@@ -393,10 +443,18 @@ def make_app(
         await _stop(tasks)
         executor.shutdown(wait=False, cancel_futures=True)
 
+    async def sso_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert services.sso is not None
+        await services.sso.client.start()
+        yield
+        await services.sso.client.close()
+
     worker = "worker" in run
     app.cleanup_ctx.append(database_ctx)
     if redis_client is not None:
         app.cleanup_ctx.append(redis_ctx)
+    if services.sso is not None and "web" in run:
+        app.cleanup_ctx.append(sso_ctx)
     if worker:
         app.cleanup_ctx.append(session_purge_ctx)
         app.cleanup_ctx.append(watcher_ctx)

@@ -7,6 +7,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -306,6 +307,49 @@ def cmd_telephony_kannel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, backup, verify
+
+    settings = _settings(args)
+    try:
+        if args.verify:
+            manifest = verify(Path(args.verify))
+            print(
+                f"备份完整：{len(manifest['files'])} 个文件校验和一致（{manifest['created_at']}）"
+            )
+            return 0
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = Path(args.out) if args.out else settings.resolve("var/backups") / stamp
+        manifest = backup(settings, out, progress=lambda m: print(m, file=sys.stderr))
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    counts = "，".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"备份完成: {out}（{len(manifest['files'])} 个文件；{counts}）")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, restore
+
+    settings = _settings(args)
+    try:
+        manifest = restore(
+            settings,
+            Path(args.source),
+            force=args.force,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    counts = "，".join(f"{k} {v}" for k, v in manifest["restored_counts"].items())
+    print(f"恢复完成（备份于 {manifest['created_at']}）：{counts}")
+    if settings.search.backend != "embedded":
+        print("检索索引在 Elasticsearch 中：请运行 hotline search reindex 重建")
+    return 0
+
+
 def cmd_stats_rebuild(args: argparse.Namespace) -> int:
     """Recount the statistics aggregates from the orders (after a change of the indicators'
     definitions or of [locale] timezone). One transaction: readers see the old figures until it
@@ -413,6 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--config", default=argparse.SUPPRESS)
     rb.add_argument("--batch", type=int, default=5000, help="每批读取的工单数")
     rb.set_defaults(fn=cmd_stats_rebuild)
+
+    bk = sub.add_parser("backup", help="备份数据库、录音、附件和检索索引（带校验和）")
+    bk.add_argument("--config", default=argparse.SUPPRESS)
+    bk.add_argument("--out", help="备份目录（默认 var/backups/<UTC 时间>，不能已存在）")
+    bk.add_argument("--verify", metavar="DIR", help="只校验已有备份的完整性")
+    bk.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="从备份恢复（先校验；目标须为空，除非 --force）")
+    rs.add_argument("--config", default=argparse.SUPPRESS)
+    rs.add_argument("source", help="hotline backup 写出的目录")
+    rs.add_argument("--force", action="store_true", help="目标已有数据时仍然覆盖")
+    rs.set_defaults(fn=cmd_restore)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")
