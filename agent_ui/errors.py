@@ -12,7 +12,7 @@ from agent_ui.context import (
 )
 from agent_ui.limits import Throttled
 from agent_ui.oidc import SsoFailed, SsoStateInvalid
-from agent_ui.uploads import TooLarge
+from agent_ui.uploads import StorageFull, TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -40,6 +40,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (RequestValidation, 422),
     (TooLong, 413),
     (TooLarge, 413),
+    (StorageFull, 507),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),
