@@ -20,13 +20,16 @@ from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
 from telephony.protocol import Link, LinkError, connect
+from telephony.room import Browsers, ControlError
 from telephony.sip import Leg, SipConfig, SipError, SipStack
+from telephony.webrtc import MediaThread
 
 log = logging.getLogger("telephony.worker")
 
 ENV_SETTINGS = "HOTLINE_SIP_SETTINGS"
 ENV_TOKEN = "HOTLINE_SIP_TOKEN"
 IDLE_WAIT_MS = 100  # an outbound call ordered by the centre may start this much later
+STOP_GRACE_S = 3.0  # at shutdown, dialogues get this long to close their browser peers
 
 
 class Worker:
@@ -47,6 +50,10 @@ class Worker:
             ),
             self,
         )
+        self.browsers: Browsers | None = None
+        if settings.webrtc.enabled:
+            # aiortc runs on a thread of its own: this loop blocks in pjsip's select()
+            self.browsers = Browsers(settings.webrtc, MediaThread(), self.stack)
         self.link: Link | None = None
         self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
         self._invites: dict[str, deque[float]] = defaultdict(deque)
@@ -98,9 +105,8 @@ class Worker:
         if session is not None:
             session.media_up.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_up.set()
+        if leg.owner is not None:  # a room's party, or a call-back's second leg
+            leg.owner.leg_up(leg)
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         session = self.sessions.get(leg.id)
@@ -112,10 +118,8 @@ class Worker:
         if session is not None:
             session.hungup.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_gone.set()
-            owner.agent_leg = None
+        if leg.owner is not None:
+            leg.owner.leg_gone(leg)
 
     def _session(self, leg: Leg) -> Session:
         session = Session(
@@ -125,6 +129,7 @@ class Worker:
             media=self.media,
             dialer=self.stack,
             worker=self.index,
+            browsers=self.browsers,
         )
         self.sessions[leg.id] = session
         return session
@@ -146,11 +151,36 @@ class Worker:
                 raise KeyError("no such call")
             session.commands.put_nowait({"op": op, **args})
             return {}
+        if op in ("answer", "control"):
+            return await self._room_command(op, args)
         if op == "originate":
             return self._originate(args)
+        if op == "stats":
+            return {
+                "peers": [
+                    {"call": call, **st}
+                    for call, sn in self.sessions.items()
+                    if sn.room is not None
+                    for st in sn.room.stats()
+                ]
+            }
         if op == "ping":
             return {"calls": len(self.stack.legs), "pid": os.getpid()}
         raise ValueError(f"unknown op {op!r}")
+
+    async def _room_command(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """An agent's answer (a browser's SDP offer) or control of a call in this worker."""
+        session = self.sessions.get(str(args.get("call")))
+        room = session.room if session is not None else None
+        agent = str(args.get("agent", ""))
+        try:
+            if room is None:
+                raise ControlError("通话已结束")
+            if op == "answer":
+                return {"sdp": await room.answer(agent, str(args["sdp"]))}
+            return room.control(agent, str(args["action"]), dict(args.get("args") or {}))
+        except ControlError as exc:
+            return {"error": str(exc)}
 
     def _originate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Outbound calls only come from the centre, which takes the number from a work order."""
@@ -201,7 +231,15 @@ class Worker:
         finally:
             for session in list(self.sessions.values()):
                 session.hungup.set()
+            # dialogues end first (rooms close browser peers and their ports) with SIP pumped
+            deadline = time.monotonic() + STOP_GRACE_S
+            while self._tasks and time.monotonic() < deadline:
+                self.stack.pump(5)
+                self.stack.collect_garbage()
+                await asyncio.sleep(0.01)
             self.stack.shutdown()
+            if self.browsers is not None:
+                self.browsers.media.stop()
             for task in list(self._tasks):
                 task.cancel()
             await self.link.close()

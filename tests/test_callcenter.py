@@ -168,6 +168,7 @@ async def test_call_answered_by_agent_emits_cti_events_in_order_and_records_it(r
         ("call.answered", "agent1", None),
         ("agent.state", "agent1", "talking"),
         ("agent.state", "agent1", "wrapup"),
+        ("call.state", "agent1", None),  # the agent's console: this call is over for you
         ("call.ended", None, "answered"),
     ]
     (rec,) = await c.list_calls(caller="13800000001")
