@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from agent_ui import api, api_calls, api_sms, pages  # noqa: F401 - they add to api.ROUTES
+from agent_ui import api, api_calls, api_sms, pages, softphone  # noqa: F401 - add to api.ROUTES
 from agent_ui.context import SERVICES, Services, check_text
 from agent_ui.errors import error_body, status_for
 from agent_ui.limits import Throttled
@@ -161,4 +161,5 @@ def create_app(svc: Services) -> web.Application:
     app.router.add_get("/api/v1/openapi.json", openapi)
     api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
+    softphone.setup(app)
     return app

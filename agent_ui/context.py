@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -38,6 +39,13 @@ class WebSettings:
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
 
 
+class EventSource(Protocol):
+    """The event bus as consoles read it (hotline/bus.py): topics "tickets" and "cti"."""
+
+    def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]: ...
+    def unsubscribe(self, q: asyncio.Queue[Any]) -> None: ...
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -48,6 +56,7 @@ class Services:
     web: WebSettings
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    events: EventSource | None = None  # pushes to consoles (the softphone's CTI events)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -150,6 +150,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     database = db or open_database(settings)
     bus = InProcessBus()
     services = build_services(settings, database, bus)
+    services.events = bus
     app = create_app(services)
     app[DATABASE] = database
     app[BUS] = bus
