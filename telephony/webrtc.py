@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import av
+import numpy as np
 from aioice import Candidate
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
@@ -108,6 +109,7 @@ class JitterBuffer:
         self.played = 0  # frames given to the call
         self.late = 0  # clock ticks with nothing to play after playing began
         self.dropped = 0  # frames thrown away to keep the delay bounded
+        self.depth_sum = 0  # frames waiting, summed over the ticks that played (mean delay)
 
     def put(self, pcm: bytes) -> None:
         data = self._partial + pcm if self._partial else pcm
@@ -135,15 +137,45 @@ class JitterBuffer:
             self.late += 1
             return None
         self.played += 1
+        self.depth_sum += len(self._frames) + 1
         return frame
 
     def depth(self) -> int:
         return len(self._frames)
 
 
+def _g711_tables() -> dict[str, np.ndarray]:
+    """Linear 16-bit → G.711 code, for all 65,536 samples (ITU-T G.711's segment rules)."""
+    pcm = np.arange(-32768, 32768, dtype=np.int32)
+    # A-law: 13-bit magnitude, segments of doubling size, even bits inverted
+    mag = np.where(pcm >= 0, pcm, -pcm - 1) >> 3
+    seg = np.searchsorted(np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]), mag)
+    aval = np.where(seg >= 8, 0x7F, (seg << 4) | ((mag >> np.where(seg < 2, 1, seg)) & 0xF))
+    alaw = (aval ^ np.where(pcm >= 0, 0xD5, 0x55)).astype(np.uint8)
+    # µ-law: biased 14-bit magnitude, inverted (positive samples with mask 0xFF)
+    v = pcm >> 2
+    mask = np.where(v < 0, 0x7F, 0xFF)
+    biased = np.minimum(np.where(v < 0, -v, v), 8159) + 0x21
+    useg = np.searchsorted(np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]), biased)
+    uval = np.where(useg >= 8, 0x7F, (useg << 4) | ((biased >> (useg + 1)) & 0xF))
+    ulaw = (uval ^ mask).astype(np.uint8)
+    # indexed by the sample's bits read as unsigned (0..32767, then -32768..-1)
+    order = np.concatenate([np.arange(32768, 65536), np.arange(0, 32768)])
+    return {"PCMA": alaw[order], "PCMU": ulaw[order]}
+
+
+G711 = _g711_tables()
+
+
+def g711_encode(pcm: bytes, codec: str) -> bytes:
+    return G711[codec][np.frombuffer(pcm, dtype="<u2")].tobytes()
+
+
 class CallTrack(MediaStreamTrack):
     """Call → browser: frames pjmedia's clock hands over, sent by aiortc as they come (the
-    clock paces them; the browser's jitter buffer smooths the rest)."""
+    clock paces them; the browser's jitter buffer smooths the rest). They leave here already
+    G.711-encoded (a table look-up): aiortc then only packs them, with no hop to a thread pool
+    per frame and no resampler."""
 
     kind = "audio"
 
@@ -155,6 +187,7 @@ class CallTrack(MediaStreamTrack):
         self._pts = 0
         self.sent = 0
         self.dropped = 0
+        self.codec = ""  # PCMA or PCMU once negotiated: frames go out encoded
 
     def push(self, pcm: bytes) -> None:
         """On pjmedia's clock thread."""
@@ -167,7 +200,7 @@ class CallTrack(MediaStreamTrack):
         with contextlib.suppress(RuntimeError):  # the loop closed while the call was ending
             self._media_loop.call_soon_threadsafe(self._ready.set)
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -177,13 +210,19 @@ class CallTrack(MediaStreamTrack):
             raise MediaStreamError
         pcm = self._frames.popleft()
         samples = len(pcm) // 2
+        self.sent += 1
+        if self.codec in G711:
+            packet = av.Packet(g711_encode(pcm, self.codec))
+            packet.pts = self._pts
+            packet.time_base = TIME_BASE
+            self._pts += samples
+            return packet
         frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
         frame.planes[0].update(pcm)
         frame.sample_rate = RATE
         frame.pts = self._pts
         frame.time_base = TIME_BASE
         self._pts += samples
-        self.sent += 1
         return frame
 
     def stop(self) -> None:
@@ -359,6 +398,7 @@ class BrowserPeer:
             await self._close()
             raise WebRtcError("浏览器不支持 G.711（PCMA/PCMU）")
         self.codec = codecs[0]
+        self.track.codec = self.codec
         return answer
 
     async def _consume(self, track: MediaStreamTrack) -> None:
@@ -399,6 +439,7 @@ class BrowserPeer:
             "to_call_late": j.late,
             "to_call_dropped": j.dropped,
             "to_call_depth": j.depth(),
+            "to_call_depth_sum": j.depth_sum,
             "to_browser_sent": track.sent if track else 0,
             "to_browser_dropped": track.dropped if track else 0,
         }

@@ -1,7 +1,8 @@
 """The softphone's logic without a network: who hears whom in a conversation (telephony/room.py)
 through hold, consultation, transfers and a three-way call, with fake legs that record the
 bridge's connections and the centre's notices; the jitter buffer between the browser and
-pjmedia's clock; the queue's rules for transfer targets (telephony/acd.py)."""
+pjmedia's clock; G.711 towards the browser; the queue's rules for transfer targets
+(telephony/acd.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from telephony import room as room_module
@@ -18,7 +20,9 @@ from telephony.acd import Acd, AcdError, AgentState
 from telephony.config import TelephonySettings
 from telephony.ivr import Hangup, Session
 from telephony.room import Kind, Role, Room, State
-from telephony.webrtc import FRAME_BYTES, JitterBuffer
+from telephony.webrtc import FRAME_BYTES, JitterBuffer, g711_encode
+from tests.sip.pcap import alaw_encode
+from tests.sip.rtp_phone import ulaw_decode
 
 # -- fakes --------------------------------------------------------------------------------------
 Edges = set[tuple[str, str]]
@@ -333,3 +337,13 @@ def test_transfer_targets_agents_must_be_free_supervisors_may_be_paused() -> Non
     acd.answered("c1", "agent2", 5)
     acd.left("c1", "agent2", 6, wrapup=True)  # talked, then transferred away: wrap-up
     assert acd.agents["agent2"].state is AgentState.WRAPUP
+
+
+# -- G.711 towards the browser (a table instead of aiortc's encoder in a thread pool) ----------
+def test_g711_tables_match_the_reference_encoders() -> None:
+    pcm = np.arange(-32768, 32768, dtype=np.int32).astype("<i2")
+    assert g711_encode(pcm.tobytes(), "PCMA") == alaw_encode(pcm)
+    mu = np.frombuffer(g711_encode(pcm.tobytes(), "PCMU"), dtype=np.uint8).tobytes()
+    back = ulaw_decode(mu).astype(int)
+    # µ-law keeps about 1/16 of each segment's size: a round trip stays within it
+    assert np.all(np.abs(back - pcm) <= np.maximum(16, np.abs(pcm.astype(int)) // 16 + 8))

@@ -449,42 +449,31 @@
       this.errorTimer = setTimeout(() => show(el, false), 8000);
     }
 
-    // -- level meters (an AudioContext after the agent's click on 接听) ----------------------
+    // -- level meters: the browser's own audio levels (getStats), no audio processing of ours --
     startMeters(call) {
       this.stopMeters();
-      const AudioCtx = window.AudioContext;
-      if (!AudioCtx || !call.remote || !call.mic) {
-        return;
-      }
-      const ctx = new AudioCtx();
-      const tap = (stream) => {
-        const analyser = ctx.createAnalyser();
-        analyser.fftSize = 512;
-        ctx.createMediaStreamSource(stream).connect(analyser);
-        return analyser;
-      };
-      const mic = tap(call.mic);
-      const speaker = tap(call.remote);
-      const buf = new Float32Array(512);
-      const level = (analyser) => {
-        analyser.getFloatTimeDomainData(buf);
-        let sum = 0;
-        for (const v of buf) {
-          sum += v * v;
+      const timer = setInterval(async () => {
+        if (!call.pc) {
+          return;
         }
-        return Math.min(1, Math.sqrt(sum / buf.length) * 4);
-      };
-      const timer = setInterval(() => {
-        $("mic-level").value = call.muted ? 0 : level(mic);
-        $("speaker-level").value = level(speaker);
-      }, 250);
-      this.meters = {ctx, timer};
+        let mic = 0;
+        let speaker = 0;
+        (await call.pc.getStats()).forEach((s) => {
+          if (s.type === "media-source" && s.kind === "audio") {
+            mic = s.audioLevel || 0;
+          } else if (s.type === "inbound-rtp" && s.kind === "audio") {
+            speaker = s.audioLevel || 0;
+          }
+        });
+        $("mic-level").value = call.muted ? 0 : Math.min(1, mic * 2);
+        $("speaker-level").value = Math.min(1, speaker * 2);
+      }, 500);
+      this.meters = {timer};
     }
 
     stopMeters() {
       if (this.meters) {
         clearInterval(this.meters.timer);
-        this.meters.ctx.close().catch(() => {});
         this.meters = null;
       }
     }
