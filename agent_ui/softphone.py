@@ -29,7 +29,7 @@ from telephony.center import CallCenter
 from telephony.config import TelephonySettings
 from telephony.model import CtiEvent
 from tickets.errors import DomainError, RoleForbidden
-from tickets.model import LABELS
+from tickets.model import LABELS, Role
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +342,18 @@ class Softphone:
         else:
             raise InvalidInput(f"未知消息类型 {kind!r}", field="type")
         return {"agent": self.agent()}
+
+
+@route(
+    "GET",
+    "/softphone/stats",
+    "软电话媒体统计：各 SIP 进程的 CPU 时间与每路浏览器通话的帧计数",
+    tag="电话",
+)
+async def softphone_stats(request: web.Request) -> web.Response:
+    await require_staff(request, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
+    workers = await _center(request).conversations.media_stats()
+    return web.json_response({"workers": workers})
 
 
 def _remaining(until: float | None, now: float) -> float | None:

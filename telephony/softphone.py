@@ -223,6 +223,18 @@ class Conversations:
             raise
         return out
 
+    async def media_stats(self) -> list[dict[str, Any]]:
+        """Per worker: its CPU time, calls, and each browser call's frame counters (late frames
+        into the call, frames dropped towards the browser): what operators size workers by."""
+        out = []
+        for w in sorted(self.center.workers.values(), key=lambda w: w.index):
+            try:
+                stats = await w.link.request("stats", wait_s=10)
+            except LinkError:
+                continue
+            out.append({"worker": w.index, **stats})
+        return out
+
     def targets(self, username: str) -> list[dict[str, Any]]:
         """Whom this agent may transfer to now: signed-in agents and supervisors."""
         out = []

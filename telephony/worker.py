@@ -156,13 +156,18 @@ class Worker:
         if op == "originate":
             return self._originate(args)
         if op == "stats":
+            t = os.times()
             return {
+                "pid": os.getpid(),
+                "cpu_s": round(t.user + t.system, 3),
+                "calls": len(self.stack.legs),
+                "ports": len(self.stack.ports),
                 "peers": [
                     {"call": call, **st}
                     for call, sn in self.sessions.items()
                     if sn.room is not None
                     for st in sn.room.stats()
-                ]
+                ],
             }
         if op == "ping":
             return {"calls": len(self.stack.legs), "pid": os.getpid()}

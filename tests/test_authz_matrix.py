@@ -68,6 +68,7 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/calls/{id}/recording"): WATCH,
     ("POST", "/api/v1/tickets/{id}/call"): CALLS,
     ("GET", "/api/v1/softphone/ws"): CALLS,  # also Origin and a CSRF hello: test_softphone_*
+    ("GET", "/api/v1/softphone/stats"): frozenset({S, M, ADM}),
     ("GET", "/api/v1/sms/kannel"): PUBLIC,
     ("POST", "/api/v1/sms/kannel"): PUBLIC,
     ("GET", "/api/v1/sms/dlr"): PUBLIC,

@@ -43,10 +43,23 @@ class RtpPhone:
     """Sends `tone_hz` (None: silence) every 20 ms to whoever sends it RTP first (the call's
     media address, learnt from its first packet: symmetric RTP, as pjmedia expects)."""
 
-    def __init__(self, tone_hz: float | None, amplitude: int = 8000, event_pt: int = 101) -> None:
+    def __init__(
+        self,
+        tone_hz: float | None,
+        amplitude: int = 8000,
+        event_pt: int = 101,
+        *,
+        burst_every_s: float = 0.0,
+        echo: bool = False,
+    ) -> None:
         self.tone_hz = tone_hz
         self.amplitude = amplitude
         self.event_pt = event_pt
+        # delay probes: the tone only in 100 ms bursts every burst_every_s (their send times are
+        # kept), or everything heard sent straight back (a far end that echoes)
+        self.burst_every_s = burst_every_s
+        self.burst_times: list[float] = []
+        self.echo = echo
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(20):
             port = free_port_block(1, tcp=False, low=RTP_LOW, high=RTP_HIGH)
@@ -68,6 +81,7 @@ class RtpPhone:
         self._ts = random.randrange(1 << 32)
         self._ssrc = random.randrange(1 << 32)
         self._phase = 0
+        self._echo_ts = random.randrange(1 << 32)
 
     def start(self) -> RtpPhone:
         for t in self._threads:
@@ -119,10 +133,17 @@ class RtpPhone:
         return struct.pack("!BBHII", 0x80, b1, self._seq, stamp, self._ssrc) + payload
 
     def _audio(self) -> bytes:
+        start = self._phase
+        self._phase += FRAME
+        n = np.arange(start, start + FRAME)
+        if self.burst_every_s:
+            pos = start % int(self.burst_every_s * RATE)
+            if pos == 0 and self.sending:
+                self.burst_times.append(time.monotonic())
+            if pos >= int(0.1 * RATE):
+                return alaw_encode(np.zeros(FRAME, dtype=np.int16))
         if self.tone_hz is None or not self.sending:
             return alaw_encode(np.zeros(FRAME, dtype=np.int16))
-        n = np.arange(self._phase, self._phase + FRAME)
-        self._phase += FRAME
         pcm = self.amplitude * np.sin(2 * np.pi * self.tone_hz * n / RATE)
         return alaw_encode(np.round(pcm).astype(np.int16))
 
@@ -146,6 +167,8 @@ class RtpPhone:
                 if key is not None:
                     event = (DTMF_EVENTS[key], self._ts, 0)
             try:
+                if self.echo and event is None:
+                    continue  # the receiving thread sends back what it hears
                 if event is not None:
                     code, start, sent = event
                     end = sent >= 8
@@ -179,6 +202,11 @@ class RtpPhone:
                 if pt == PT_PCMA:
                     self.rx.samples.append(alaw_decode(payload))
                     self.rx.times.append(now)
+                    if self.echo:
+                        self._echo_ts = (self._echo_ts + FRAME) & 0xFFFFFFFF
+                        with contextlib.suppress(OSError):
+                            packet = self._packet(PT_PCMA, payload, ts=self._echo_ts)
+                            self.sock.sendto(packet, addr)
                 elif pt == PT_PCMU:
                     self.rx.samples.append(ulaw_decode(payload))
                     self.rx.times.append(now)
@@ -187,6 +215,23 @@ class RtpPhone:
                     if key != last_event and payload[0] in EVENT_KEYS:
                         last_event = key
                         self.rx.events.append((now, EVENT_KEYS[payload[0]]))
+
+
+def onsets(phone: RtpPhone, hz: float, threshold: float = 1000.0) -> list[float]:
+    """Arrival times of the packets where a tone of `hz` starts (the packet before was quiet)."""
+    with phone._lock:
+        pairs = list(zip(phone.rx.times, phone.rx.samples, strict=True))
+    out: list[float] = []
+    was = False
+    n = np.arange(FRAME)
+    ref = np.exp(-2j * np.pi * hz * n / RATE)
+    for when, pcm in pairs:
+        level = float(np.abs(np.dot(pcm.astype(float), ref)) * 2 / FRAME)  # the tone's amplitude
+        now = level > threshold
+        if now and not was:
+            out.append(when)
+        was = now
+    return out
 
 
 def tone_level(pcm: np.ndarray, hz: float, rate: int = RATE, band: float = 25.0) -> float:
