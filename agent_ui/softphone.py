@@ -319,15 +319,19 @@ class Softphone:
             return value
 
         if kind == "login":
-            await c.softphone_login(me, self.role)
+            uri = text("uri", 300)
+            if uri:  # a desk phone: the queue dials it (it must be on telephony.agent_hosts)
+                await c.agent_login(me, uri, self.role)
+            else:
+                await c.softphone_login(me, self.role)
         elif kind == "logout":
             await c.agent_logout(me)
         elif kind == "state":
             await c.agent_state(me, text("state", 20), text("reason", 100))
         elif kind == "answer":
             return {"sdp": await c.conversations.answer(me, text("call", 64), text("sdp", 20_000))}
-        elif kind == "decline":
-            await c.conversations.decline(me, text("call", 64))
+        elif kind in ("pickup", "decline"):
+            await c.conversations.ringing_control(me, text("call", 64), kind)
         elif kind == "control":
             args = req.get("args") or {}
             if not isinstance(args, dict):

@@ -183,11 +183,23 @@ async def available(page: Any) -> None:
 
 
 async def answer_when_rung(page: Any) -> None:
-    await page.wait_for_selector('[data-sp="ring"]:not([hidden])', timeout=WAIT_MS)
-    await page.click('[data-sp-action="answer"]')
-    await expect(page.locator('[data-sp="call-status"]')).to_have_text(
-        re.compile("^通话中"), timeout=WAIT_MS
-    )
+    """Answer the next call that rings this page; a failed answer (the ring ran out on a busy
+    machine, media failed) waits for the queue to ring it again."""
+    deadline = time.monotonic() + 3 * WAIT_S
+    status = page.locator('[data-sp="call-status"]')
+    while time.monotonic() < deadline:
+        await page.wait_for_selector('[data-sp="ring"]:not([hidden])', timeout=WAIT_MS)
+        await page.click('[data-sp-action="answer"]')
+        with contextlib.suppress(AssertionError):
+            await expect(status).to_have_text(
+                re.compile("^(通话中|接听失败|未接听)"), timeout=WAIT_MS
+            )
+        text = await status.inner_text()
+        if text.startswith("通话中"):
+            return
+        error = await page.locator('[data-sp="error"]').inner_text()
+        print(f"  a page could not answer ({text}: {error}); waiting for the next ring", flush=True)
+    raise TimeoutError("a page never got a call through")
 
 
 async def page_stats(page: Any) -> dict[str, float]:

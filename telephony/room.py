@@ -199,12 +199,14 @@ class Room:
 
     async def answer(self, name: str, offer_sdp: str) -> str:
         """A ringing browser agent answered: its offer in, the answer out; audio follows."""
-        party = self.agent(name, State.RINGING)
-        if party is None or not is_softphone(party.uri) or self.browsers is None:
+        party = self.agent(name, State.RINGING, State.ANSWERING)
+        if party is None or party.peer is not None or not is_softphone(party.uri):
             raise ControlError("该来电已不再呼叫您")
+        if self.browsers is None:
+            raise ControlError("软电话未启用")
         b = self.browsers
-        party.state = State.ANSWERING
-        party.deadline = self._loop.time() + b.settings.answer_timeout_s
+        if party.state is State.RINGING:
+            self._pick_up(party)
         peer = BrowserPeer(b.settings, b.media, party.peer_state)
         party.peer = peer
         # the port first: the peer may connect before its answer is even back in the browser
@@ -218,11 +220,25 @@ class Room:
             raise ControlError("该来电已结束")
         return answer
 
+    def _pick_up(self, party: Party) -> None:
+        """The agent clicked 接听: the ring stops counting; the browser's offer has
+        answer_timeout_s to arrive and its audio to flow (a microphone to open, ICE to gather)."""
+        party.state = State.ANSWERING
+        wait = self.browsers.settings.answer_timeout_s if self.browsers else 20.0
+        party.deadline = self._loop.time() + wait
+        self.changed(None)
+
     # -- controls from the agents ---------------------------------------------------------------
     def control(self, agent: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
         me = self.agent(agent, State.UP)
-        if op == "decline":
+        if op == "pickup":
             ringing = self.agent(agent, State.RINGING)
+            if ringing is None or not is_softphone(ringing.uri):
+                raise ControlError("该来电已不再呼叫您")
+            self._pick_up(ringing)
+            return {}
+        if op == "decline":
+            ringing = self.agent(agent, State.RINGING, State.ANSWERING)
             if ringing is None:
                 raise ControlError("没有正在振铃的来电")
             ringing.finish(End.MISSED)

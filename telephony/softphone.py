@@ -162,9 +162,13 @@ class Conversations:
         out = await self._worker(self._live(call), "answer", agent=username, sdp=sdp)
         return str(out["sdp"])
 
-    async def decline(self, username: str, call: str) -> None:
-        live = self._live(call)
-        await self._worker(live, "control", agent=username, action="decline", args={})
+    async def ringing_control(self, username: str, call: str, action: str) -> None:
+        """`pickup` (the agent clicked 接听: the ring stops counting while the browser sets up
+        its audio) or `decline` (拒接: the queue tries the next agent)."""
+        agent = self.center.acd.agents.get(username)
+        if agent is None or agent.call != call:
+            raise Conflict("该来电已不再呼叫您")
+        await self._worker(self._live(call), "control", agent=username, action=action, args={})
 
     async def control(
         self, username: str, call: str, op: str, args: dict[str, Any]

@@ -455,6 +455,9 @@ async def _socket_checks(base: str) -> None:
         theirs = await _open(other, base, other_csrf)
         assert (await _next(mine, "welcome"))["username"] == "agent"
         assert (await _next(theirs, "welcome"))["username"] == "dispatcher"
+        await theirs.send_json({"id": 0, "type": "login", "uri": "sip:8001@evil.example"})
+        reply = await _next(theirs, "result")
+        assert not reply["ok"] and "agent_hosts" in reply["message"]  # not a phone of ours
         await theirs.send_json({"id": 1, "type": "login"})
         reply = await _next(theirs, "result")
         assert reply["ok"] and reply["agent"]["state"] == "paused", reply

@@ -17,9 +17,9 @@ import pytest
 
 from telephony import room as room_module
 from telephony.acd import Acd, AcdError, AgentState
-from telephony.config import TelephonySettings
+from telephony.config import TelephonySettings, WebRtcSettings
 from telephony.ivr import Hangup, Session
-from telephony.room import Kind, Role, Room, State
+from telephony.room import Browsers, Kind, Role, Room, State
 from telephony.webrtc import FRAME_BYTES, JitterBuffer, g711_encode
 from tests.sip.pcap import alaw_encode
 from tests.sip.rtp_phone import ulaw_decode
@@ -347,3 +347,20 @@ def test_g711_tables_match_the_reference_encoders() -> None:
     back = ulaw_decode(mu).astype(int)
     # µ-law keeps about 1/16 of each segment's size: a round trip stays within it
     assert np.all(np.abs(back - pcm) <= np.maximum(16, np.abs(pcm.astype(int)) // 16 + 8))
+
+
+async def test_a_click_on_answer_stops_the_ring_until_the_browser_is_ready(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """接听 clicked near the end of the ring: the browser still has answer_timeout_s to open
+    its microphone and send its offer; without an offer the call goes on to the next agent."""
+    settings = WebRtcSettings(answer_timeout_s=1.5)
+    room = Room(rig.session, Browsers(settings, None, None))  # type: ignore[arg-type]
+    party = room.ring(Kind.AGENT, "w", "webrtc:w", Role.PRIMARY)
+    task = asyncio.ensure_future(room.run())
+    room.control("w", "pickup", {})
+    await asyncio.sleep(0.8)  # past the ring's 0.5 s
+    assert party.state is State.ANSWERING
+    assert await asyncio.wait_for(task, 10) == "missed"  # no offer came
+    with pytest.raises(room_module.ControlError):
+        room.control("w", "pickup", {})

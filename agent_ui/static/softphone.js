@@ -162,6 +162,7 @@
       this.wrapupEnds = agent && agent.wrapup_s != null ? Date.now() + agent.wrapup_s * 1000 : 0;
       const busy = state === "ringing" || state === "talking";
       show(button("login"), !agent);
+      show($("desk"), !agent);
       show(button("logout"), Boolean(agent) && !busy);
       show($("states"), Boolean(agent) && !busy);
       // a ring that was not answered in time: the queue moved on
@@ -212,6 +213,8 @@
       }
       call.state = "answering";
       this.render();
+      // the ring stops counting at the click; the microphone and ICE may take a moment
+      this.request("pickup", {call: call.id}).catch(() => {});
       try {
         call.mic = await navigator.mediaDevices.getUserMedia({
           audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true},
@@ -551,6 +554,7 @@
     const reason = $("reason").value;
     const actions = {
       login: () => phone.act("login"),
+      "login-desk": () => phone.act("login", {uri: $("desk-uri").value.trim()}),
       logout: () => phone.act("logout"),
       available: () => phone.act("state", {state: "available", reason: ""}),
       paused: () => phone.act("state", {state: "paused", reason}),
