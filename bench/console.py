@@ -199,6 +199,10 @@ async def answer_when_rung(page: Any) -> None:
             return
         error = await page.locator('[data-sp="error"]').inner_text()
         print(f"  a page could not answer ({text}: {error}); waiting for the next ring", flush=True)
+        # the queue paused the agent (未接听): ready again for the next caller
+        await expect(page.locator('[data-sp="ring"]')).to_be_hidden(timeout=WAIT_MS)
+        with contextlib.suppress(Exception):
+            await page.click('[data-sp-action="available"]', timeout=10_000)
     raise TimeoutError("a page never got a call through")
 
 
