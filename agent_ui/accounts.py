@@ -209,18 +209,62 @@ class Accounts:
     def list_users_sync(self) -> list[User]:
         return [_user(r) for r in self.db.run_read(store.list_users)]
 
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self.db.read(store.list_users)]
+
+    async def set_password(self, username: str, password: str) -> None:
+        await asyncio.to_thread(self.set_password_sync, username, password)
+
+    async def set_active(self, admin: Actor, user_id: int, active: bool) -> User:
+        """Deactivate (sessions end at once) or reactivate an account; never one's own."""
+        if admin.user_id == user_id:
+            raise InvalidInput("不能停用自己的账号", field="user")
+
+        def tx(conn: Any) -> Any:
+            if store.get_user(conn, user_id) is None:
+                raise InvalidInput("用户不存在", field="user")
+            store.update_user(conn, user_id, {"active": active})
+            if not active:
+                store.delete_user_sessions(conn, user_id)
+            return store.get_user(conn, user_id)
+
+        return _user(await self.db.write(tx))
+
+    async def change_role(
+        self, admin: Actor, user_id: int, role: Role, department: str | None
+    ) -> User:
+        """A new role (and department); the person logs in again under it."""
+        if admin.user_id == user_id:
+            raise InvalidInput("不能修改自己的角色", field="user")
+        if role not in STAFF_ROLES:
+            raise InvalidInput(f"未知角色 {role}", field="role")
+        if role is Role.DEPARTMENT:
+            if not department or not self.departments.has_department(department):
+                raise InvalidInput("承办单位账号须指定已有的承办单位", field="department")
+        else:
+            department = None
+
+        def tx(conn: Any) -> Any:
+            if store.get_user(conn, user_id) is None:
+                raise InvalidInput("用户不存在", field="user")
+            store.update_user(conn, user_id, {"role": role.value, "department": department})
+            store.delete_user_sessions(conn, user_id)
+            return store.get_user(conn, user_id)
+
+        return _user(await self.db.write(tx))
+
     # -- sessions -----------------------------------------------------------------------------
     async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
         username = username.strip().lower()
-        self.throttle.check(username, client)
+        await self.throttle.check(username, client)
         row = await self.db.read(lambda c: store.get_user_by_name(c, username))
         ok = await asyncio.to_thread(
             self._verify, row.password_hash if row is not None else self._dummy_hash(), password
         )
         if row is None or not ok or not row.active:
-            self.throttle.failure(username, client)
+            await self.throttle.failure(username, client)
             raise NotAuthenticated("用户名或密码错误")
-        self.throttle.success(username, client)
+        await self.throttle.success(username, client)
         token = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(_user(row), secrets.token_urlsafe(32), now + self.session_ttl)

@@ -172,7 +172,7 @@ async def logout(request: web.Request) -> web.Response:
     ),
 )
 async def submit_request(request: web.Request) -> web.Response:
-    guard_intake(request)
+    await guard_intake(request)
     key = _idempotency_key(request)
     body = await read_json(request, s.CitizenRequest)
     svc = services(request)
@@ -300,6 +300,11 @@ LIST_PARAMS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
     ("region", "query", {"type": "string", "pattern": "^\\d{6}$"}, "区划代码（含下级）"),
     ("route_state", "query", {"type": "string", "enum": [x.value for x in RouteState]}, "分派"),
     ("overdue", "query", {"type": "string", "enum": ["1", "0"]}, "1 已超期 / 0 未超期"),
+    ("supervised", "query", {"type": "string", "enum": ["1", "0"]}, "1 督办中"),
+    ("urged", "query", {"type": "string", "enum": ["1", "0"]}, "1 被催办过"),
+    ("category", "query", _TEXT, "分类（任一级名称）"),
+    ("from", "query", {"type": "string", "format": "date"}, "受理日期起（含）"),
+    ("until", "query", {"type": "string", "format": "date"}, "受理日期止（含）"),
     ("sort", "query", {"type": "string", "enum": ["new", "due"]}, "排序"),
     ("limit", "query", {"type": "integer", "minimum": 1}, "每页条数"),
     ("offset", "query", {"type": "integer", "minimum": 0}, "偏移"),
@@ -313,6 +318,7 @@ def ticket_filter(request: web.Request) -> TicketFilter:
         svc.directory,
         limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
+        tz=svc.presenter.tz,
     )
 
 

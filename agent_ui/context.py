@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import json
 import re
@@ -16,10 +17,16 @@ from pydantic import BaseModel, ValidationError
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
+from kb.service import KnowledgeBase
 from routing.directory import Directory
+from routing.hotspots import Hotspots
+from routing.order_search import OrderSearch
+from routing.similar import SimilarRequests
+from routing.suggest import Suggester
 from telephony.center import CallCenter
 from telephony.sms import SmsService
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
+from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
 
@@ -37,6 +44,17 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchServices:
+    orders: OrderSearch
+    kb: KnowledgeBase
+    groups: GroupService
+    suggest: Suggester
+    hotspots: Hotspots
+    similar: SimilarRequests
 
 
 class EventSource(Protocol):
@@ -57,6 +75,11 @@ class Services:
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
     events: EventSource | None = None  # pushes to consoles (the softphone's CTI events)
+    search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
+    assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
+    files: Any = None  # agent_ui.uploads.FileStore: attachments
+    max_files: int = 10  # per order
+    max_files_per_request: int = 3  # per citizen submission
 
 
 SERVICES = web.AppKey("services", Services)
@@ -76,6 +99,12 @@ class UnsupportedMediaType(DomainError):
 
 class UnsupportedCharset(UnsupportedMediaType):
     code = "unsupported_charset"
+
+
+class BodyTimeout(DomainError):
+    """The request body did not arrive in time (HTTP 408; the connection is closed)."""
+
+    code = "request_timeout"
 
 
 class CsrfFailed(DomainError):
@@ -159,6 +188,22 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 _SESSION = web.RequestKey("session", object)
+_UPLOAD_DEFERRED = web.RequestKey("upload_deferred", bool)
+
+
+def defer_csrf_to_form(request: web.Request) -> None:
+    """An upload handler streams its multipart form: it checks the csrf_token field itself."""
+    request[_UPLOAD_DEFERRED] = True
+
+
+async def check_csrf(request: web.Request, token: str | None) -> None:
+    session = await current_session(request)
+    if (
+        session is None
+        or not token
+        or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+    ):
+        raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
 
 
 async def current_session(request: web.Request) -> Session | None:
@@ -178,12 +223,14 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
         raise NotAuthenticated("请先登录")
     if write:
         token = request.headers.get(CSRF_HEADER)
-        if token is None and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        if token is None and request.content_type == "application/x-www-form-urlencoded":
             token = str((await request.post()).get("csrf_token", ""))
-        if not token or token != session.csrf_token:
+        # multipart uploads are streamed, never read whole here: their handlers check the
+        # form's csrf_token field (sent first) with check_csrf before any file is stored
+        deferred = request.content_type == "multipart/form-data" and _UPLOAD_DEFERRED in request
+        if not deferred and (
+            not token or not hmac.compare_digest(token.encode(), session.csrf_token.encode())
+        ):
             raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
     if roles and session.user.role not in roles:
         raise RoleForbidden("当前角色无权访问", role=session.user.role.value)
@@ -194,9 +241,9 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
 _NUMBER = re.compile(r"^\d{14}$")
 
 
-def guard_intake(request: web.Request) -> None:
+async def guard_intake(request: web.Request) -> None:
     """Web submissions per client address (429 beyond the limit)."""
-    services(request).citizens.before_intake(client_address(request))
+    await services(request).citizens.before_intake(client_address(request))
 
 
 async def citizen_track(
@@ -205,12 +252,12 @@ async def citizen_track(
     """A citizen's status lookup: limited per address; misses counted per number, and a
     number guessed at too often is paused (the phone is the only secret)."""
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.track_with_main(number, phone)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 
@@ -218,12 +265,12 @@ async def citizen_rate(
     request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
 ) -> Ticket:
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.rate(number, phone, satisfaction, note)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 

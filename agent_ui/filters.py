@@ -5,13 +5,16 @@ state, overdue, sort."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from routing.directory import Directory
 from tickets.access import normalize_phone
 from tickets.errors import InvalidInput
 from tickets.model import Channel, Kind, RouteState, Status, TicketFilter
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 SORTS = {"new": "受理时间（新→旧）", "due": "时限（急→缓）"}
 MAX_QUERY_CHARS = 100
 # the query-string names the lists understand (pages keep them in links; the API documents them)
@@ -26,6 +29,11 @@ FILTER_KEYS = (
     "region",
     "route_state",
     "overdue",
+    "supervised",
+    "urged",
+    "category",
+    "from",
+    "until",
     "sort",
 )
 _LABELS = {
@@ -38,6 +46,10 @@ _LABELS = {
     "overdue": "时限",
     "sort": "排序",
     "number": "工单编号",
+    "supervised": "督办",
+    "urged": "催办",
+    "from": "开始日期",
+    "until": "结束日期",
 }
 
 
@@ -68,6 +80,27 @@ def regions_below(directory: Directory, code: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _flag(query: Mapping[str, str], name: str) -> bool | None:
+    raw = query.get(name) or ""
+    if raw not in ("", "0", "1", "true", "false"):
+        raise _invalid(name, "1, 0")
+    return None if not raw else raw in ("1", "true")
+
+
+def _day(query: Mapping[str, str], name: str, tz: ZoneInfo) -> datetime | None:
+    """A date (YYYY-MM-DD, local) as the start of that day; sane years only."""
+    raw = (query.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"日期应为 YYYY-MM-DD：{raw[:20]}", field=name) from None
+    if not 2000 <= day.year <= 2100:
+        raise InvalidInput("日期超出范围", field=name)
+    return datetime.combine(day, time(0), tz)
+
+
 def read_filter(
     query: Mapping[str, str],
     directory: Directory,
@@ -75,6 +108,7 @@ def read_filter(
     limit: int,
     offset: int,
     default_sort: str = "new",
+    tz: ZoneInfo = SHANGHAI,
 ) -> TicketFilter:
     """The filters a person or script asked for; a bad value is a precise 422."""
     phone = (query.get("phone") or "").strip()
@@ -93,6 +127,10 @@ def read_filter(
         raise _invalid("sort", ", ".join(SORTS))
     route_state = _enum(query, "route_state", RouteState)
     q = " ".join((query.get("q") or "").split())[:MAX_QUERY_CHARS] or None
+    category = (query.get("category") or "").strip()[:50] or None
+    start, end = _day(query, "from", tz), _day(query, "until", tz)
+    if start and end and end < start:
+        raise InvalidInput("结束日期不能早于开始日期", field="until")
     return TicketFilter(
         status=_enum(query, "status", Status),
         channel=_enum(query, "channel", Channel),
@@ -104,6 +142,11 @@ def read_filter(
         route_state=route_state.value if route_state else None,
         q=q,
         overdue=overdue,
+        supervised=_flag(query, "supervised"),
+        urged=_flag(query, "urged"),
+        category=category,
+        created_from=start,
+        created_until=end + timedelta(days=1) if end else None,
         sort=sort,
         limit=limit,
         offset=offset,

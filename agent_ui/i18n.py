@@ -368,6 +368,16 @@ CATALOG: dict[str, dict[str, str]] = {
         # Unelelte-ben soNgogarai.
         "mn-Mong": "ᠦᠨᠡᠯᠡᠯᠲᠡ ᠪᠡᠨ ᠰᠣᠩᠭᠣᠭᠠᠷᠠᠢ᠃",
     },
+    "field_files": {
+        "zh-Hans": "照片或材料",
+        # jiruG buyu materiyal
+        "mn-Mong": "ᠵᠢᠷᠤᠭ ᠪᠤᠶᠤ ᠮᠠᠲ᠋ᠧᠷᠢᠶᠠᠯ",
+    },
+    "files_hint": {
+        "zh-Hans": "最多 3 个 JPEG、PNG 或 PDF 文件，每个不超过 10 MB。",
+        # jiruG material 3 kUrtele, nige bUri 10 (megabait)-aca ilegU Ugei.
+        "mn-Mong": "ᠵᠢᠷᠤᠭ ᠮᠠᠲ᠋ᠧᠷᠢᠶᠠᠯ 3 ᠬᠦᠷᠲᠡᠯ᠂ ᠨᠢᠭᠡ ᠪᠦᠷᠢ 10 ᠮᠧᠭᠠᠪᠠᠢᠲ ᠠᠴᠠ ᠢᠯᠡᠭᠦ ᠦᠭᠡᠢ᠃",
+    },
     "err_too_many": {
         "zh-Hans": "尝试次数过多，请稍后再试；急事请拨打 12345。",
         # hetU olan udag-a oroldagsan, qoyin-a dakin oroldogarai; yaraltai bol 12345 utasdagarai.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -14,11 +15,12 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_list, pages_sms
+from agent_ui import api_files, i18n, pages_admin, pages_kb, pages_list, pages_sms, wallboard
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
 from agent_ui.limits import Throttled
+from agent_ui.uploads import read_form
 from tickets.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from tickets.model import (
     ACTION_LABELS,
@@ -118,6 +120,7 @@ def _portal(
         "error": error,
         "regions": staff.region_groups(services(request).directory),
         "kinds": [k.value for k in Kind],
+        "max_files": services(request).max_files_per_request,
     }
     return citizen_render(request, "citizen/portal.html", lang, ctx, status=status)
 
@@ -140,14 +143,26 @@ def citizen_request(values: dict[str, Any], lang: str) -> NewTicket:
 
 
 async def submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    svc = services(request)
+    files: list[Any] = []
+    try:
+        await guard_intake(request)
+        if request.content_type == "multipart/form-data":  # with photos or documents
+            form, files = await read_form(request, svc.files, max_files=svc.max_files_per_request)
+        else:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+    except DomainError as exc:
+        lang = page_lang(request)
+        blank = {k: "" for k in FORM_FIELDS} | {"confidential": False}
+        return _portal(request, lang, blank, citizen_message(exc, lang), staff.http_status(exc))
     lang = page_lang(request, form.get("lang"))
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in FORM_FIELDS}
     values["confidential"] = "confidential" in form
-    svc = services(request)
     try:
-        guard_intake(request)
-        ticket = await svc.tickets.submit(citizen_request(values, lang))
+        new = citizen_request(values, lang)
+        if files:
+            new = dataclasses.replace(new, attachments=tuple(f.meta() for f in files))
+        ticket = await svc.tickets.submit(new)
     except DomainError as exc:
         return _portal(request, lang, values, citizen_message(exc, lang), staff.http_status(exc))
     ctx = {"number": ticket.number, "has_phone": bool(ticket.caller.phone)}
@@ -257,7 +272,9 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
         return staff.redirect("/staff/login?" + urlencode({"next": target}))
     try:
         if is_staff:
-            ctx = {**await staff.staff_context(request), "message": message, "status": status}
+            # 503: the database is away, and with it the session the header would show
+            known = await staff.staff_context(request) if status != 503 else staff.NO_SESSION
+            ctx = {**known, "message": message, "status": status}
             return staff.render(request, "staff/error.html", ctx, status=status)
         lang = page_lang(request)
         ctx = {"message": message, "status": status}
@@ -334,9 +351,13 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/track", track_form)
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
+    api_files.add_routes(app)  # before the action route, which would take "attachments"
     staff.add_routes(app)
     pages_list.add_routes(app)
+    wallboard.add_routes(app)
+    pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_kb.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no
     # 404 for the browser to report

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -126,10 +127,17 @@ def default_queue(role: Role) -> Queue:
     return QUEUE_BY_KEY[key]
 
 
-def build_filter(query: Any, queue: Queue, directory: Directory, page: int) -> TicketFilter:
+def build_filter(
+    query: Any, queue: Queue, directory: Directory, page: int, tz: ZoneInfo
+) -> TicketFilter:
     """The queue's own conditions plus what the person filtered on (all kept in the URL)."""
     base = read_filter(
-        query, directory, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, default_sort=queue.sort
+        query,
+        directory,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        default_sort=queue.sort,
+        tz=tz,
     )
     # the queue's conditions win over a conflicting filter (a queue is what it says)
     return dataclasses.replace(base, **queue.where)
@@ -178,7 +186,7 @@ async def ticket_list(request: web.Request) -> web.Response:
     if actor.role not in queue.roles:
         queue = QUEUE_BY_KEY["all"]
     page = _page_number(query.get("page"))
-    flt = build_filter(query, queue, svc.directory, page)
+    flt = build_filter(query, queue, svc.directory, page, svc.presenter.tz)
     found, total = await svc.tickets.list_tickets(actor, flt)
     counts = await _queue_counts(svc, actor)
     now = svc.tickets.now()

@@ -46,7 +46,7 @@ from tickets.model import (
     Ticket,
     Urgency,
 )
-from tickets.workflow import check_role
+from tickets.workflow import ROLES, check_role
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
@@ -131,6 +131,16 @@ def safe_next(value: object) -> str:
     ):
         return path
     return "/staff/tickets"
+
+
+# what the staff pages' frame shows without a signed-in user (or with no database to ask)
+NO_SESSION: dict[str, Any] = {
+    "can_see_sms": False,
+    "user": None,
+    "role_label": "",
+    "csrf": "",
+    "can_register": False,
+}
 
 
 async def staff_context(request: web.Request) -> dict[str, Any]:
@@ -260,7 +270,9 @@ async def new_ticket_form(request: web.Request) -> web.Response:
     await require_staff(request, *INTAKE_ROLES)
     blank = dict.fromkeys(NEW_FIELDS, "")
     defaults = {"channel": "phone", "kind": "other", "urgency": "normal", "language": "zh-Hans"}
-    return await _new_form(request, {**blank, **defaults, "confidential": False})
+    # from the screen pop: the caller's number and the call the order is for
+    prefill = {k: request.query.get(k, "")[:40] for k in ("phone", "call")}
+    return await _new_form(request, {**blank, **defaults, **prefill, "confidential": False})
 
 
 async def new_ticket_submit(request: web.Request) -> web.Response:
@@ -271,15 +283,37 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     values["confidential"] = "confidential" in form
     data: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
     data["category"] = [c for c in _CODES.split(values["category"]) if c]
+    then = _text(form, "then")
+    extra = {k: _text(form, k) for k in ("then", "answer", "lead", "call")}
     svc = services(request)
     try:
+        if then == "answer" and not extra["answer"]:
+            raise InvalidInput("直接答复请填写答复内容", field="answer")
+        if then == "dispatch" and not svc.directory.has_department(extra["lead"]):
+            raise InvalidInput("派单请填写正确的主办单位代码", field="lead")
         try:
             body = s.StaffTicket.model_validate(data)
         except ValidationError as exc:
             raise RequestValidation(validation_message(exc)) from None
         ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     except DomainError as exc:
-        return await _new_form(request, values, exc.message, http_status(exc))
+        return await _new_form(request, {**values, **extra}, exc.message, http_status(exc))
+    if extra["call"] and svc.calls is not None:
+        session = await current_session(request)
+        if session is not None:
+            await svc.calls.link_ticket(extra["call"], ticket.id, session.user.username)
+    try:  # one step: registered, then answered or dispatched
+        if then == "answer":
+            await svc.tickets.answer(actor, ticket.id, ticket.version, extra["answer"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=answer")
+        if then == "dispatch":
+            await svc.tickets.dispatch(actor, ticket.id, ticket.version, extra["lead"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=dispatch")
+    except DomainError as exc:
+        # the order stands; say what did not happen
+        return await detail_page(
+            request, actor, ticket.id, error=f"工单已登记，但后续操作未完成：{exc.message}"
+        )
     return redirect(f"/staff/tickets/{ticket.id}?done=create")
 
 
@@ -383,6 +417,9 @@ async def detail_page(
         "time_left": lambda due: time_left(due, now),
         "clock_phase": clock_phase,
         "in_review": timing.in_review_queue(ticket),
+        "attachments": svc.presenter.ticket(ticket)["attachments"],
+        "can_attach": _may_attach(actor, ticket),
+        "max_mb": svc.files.max_bytes // (1024 * 1024) if svc.files else 0,
         # a form carries the version the person saw; after a conflict it keeps the one they
         # had and asks them to confirm against the new state (confirm_version)
         "form_version": conflict.version if conflict else ticket.version,
@@ -405,6 +442,14 @@ async def detail_page(
         "satisfactions": ["satisfied", "basic", "unsatisfied"],
     }
     return render(request, "staff/detail.html", ctx, status=status)
+
+
+def _may_attach(actor: Actor, t: Ticket) -> bool:
+    if t.status in (Status.CLOSED, Status.MERGED) or actor.role not in ROLES[Action.ATTACH]:
+        return False
+    if actor.role is Role.DEPARTMENT:
+        return any(a.active and a.department == actor.department for a in t.assignments)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,7 @@ class Presenter:
                 "phone": t.caller.phone,
                 "confidential": t.caller.confidential,
             },
-            "attachments": list(t.attachments),
+            "attachments": [self.attachment(t, n, a) for n, a in enumerate(t.attachments)],
             "answer": t.answer,
             "answered_at": self.time(t.answered_at),
             "satisfaction": t.satisfaction.value if t.satisfaction else None,
@@ -179,6 +179,23 @@ class Presenter:
         if actions is not None:
             out["actions"] = [{"action": a.value, "label": ACTION_LABELS[a]} for a in actions]
         return out
+
+    def attachment(self, t: Ticket, n: int, a: dict[str, Any]) -> dict[str, Any]:
+        """An attachment as readers see it: what it is and where to fetch it, never the
+        server's file path."""
+        out = {
+            "n": n,
+            "type": a.get("type", "file"),
+            "name": a.get("name"),
+            "media_type": a.get(
+                "media_type", "audio/wav" if a.get("type") == "recording" else None
+            ),
+            "size": a.get("size"),
+            "seconds": a.get("seconds"),
+            "by": a.get("by"),
+            "url": f"/api/v1/tickets/{t.id}/attachments/{n}",
+        }
+        return {k: v for k, v in out.items() if v is not None}
 
     def timing(self, t: Ticket) -> dict[str, Any]:
         """Marks (特急, 已超期, 待审批延期 …) and the deadline that matters now, by the one rule

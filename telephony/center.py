@@ -28,7 +28,7 @@ from telephony.softphone import Conversations, softphone_uri
 from telephony.voicemail import VoicemailFiler
 from tickets.access import normalize_phone
 from tickets.db import Database
-from tickets.errors import Conflict, InvalidInput, NotFound
+from tickets.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from tickets.model import Actor, Role, Satisfaction, Status, Ticket
 from tickets.service import TicketService
 
@@ -67,6 +67,7 @@ class LiveCall:
     agents: set[str] = field(default_factory=set)  # agents in the conversation now
     queued: float | None = None  # monotonic time the caller joined the queue
     view: dict[str, Any] = field(default_factory=dict)  # the worker's last conversation view
+    popped: str | None = None  # the agent the queue's ring was announced to (call.ringing)
     # set once the record's row is committed: updates wait for it (handlers run as separate
     # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
     stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -393,6 +394,8 @@ class CallCenter:
                     # a voicemail whose filing failed (database away) is retried here
                     last_sweep = self.monotonic()
                     await self.voicemail.recover(live=set(self.calls))
+            except DatabaseUnavailable:  # logged once per outage; the sweep comes again
+                pass
             except Exception:  # the queue must keep running whatever one caller did
                 log.exception("call queue tick failed")
 
@@ -418,6 +421,24 @@ class CallCenter:
 
     async def _ring(self, link: Link, call: str, agent: Agent) -> None:
         await self._agent_event(agent.username)
+        live = self.calls.get(call)
+        if live is not None:
+            # the agent's console pops the caller (earlier orders, the IVR path, the wait)
+            rec = live.record
+            waited = (self.now() - rec.queued_at).total_seconds() if rec.queued_at else None
+            await self._cti(
+                "call.ringing",
+                call,
+                caller=rec.caller,
+                agent=agent.username,
+                ivr_path=rec.ivr_path,
+                kind=rec.kind,
+                language=rec.language,
+                waited_s=round(waited, 1) if waited is not None else None,
+                transfer=False,
+                softphone=agent.softphone,
+            )
+            live.popped = agent.username
         try:
             await link.request("connect", call=call, agent=agent.username, uri=agent.uri)
         except LinkError:
@@ -582,6 +603,18 @@ class CallCenter:
     def _least_busy(self) -> WorkerLink | None:
         ready = [w for w in self.workers.values() if not w.link.closed.is_set()]
         return min(ready, key=lambda w: len(w.calls), default=None)
+
+    async def link_ticket(self, call_id: str, ticket_id: int, agent: str) -> bool:
+        """The order an agent registered for the call they took: the call record points at it.
+        Only the agent who answered may link it (False otherwise, or for an unknown call)."""
+        rec = await self.db.read(lambda c: store.get_call(c, call_id))
+        if rec is None or rec.agent != agent or rec.ticket_id is not None:
+            return False
+        live = self.calls.get(call_id)
+        if live is not None:
+            live.record.ticket_id = ticket_id
+        values = {"ticket_id": ticket_id}
+        return bool(await self.db.write(partial(store.update_call, call_id=call_id, values=values)))
 
     # -- reading ------------------------------------------------------------------------------
     async def list_calls(self, **filters: Any) -> list[CallRecord]:

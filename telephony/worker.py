@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections import defaultdict, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,29 @@ ENV_SETTINGS = "HOTLINE_SIP_SETTINGS"
 ENV_TOKEN = "HOTLINE_SIP_TOKEN"
 IDLE_WAIT_MS = 100  # an outbound call ordered by the centre may start this much later
 STOP_GRACE_S = 3.0  # at shutdown, dialogues get this long to close their browser peers
+REPORT_EVERY_S = 10.0  # refused INVITEs are logged in one summary per this long, not one by one
+REPORT_LINES = 5  # the most frequent kinds of refusal each summary names
+
+
+class InviteRate:
+    """INVITEs per source address in one-second windows, at O(1) per INVITE. An address that
+    sent more than `limit` in this second or the one before is flooding: what it sends while
+    refused counts too, so it stays refused until it keeps under the limit for a second."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._second = 0
+        self._now: dict[str, int] = {}
+        self._before: dict[str, int] = {}
+
+    def flooding(self, address: str, now: float) -> bool:
+        second = int(now)
+        if second != self._second:
+            self._before = self._now if second == self._second + 1 else {}
+            self._now = {}
+            self._second = second
+        n = self._now[address] = self._now.get(address, 0) + 1
+        return n > self.limit or self._before.get(address, 0) > self.limit
 
 
 class Worker:
@@ -56,39 +79,57 @@ class Worker:
             self.browsers = Browsers(settings.webrtc, MediaThread(), self.stack)
         self.link: Link | None = None
         self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
-        self._invites: dict[str, deque[float]] = defaultdict(deque)
+        self._rate = InviteRate(settings.max_invites_per_s)
+        self._refused: Counter[str] = Counter()  # refusals since the last report, by kind
+        self._report_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- LegHandler (called while pumping, on the loop's thread) -------------------------------
-    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
+    def screen(self, dialled: str, source: str) -> int:
+        """Every new INVITE, before pjsua opens sockets for it: what is refused here costs
+        next to nothing (no sockets, no log line of its own), so a flood cannot take the
+        worker down, nor keep other callers waiting."""
         s = self.settings
+        address = source.rsplit(":", 1)[0]
+        if self._rate.flooding(address, time.monotonic()):
+            return self._refuse(503, f"INVITE flood from {address} (over {s.max_invites_per_s}/s)")
         if s.numbers and dialled not in s.numbers:
-            log.info("refused a call to unknown number %r (404)", dialled)
-            return 404
-        if self._flooding(source.rsplit(":", 1)[0]):
-            log.warning("INVITE flood from %s: 503", source.rsplit(":", 1)[0])
-            return 503
+            return self._refuse(404, f"calls to unknown numbers from {address}")
         if self.link is None or self.link.closed.is_set():
             return 503  # no call centre: a proxy in front tries another worker
-        callers = sum(1 for x in self.stack.legs.values() if not x.outbound and x is not leg)
-        if callers >= self.settings.callers_per_worker:
+        callers = sum(1 for x in self.stack.legs.values() if not x.outbound)
+        if callers >= s.callers_per_worker:
             # keep call slots for the agents' legs these callers will need (486: Kamailio
             # tries the next worker)
             return 486
+        return 0
+
+    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
+        """An INVITE screen() let in, now with its sockets: the caller's dialogue starts."""
+        if self.link is None or self.link.closed.is_set():
+            return 503
         session = self._session(leg)
         self._spawn(session.run_inbound())
         return 200
 
-    def _flooding(self, source: str) -> bool:
-        now = time.monotonic()
-        window = self._invites[source]
-        while window and window[0] < now - 1.0:
-            window.popleft()
-        window.append(now)
-        if len(self._invites) > 10_000:  # forget idle sources
-            for key in [k for k, v in self._invites.items() if not v]:
-                del self._invites[key]
-        return len(window) > self.settings.max_invites_per_s
+    def _refuse(self, code: int, kind: str) -> int:
+        self._refused[kind] += 1
+        if time.monotonic() >= self._report_at:
+            self._report()
+        return code
+
+    def _report(self) -> None:
+        """Log the refusals since the last report: the first one at once, then a summary at
+        most every REPORT_EVERY_S (a line per refused INVITE would be a flood of its own)."""
+        if self._refused:
+            top = self._refused.most_common(REPORT_LINES)
+            for kind, n in top:
+                log.warning("%s: %d INVITE(s) refused", kind, n)
+            rest = len(self._refused) - len(top)
+            if rest:
+                log.warning("and %d more kinds of refused INVITEs (other addresses)", rest)
+            self._refused.clear()
+        self._report_at = time.monotonic() + REPORT_EVERY_S
 
     def on_confirmed(self, leg: Leg) -> None:
         self._maybe_up(leg)
@@ -231,9 +272,12 @@ class Worker:
         try:
             while not stop.is_set() and not self.link.closed.is_set():
                 self.stack.pump(busy_ms if self.stack.legs else IDLE_WAIT_MS)
-                self.stack.collect_garbage()
+                self.stack.collect_garbage()  # browser agents' retired media ports
+                if self._refused and time.monotonic() >= self._report_at:
+                    self._report()
                 await asyncio.sleep(0)
         finally:
+            self._report()
             for session in list(self.sessions.values()):
                 session.hungup.set()
             # dialogues end first (rooms close browser peers and their ports) with SIP pumped

@@ -25,7 +25,14 @@ from hotline.app import build_services
 from hotline.bus import InProcessBus
 from hotline.db import open_database
 from tests.browser import *  # noqa: F403
-from tests.browser import WebServer, expect_console_error, screenshot, start_web_server
+from tests.browser import (
+    PHONE_VIEWPORT,
+    WebServer,
+    expect_console_error,
+    login,
+    screenshot,
+    start_web_server,
+)
 from tests.conftest import PASSWORD, make_settings
 from tests.hotline_server import StaffClient
 
@@ -350,3 +357,100 @@ def test_returned_order_overdue_is_one_rule_for_page_api_and_clocks(
     assert any(c["kind"] == "reply" and c["assignment_id"] is None for c in overdue_clocks)
     assert {"reply_overdue", "needs_dispatch"} <= api_marks
     assert page_marks == api_marks
+
+
+# -- the wallboard, and a department on a phone -------------------------------------------------
+def test_wallboard_shows_the_centres_figures(web_server: WebServer, staff_page: Any) -> None:
+    reviewed_and_dispatched(web_server, "某路口红绿灯故障")
+    page = staff_page("supervisor")
+    page.goto("/staff/wallboard")
+    assert int(page.locator("#wb-received").inner_text()) >= 1
+    assert page.locator("#wb-no-calls").count() == 1  # telephony is off in this server
+    page.wait_for_selector("body[data-refreshed]", state="attached", timeout=20_000)
+    screenshot(page, "console-wallboard")
+    dept = staff_page("housing")
+    expect_console_error(dept, "status of 403")  # a department has no wallboard
+    dept.goto("/staff/wallboard")
+    assert "当前角色无权访问" in dept.locator("main").inner_text()
+
+
+def test_department_signs_and_replies_on_a_phone(web_server: WebServer, staff_page: Any) -> None:
+    t = reviewed_and_dispatched(web_server, "小区消防通道被占用")
+    page = staff_page("housing", viewport=PHONE_VIEWPORT)
+    assert "view=inbox" in page.url
+    row(page, t["number"]).locator("a").click()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE_VIEWPORT["width"] + 1, width  # no sideways scrolling
+    page.locator("#act-sign button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*done=sign"))
+    page.fill("#reply-text", "已清理消防通道并告知物业。")
+    page.locator("#act-reply button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*done=reply"))
+    assert page.locator("#status-label").inner_text() == "已反馈待审核"
+    screenshot(page, "console-department-phone")
+
+
+# -- administration ------------------------------------------------------------------------------
+def test_admin_manages_accounts_in_the_browser(web_server: WebServer, staff_page: Any) -> None:
+    page = staff_page("admin")
+    page.click("text=账号管理")
+    page.fill("#new-username", "zhang-wei")
+    page.fill("#new-name", "张伟")
+    page.select_option("#new-role", "agent")
+    expect_console_error(page, "status of 422")  # the weak password first
+    page.fill("#new-password", "12345678901")
+    page.click("#create-user button[type=submit]")
+    assert "太容易被猜到" in page.locator("#form-error").inner_text()
+    page.fill("#new-password", "grassland-horse-77")
+    page.click("#create-user button[type=submit]")
+    page.wait_for_url(re.compile(r".*done=create"))
+    assert StaffClient(web_server.server, "zhang-wei", "grassland-horse-77").csrf
+    r = page.locator("tr[data-username='zhang-wei']")
+    r.locator("button:has-text('停用')").click()
+    page.wait_for_url(re.compile(r".*done=active"))
+    status, _, _ = web_server.server.request(
+        "POST", "/api/v1/session", {"username": "zhang-wei", "password": "grassland-horse-77"}
+    )
+    assert status == 401  # a deactivated account cannot log in
+    screenshot(page, "console-admin-users")
+    page.click("text=承办单位目录")
+    assert page.locator("tr[data-code='150100-housing']").count() == 1
+    screenshot(page, "console-admin-departments")
+    other = staff_page("supervisor")
+    expect_console_error(other, "status of 403")
+    other.goto("/staff/admin/users")
+    assert "当前角色无权访问" in other.locator("main").inner_text()
+
+
+# -- XSS: what people type is shown as text everywhere ---------------------------------------
+XSS = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>'
+
+
+def test_free_text_renders_as_text_in_every_view(web_server: WebServer, new_page: Any) -> None:
+    dispatcher = staff(web_server, "dispatcher")
+    number = submit(
+        web_server, "诉求" + XSS, name="张" + XSS[:20], address="路" + XSS, title="题" + XSS
+    )["number"]
+    t = wait_for_review(dispatcher, number)
+    t = act(dispatcher, t, "edit", summary="汇总" + XSS)
+    t = act(dispatcher, t, "dispatch", lead="150100-housing", note="说明" + XSS)
+    housing = staff(web_server, "housing")
+    t = act(housing, ticket_by_number(housing, number), "sign")
+    t = act(housing, t, "reply", text="答复" + XSS)
+    pages = {
+        "dispatcher": ["/staff/tickets?view=all", f"/staff/tickets/{t['id']}"],
+        "housing": ["/staff/tickets?view=all", f"/staff/tickets/{t['id']}"],
+    }
+    for username, paths in pages.items():
+        page = login(new_page(), username)
+        for path in paths:
+            page.goto(path)
+            assert page.evaluate("() => window.__xss") is None, (username, path)
+            assert page.locator("img[src=x]").count() == 0, (username, path)
+            assert '<img src=x onerror="window.__xss=1">' in page.locator("main").inner_text()
+    citizen = new_page()
+    citizen.goto(f"/track?number={number}")
+    citizen.fill("input[name=phone]", PHONE)
+    citizen.click("button[type=submit]")
+    assert citizen.evaluate("() => window.__xss") is None
+    assert citizen.locator("img[src=x]").count() == 0

@@ -66,6 +66,7 @@ class Action(StrEnum):
     URGE = "urge"  # 催办
     EDIT = "edit"  # 修改受理信息 (summary, kind, category, urgency, region)
     SUPPLEMENT = "supplement"  # 市民补充 (a later message from the caller, e.g. by SMS)
+    ATTACH = "attach"  # 添加附件 (a photo or document)
 
 
 class AssignmentRole(StrEnum):
@@ -176,6 +177,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.URGE: "催办",
     Action.EDIT: "修改",
     Action.SUPPLEMENT: "市民补充",
+    Action.ATTACH: "添加附件",
 }
 
 
@@ -419,6 +421,10 @@ class TicketFilter:
     q: str | None = None  # words in the content, summary, title or address
     overdue: bool | None = None  # a running time limit has passed
     extension_requested: bool | None = None
+    category: str | None = None  # a category name at any level
+    created_from: datetime | None = None
+    created_until: datetime | None = None  # exclusive
+    urged: bool | None = None  # 催办 at least once
     sort: str = "new"  # new (newest first) | due (earliest live deadline first)
     limit: int = 50
     offset: int = 0
