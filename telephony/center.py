@@ -67,7 +67,6 @@ class LiveCall:
     agents: set[str] = field(default_factory=set)  # agents in the conversation now
     queued: float | None = None  # monotonic time the caller joined the queue
     view: dict[str, Any] = field(default_factory=dict)  # the worker's last conversation view
-    popped: str | None = None  # the agent the queue's ring was announced to (call.ringing)
     # set once the record's row is committed: updates wait for it (handlers run as separate
     # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
     stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -421,24 +420,8 @@ class CallCenter:
 
     async def _ring(self, link: Link, call: str, agent: Agent) -> None:
         await self._agent_event(agent.username)
-        live = self.calls.get(call)
-        if live is not None:
-            # the agent's console pops the caller (earlier orders, the IVR path, the wait)
-            rec = live.record
-            waited = (self.now() - rec.queued_at).total_seconds() if rec.queued_at else None
-            await self._cti(
-                "call.ringing",
-                call,
-                caller=rec.caller,
-                agent=agent.username,
-                ivr_path=rec.ivr_path,
-                kind=rec.kind,
-                language=rec.language,
-                waited_s=round(waited, 1) if waited is not None else None,
-                transfer=False,
-                softphone=agent.softphone,
-            )
-            live.popped = agent.username
+        # call.ringing (the screen pop, the softphone's ring) follows once the worker reports
+        # the agent's phone or page ringing (Conversations.ringing): a browser can answer then
         try:
             await link.request("connect", call=call, agent=agent.username, uri=agent.uri)
         except LinkError:

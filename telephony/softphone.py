@@ -45,10 +45,6 @@ class Conversations:
         rec = live.record
         if path and not transfer:
             rec.ivr_path = path[:400]
-        if live.popped == agent:
-            # the queue's ring, announced by CallCenter._ring already: one call.ringing a ring
-            live.popped = None
-            return
         a = c.acd.agents.get(agent)
         if rec.wait_s is not None:  # answered before (a transfer): how long they queued
             waited = rec.wait_s
