@@ -15,7 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.config import Open311Settings, PublicSettings
 from agent_ui.limits import CitizenGuard
+from agent_ui.sso import SingleSignOn
 from agent_ui.views import Presenter
 from kb.service import KnowledgeBase
 from routing.directory import Directory
@@ -23,12 +25,16 @@ from routing.hotspots import Hotspots
 from routing.order_search import OrderSearch
 from routing.similar import SimilarRequests
 from routing.suggest import Suggester
+from telephony.call_stats import CallStatsService
 from telephony.center import CallCenter
 from telephony.sms import SmsService
+from tickets.case_service import CaseService
+from tickets.config import StatsSettings
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
 from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
+from tickets.stats import StatsService
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SESSION_COOKIE = "hotline_session"
@@ -44,6 +50,7 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    form_action: tuple[str, ...] = ()  # other origins forms may lead to (the SSO provider's)
     body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
 
 
@@ -55,6 +62,17 @@ class SearchServices:
     suggest: Suggester
     hotspots: Hotspots
     similar: SimilarRequests
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Settings of the statistics pages, the public column and Open311."""
+
+    stats: StatsSettings
+    public: PublicSettings
+    open311: Open311Settings
+    # first-level categories the centre routes on (Open311 service attribute values)
+    categories: tuple[str, ...] = ()
 
 
 class EventSource(Protocol):
@@ -72,7 +90,12 @@ class Services:
     directory: Directory
     presenter: Presenter
     web: WebSettings
+    stats: StatsService
+    call_stats: CallStatsService
+    cases: CaseService
+    features: Features
     calls: CallCenter | None = None  # None when [telephony] is off
+    sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None
     events: EventSource | None = None  # pushes to consoles (the softphone's CTI events)
     search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
@@ -262,12 +285,17 @@ async def citizen_track(
 
 
 async def citizen_rate(
-    request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
+    request: web.Request,
+    number: str,
+    phone: str,
+    satisfaction: Satisfaction,
+    note: str | None,
+    resolved: bool | None = None,
 ) -> Ticket:
     svc = services(request)
     await svc.citizens.before_lookup(client_address(request), number)
     try:
-        return await svc.tickets.rate(number, phone, satisfaction, note)
+        return await svc.tickets.rate(number, phone, satisfaction, note, resolved)
     except NotFound:
         if _NUMBER.match(number):
             await svc.citizens.missed(number)

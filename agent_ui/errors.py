@@ -11,7 +11,8 @@ from agent_ui.context import (
     UnsupportedMediaType,
 )
 from agent_ui.limits import Throttled
-from agent_ui.uploads import TooLarge
+from agent_ui.oidc import SsoFailed, SsoStateInvalid
+from agent_ui.uploads import StorageFull, TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -27,6 +28,8 @@ from tickets.errors import (
 # most specific first
 HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
+    (SsoFailed, 401),
+    (SsoStateInvalid, 400),
     (Throttled, 429),
     (CsrfFailed, 403),
     (Forbidden, 403),
@@ -37,6 +40,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (RequestValidation, 422),
     (TooLong, 413),
     (TooLarge, 413),
+    (StorageFull, 507),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),

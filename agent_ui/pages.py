@@ -15,7 +15,17 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import api_files, i18n, pages_admin, pages_kb, pages_list, pages_sms, wallboard
+from agent_ui import (
+    api_files,
+    i18n,
+    pages_account,
+    pages_admin,
+    pages_kb,
+    pages_list,
+    pages_sms,
+    pages_stats,
+    wallboard,
+)
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
@@ -244,7 +254,8 @@ async def rate(request: web.Request) -> web.Response:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await citizen_rate(request, number, phone, satisfaction, note or None)
+        resolved = {"yes": True, "no": False}.get(str(form.get("resolved", "")))
+        ticket = await citizen_rate(request, number, phone, satisfaction, note or None, resolved)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
         if isinstance(exc, Throttled | NotFound):
@@ -357,7 +368,9 @@ def setup(app: web.Application) -> None:
     wallboard.add_routes(app)
     pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_account.add_routes(app)
     pages_kb.add_routes(app)
+    pages_stats.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no
     # 404 for the browser to report

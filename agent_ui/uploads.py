@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -21,6 +23,8 @@ from aiohttp import BodyPartReader, MultipartReader, web
 
 from agent_ui.context import MalformedJson, UnsupportedMediaType, check_text
 from tickets.errors import DomainError, InvalidInput
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 # signature → (media type, extension): the types a citizen's phone or a scanner produces
@@ -39,6 +43,12 @@ class TooLarge(DomainError):
 
 class UnsupportedType(UnsupportedMediaType):
     code = "unsupported_media_type"
+
+
+class StorageFull(DomainError):
+    """The attachments' file system is full: 507, nothing half-written is kept."""
+
+    code = "storage_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,11 @@ class FileStore:
             await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(os.replace, tmp, final)  # the same content is one file
             return Stored(sha, media_type, size, clean_name(part.filename, ext))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                log.error("附件存储空间已满（%s）：上传被拒绝，腾出空间后自动恢复", self.root)
+                raise StorageFull("附件存储空间已满，请稍后再试或联系管理员") from exc
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
