@@ -31,7 +31,7 @@ TAG = "电话"
 def _center(request: web.Request) -> CallCenter:
     center = services(request).calls
     if center is None:
-        raise Unavailable("电话接入未启用（telephony.enabled = false）")
+        raise Unavailable("本进程没有电话接入（telephony.enabled = false，或未以 sip 角色运行）")
     return center
 
 

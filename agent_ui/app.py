@@ -24,6 +24,7 @@ from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     pages,
     pages_cases,
     pages_public,
+    softphone,
 )
 from agent_ui.context import SERVICES, BodyTimeout, Services, check_text
 from agent_ui.errors import error_body, status_for
@@ -250,4 +251,5 @@ def create_app(svc: Services, bus: Any = None) -> web.Application:
     pages_public.add_routes(app)
     pages_cases.add_routes(app)
     open311.add_routes(app)
+    softphone.setup(app)
     return app

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -74,6 +75,13 @@ class Features:
     categories: tuple[str, ...] = ()
 
 
+class EventSource(Protocol):
+    """The event bus as consoles read it (hotline/bus.py): topics "tickets" and "cti"."""
+
+    def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]: ...
+    def unsubscribe(self, q: asyncio.Queue[Any]) -> None: ...
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -89,6 +97,7 @@ class Services:
     calls: CallCenter | None = None  # None when [telephony] is off
     sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None
+    events: EventSource | None = None  # pushes to consoles (the softphone's CTI events)
     search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
     files: Any = None  # agent_ui.uploads.FileStore: attachments

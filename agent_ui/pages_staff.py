@@ -155,6 +155,7 @@ async def staff_context(request: web.Request) -> dict[str, Any]:
         "role_label": LABELS[user.role.value] if user else "",
         "csrf": session.csrf_token if session else "",
         "can_register": bool(user and user.role in INTAKE_ROLES),
+        "can_take_calls": bool(user and user.role in INTAKE_ROLES),  # the softphone
     }
 
 

@@ -356,13 +356,16 @@ class ServerProcess:
         config: str | None = None,
         extra_env: dict[str, str] | None = None,
         log_name: str = "server.log",
+        serve_args: Sequence[str] = (),
     ) -> None:
+        """`serve_args`: arguments after `hotline serve`, e.g. ("--role", "web")."""
         self.workdir = workdir
         self.port = port
         self.database_url = database_url
         self.config = config
         self.extra_env = dict(extra_env or {})
         self.log_path = workdir / log_name
+        self.serve_args = list(serve_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -393,7 +396,7 @@ class ServerProcess:
         cmd = hotline_command()
         if self.config:
             cmd += ["--config", self.config]
-        cmd.append("serve")
+        cmd += ["serve", *self.serve_args]
         with self.log_path.open("ab") as log:
             log.write(f"\n--- {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
             log.flush()

@@ -338,6 +338,7 @@ def make_app(
     else:
         bus = InProcessBus()
     services = build_services(settings, database, bus, limits_store)
+    services.events = bus
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
     app = create_app(services, bus) if "web" in run else health_app(services)

@@ -24,6 +24,7 @@ from telephony.acd import Acd, AcdError, Agent, AgentState
 from telephony.config import TelephonySettings
 from telephony.model import CallRecord, CallStats, CtiEvent
 from telephony.protocol import Link, LinkError, accept
+from telephony.softphone import Conversations, softphone_uri
 from telephony.voicemail import VoicemailFiler
 from tickets.access import normalize_phone
 from tickets.db import Database
@@ -63,6 +64,9 @@ class LiveCall:
     link: Link | None
     started: float
     agent: str | None = None
+    agents: set[str] = field(default_factory=set)  # agents in the conversation now
+    queued: float | None = None  # monotonic time the caller joined the queue
+    view: dict[str, Any] = field(default_factory=dict)  # the worker's last conversation view
     # set once the record's row is committed: updates wait for it (handlers run as separate
     # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
     stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,6 +119,7 @@ class CallCenter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self.worker_joined = asyncio.Event()
+        self.conversations = Conversations(self)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1") -> None:
@@ -194,7 +199,9 @@ class CallCenter:
         elif op == "status":
             return {"status": await self._status(str(args["number"]), str(args.get("caller", "")))}
         elif op == "enqueue":
-            return await self._enqueue(call, str(args.get("kind", "other")))
+            return await self._enqueue(
+                call, str(args.get("kind", "other")), str(args.get("path", ""))
+            )
         elif op == "position":
             return {"position": self.acd.position(call)}
         elif op == "answered":
@@ -205,6 +212,16 @@ class CallCenter:
             await self._agent_event(str(args["agent"]))
         elif op == "voicemail":
             return await self._voicemail(call)
+        elif op == "ringing":
+            path, transfer = str(args.get("path", "")), bool(args.get("transfer"))
+            await self.conversations.ringing(call, str(args["agent"]), path, transfer)
+        elif op == "joined":
+            await self.conversations.joined(call, str(args["agent"]))
+        elif op == "left":
+            await self.conversations.left(call, str(args["agent"]), bool(args.get("wrapup")))
+        elif op == "conversation":
+            parties = [p for p in args.get("parties", []) if isinstance(p, dict)]
+            await self.conversations.conversation(call, bool(args.get("held")), parties)
         elif op == "survey_done":
             await self._survey_done(call, int(args["ticket"]), str(args.get("answer", "")))
         elif op == "ended":
@@ -263,14 +280,18 @@ class CallCenter:
             return hhmm >= start
         return start <= hhmm < dtime.fromisoformat(s.open_until)
 
-    async def _enqueue(self, call: str, kind: str) -> dict[str, Any]:
+    async def _enqueue(self, call: str, kind: str, path: str = "") -> dict[str, Any]:
         live = self.calls.get(call)
         if live is None:
             raise KeyError("unknown call")
         live.record.kind = kind
+        if path:
+            live.record.ivr_path = path[:400]
         if not self.is_open(self.now()):
             return {"queued": False, "reason": "closed"}
-        live.record.queued_at = self.now()
+        if live.record.queued_at is None:  # queued again after a transfer: the first time counts
+            live.record.queued_at = self.now()
+            live.queued = self.monotonic()
         position = self.acd.enqueue(call, kind, live.record.caller, self.monotonic())
         await self._cti("call.queued", call, caller=live.record.caller, kind=kind)
         self._match()
@@ -284,6 +305,7 @@ class CallCenter:
         if agent:
             self.acd.answered(call, agent, self.monotonic())
             live.agent = agent
+            live.agents.add(agent)
         self._update(call, answered_at=self.now(), agent=agent or None, recording=recording or None)
         rec = live.record
         values = {"answered_at": rec.answered_at, "agent": rec.agent, "recording": rec.recording}
@@ -341,9 +363,10 @@ class CallCenter:
                 rec.outcome = "failed"
             else:
                 rec.outcome = "ivr"
-        if live.agent is not None:
-            self.acd.ended(call, live.agent, self.monotonic())
-            await self._agent_event(live.agent)
+        for agent in sorted(live.agents | ({live.agent} if live.agent else set())):
+            self.acd.ended(call, agent, self.monotonic())
+            await self._agent_event(agent)
+        await self.conversations.ended(call, live)
         values = {
             "ended_at": rec.ended_at,
             "ivr_path": rec.ivr_path,
@@ -397,28 +420,24 @@ class CallCenter:
 
     async def _ring(self, link: Link, call: str, agent: Agent) -> None:
         await self._agent_event(agent.username)
-        live = self.calls.get(call)
-        if live is not None:
-            # the agent's console pops the caller (earlier orders, the IVR path, the wait)
-            rec = live.record
-            waited = (self.now() - rec.queued_at).total_seconds() if rec.queued_at else None
-            await self._cti(
-                "call.ringing",
-                call,
-                caller=rec.caller,
-                agent=agent.username,
-                ivr_path=rec.ivr_path,
-                kind=rec.kind,
-                language=rec.language,
-                waited_s=round(waited, 1) if waited is not None else None,
-            )
+        # call.ringing (the screen pop, the softphone's ring) follows once the worker reports
+        # the agent's phone or page ringing (Conversations.ringing): a browser can answer then
         try:
             await link.request("connect", call=call, agent=agent.username, uri=agent.uri)
         except LinkError:
             self.acd.ring_failed(call, agent.username, self.monotonic())
 
     # -- agents (called by the web console) ---------------------------------------------------
-    async def agent_login(self, username: str, uri: str) -> Agent:
+    async def softphone_login(self, username: str, role: str = "agent") -> Agent:
+        """Sign in to take calls in the browser (telephony/webrtc.py in the workers)."""
+        if not self.settings.webrtc.enabled:
+            raise Conflict("软电话未启用（telephony.webrtc.enabled = false），请用话机签入")
+        uri = softphone_uri(username)
+        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic(), role))
+        await self._agent_event(username)
+        return agent
+
+    async def agent_login(self, username: str, uri: str, role: str = "agent") -> Agent:
         m = AGENT_URI.match(uri)
         if m is None:
             raise InvalidInput("坐席电话地址应为 sip:用户@主机[:端口] 形式", field="uri")
@@ -427,7 +446,7 @@ class CallCenter:
             raise InvalidInput(
                 "坐席电话须在本中心的话机/注册服务器上（telephony.agent_hosts）", field="uri"
             )
-        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic()))
+        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic(), role))
         await self._agent_event(username)
         return agent
 
@@ -460,6 +479,12 @@ class CallCenter:
                 agent=username,
                 state=agent.state.value,
                 reason=agent.reason,
+                softphone=agent.softphone,
+                wrapup_s=(
+                    round(max(0.0, agent.wrapup_until - self.monotonic()), 1)
+                    if agent.wrapup_until is not None
+                    else None
+                ),
             )
 
     def snapshot(self) -> dict[str, Any]:

@@ -60,6 +60,41 @@ DEFAULT_PROMPTS: dict[str, str] = {
 }
 
 
+class WebRtcSettings(_Section):
+    """The browser softphone: agents take calls in the page over WebRTC to an aiortc peer inside
+    the SIP worker that holds the call (telephony/webrtc.py)."""
+
+    enabled: bool = True
+    # Addresses the worker gathers ICE candidates on and offers to browsers (agents' browsers
+    # must reach one of them), and the UDP ports it may bind for them (one per browser call).
+    addresses: list[Annotated[str, Field(min_length=1, max_length=64)]] = ["127.0.0.1"]
+    port_min: Annotated[int, Field(ge=1024, le=65535)] = 40000
+    port_max: Annotated[int, Field(ge=1024, le=65535)] = 40999
+    # STUN/TURN servers for the worker and the browsers, e.g. "stun:stun.example.gov.cn:3478";
+    # empty: host candidates only (no public STUN server is ever asked by default).
+    ice_servers: list[Annotated[str, Field(pattern=r"^(stun|turns?):[^\s]{1,250}$")]] = []
+    # Codecs offered to browsers, cheapest first (G.711: no transcoding to the SIP side).
+    codecs: list[Literal["PCMA", "PCMU"]] = ["PCMA", "PCMU"]
+    # Browser → call: frames (20 ms) held before playing into the call; absorbs the two clocks
+    # and scheduling on a busy machine (fewer glitched under load at 6 than at 3).
+    jitter_frames: Annotated[int, Field(ge=1, le=50)] = 6
+    # Seconds from the agent's click on 接听 until audio flows; then the caller goes back.
+    answer_timeout_s: Annotated[float, Field(gt=0, le=120)] = 20
+
+    @model_validator(mode="after")
+    def _ports(self) -> WebRtcSettings:
+        if self.port_min > self.port_max:
+            raise ValueError("port_min 应不大于 port_max")
+        if not self.codecs:
+            raise ValueError("codecs 不能为空")
+        return self
+
+
+_PHONE_TARGET = re.compile(
+    r"^(sips?:[A-Za-z0-9._~+-]{1,64}@[A-Za-z0-9.:\[\]-]{1,260}|[0-9+*#]{2,32})$"
+)
+
+
 class TelephonySettings(_Section):
     enabled: bool = True
     # Where SIP is answered (UDP and TCP). With one worker it listens here itself; with more,
@@ -125,6 +160,11 @@ class TelephonySettings(_Section):
     # address within 2 s and that address is ignored until it slows down (the workers' own
     # guard stays as a second line).
     kamailio_pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
+    # The browser softphone (WebRTC).
+    webrtc: WebRtcSettings = WebRtcSettings()
+    # Department phones for three-way calls (三方通话) from the softphone: department code →
+    # a SIP address, or a number dialled through `trunk`. Agents pick a department, never a number.
+    department_phones: dict[str, str] = {}
 
     @field_validator("open_from", "open_until")
     @classmethod
@@ -161,6 +201,14 @@ class TelephonySettings(_Section):
             raise ValueError("trunk 应为含 {number} 的 SIP 地址，例如 sip:{number}@10.0.0.1:5060")
         return v
 
+    @field_validator("department_phones")
+    @classmethod
+    def _department_phones(cls, v: dict[str, str]) -> dict[str, str]:
+        for code, target in v.items():
+            if not _PHONE_TARGET.match(target):
+                raise ValueError(f"department_phones.{code}: 应为 sip:用户@主机 或电话号码")
+        return v
+
     @model_validator(mode="after")
     def _menu_keys(self) -> TelephonySettings:
         keys = [m.key for m in self.menu]
@@ -181,6 +229,15 @@ class TelephonySettings(_Section):
 
     def rtp_port(self, index: int) -> int:
         return self.rtp_base_port + index * self.rtp_ports_per_worker
+
+    def department_uri(self, code: str) -> str | None:
+        """The SIP address a three-way call to this department dials (None: none set)."""
+        target = self.department_phones.get(code)
+        if target is None:
+            return None
+        if target.startswith(("sip:", "sips:")):
+            return target
+        return self.trunk.format(number=target) if self.trunk else None
 
 
 # SMS texts (templates). {number} work-order number, {link} the citizen's tracking page,

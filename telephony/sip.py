@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import pjsua2 as pj
 
+from telephony.sip_port import PortLeg, Pull, Push
+
 log = logging.getLogger(__name__)
 
 # The wheel is compiled with PJSUA_MAX_CALLS = 4 (see ARCHITECTURE.md); one more is refused.
@@ -34,6 +36,7 @@ MEDIA_FREE_DELAY_S = 1.0
 # The answers of INVITEs refused before pjsua spends anything on them (see LegHandler.screen).
 REFUSALS = (404, 486, 503)
 CODECS = ("PCMA/8000/1", "PCMU/8000/1", "G722/16000/1")
+PORT_GRACE_S = 0.1
 _REQUEST_LINE = re.compile(r"^INVITE\s+(?:sips?|tel):([^@;>\s]*)", re.IGNORECASE)
 _FROM_USER = re.compile(r"^(?:From|f)\s*:[^\n]*?<?(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE | re.M)
 
@@ -176,12 +179,75 @@ class Leg:
                 with contextlib.suppress(pj.Error):
                     src.stopTransmit(dst)
 
+    def dial_dtmf(self, digits: str) -> bool:
+        """Send keys to the far end (RFC 4733 when negotiated, else SIP INFO, as pjsua does)."""
+        if self._call is None or self.state != "confirmed":
+            return False
+        try:
+            self._call.dialDtmf(digits)
+        except pj.Error as exc:
+            log.info("DTMF to %s failed: %s", self.id, exc.info())
+            return False
+        return True
+
     def release(self) -> None:
         """Drop every pjsua2 object of a disconnected leg (before libDestroy, or it aborts)."""
         self.stop_playing()
         self.stop_recording()
         self._peer = None
         self._call = None
+
+
+class Audio(Protocol):
+    """Anything on the conference bridge: a `Leg`, or a browser agent's `PortLeg`."""
+
+    def _audio(self) -> Any | None: ...
+
+
+def connect(src: Audio, dst: Audio) -> bool:
+    """Let `dst` hear `src` (one direction); False when either has no audio (yet)."""
+    a, b = src._audio(), dst._audio()
+    if a is None or b is None:
+        return False
+    a.startTransmit(b)
+    return True
+
+
+def disconnect(src: Audio, dst: Audio) -> None:
+    a, b = src._audio(), dst._audio()
+    if a is not None and b is not None:
+        with contextlib.suppress(pj.Error):
+            a.stopTransmit(b)
+
+
+class Recording:
+    """One WAV of everything its sources say, mixed (the bridge sums what reaches a sink)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._rec: Any = pj.AudioMediaRecorder()
+        self._rec.createRecorder(str(path))
+        self._sources: list[Audio] = []
+
+    def _audio(self) -> Any | None:
+        return self._rec
+
+    def add(self, src: Audio) -> None:
+        if all(s is not src for s in self._sources) and connect(src, self):
+            self._sources.append(src)
+
+    def remove(self, src: Audio) -> None:
+        if any(s is src for s in self._sources):
+            disconnect(src, self)
+            self._sources = [s for s in self._sources if s is not src]
+
+    def close(self) -> None:
+        """Stop and write the WAV header (destroying the recorder does)."""
+        for src in self._sources:
+            disconnect(src, self)
+        self._sources = []
+        self._rec = None
 
 
 class _Call(pj.Call):
@@ -276,6 +342,9 @@ class SipStack:
         self._refusers: dict[int, _Refuser] = {}
         self._churn: deque[float] = deque()  # when socket pairs were opened or closed
         self._full = 0  # INVITEs refused because of that
+        # browser agents' media ports, destroyed once pjmedia's clock cannot be in their callbacks
+        self.ports: set[PortLeg] = set()
+        self._retired: list[tuple[float, Any]] = []
 
     def start(self) -> None:
         cfg = self.config
@@ -354,6 +423,19 @@ class SipStack:
         self.legs[leg.id] = leg
         return leg
 
+    def create_port(self, name: str, push: Push, pull: Pull) -> PortLeg:
+        """A browser agent's audio on the bridge (no SIP call, no call slot)."""
+        port = PortLeg(name, push, pull)
+        self.ports.add(port)
+        return port
+
+    def retire_port(self, port: PortLeg) -> None:
+        """Take a port off the bridge: its callbacks stop at once, the object goes later."""
+        self.ports.discard(port)
+        raw = port.retire()
+        if raw is not None:
+            self._retired.append((time.monotonic(), raw))
+
     def active_calls(self) -> int:
         return len(self.legs)
 
@@ -421,6 +503,14 @@ class SipStack:
         # Python frees it when this callback returns.
         leg.release()
 
+    def collect_garbage(self) -> None:
+        """Destroy browser agents' ports retired at least PORT_GRACE_S ago (pjmedia's clock
+        thread may still be in a callback of one retired just now)."""
+        if self._retired:
+            # two clock ticks (20 ms each) after retiring, no callback of the port is running
+            due = time.monotonic() - PORT_GRACE_S
+            self._retired = [(t, p) for t, p in self._retired if t > due]
+
     def shutdown(self) -> None:
         """Hang up every call, pump until all are gone, drop the objects, destroy the library."""
         if self._ep is None:
@@ -434,6 +524,11 @@ class SipStack:
         for leg in list(self.legs.values()):
             leg.release()
         self.legs.clear()
+        for port in list(self.ports):
+            self.retire_port(port)
+        if self._retired:
+            self._ep.libHandleEvents(int(PORT_GRACE_S * 1000))
+            self._retired.clear()
         self._account = None
         self._refusers.clear()
         import gc

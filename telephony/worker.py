@@ -20,13 +20,16 @@ from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
 from telephony.protocol import Link, LinkError, connect
+from telephony.room import Browsers, ControlError
 from telephony.sip import Leg, SipConfig, SipError, SipStack
+from telephony.webrtc import MediaThread
 
 log = logging.getLogger("telephony.worker")
 
 ENV_SETTINGS = "HOTLINE_SIP_SETTINGS"
 ENV_TOKEN = "HOTLINE_SIP_TOKEN"
 IDLE_WAIT_MS = 100  # an outbound call ordered by the centre may start this much later
+STOP_GRACE_S = 3.0  # at shutdown, dialogues get this long to close their browser peers
 REPORT_EVERY_S = 10.0  # refused INVITEs are logged in one summary per this long, not one by one
 REPORT_LINES = 5  # the most frequent kinds of refusal each summary names
 
@@ -70,6 +73,10 @@ class Worker:
             ),
             self,
         )
+        self.browsers: Browsers | None = None
+        if settings.webrtc.enabled:
+            # aiortc runs on a thread of its own: this loop blocks in pjsip's select()
+            self.browsers = Browsers(settings.webrtc, MediaThread(), self.stack)
         self.link: Link | None = None
         self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
         self._rate = InviteRate(settings.max_invites_per_s)
@@ -139,9 +146,8 @@ class Worker:
         if session is not None:
             session.media_up.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_up.set()
+        if leg.owner is not None:  # a room's party, or a call-back's second leg
+            leg.owner.leg_up(leg)
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         session = self.sessions.get(leg.id)
@@ -153,10 +159,8 @@ class Worker:
         if session is not None:
             session.hungup.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_gone.set()
-            owner.agent_leg = None
+        if leg.owner is not None:
+            leg.owner.leg_gone(leg)
 
     def _session(self, leg: Leg) -> Session:
         session = Session(
@@ -166,6 +170,7 @@ class Worker:
             media=self.media,
             dialer=self.stack,
             worker=self.index,
+            browsers=self.browsers,
         )
         self.sessions[leg.id] = session
         return session
@@ -187,11 +192,41 @@ class Worker:
                 raise KeyError("no such call")
             session.commands.put_nowait({"op": op, **args})
             return {}
+        if op in ("answer", "control"):
+            return await self._room_command(op, args)
         if op == "originate":
             return self._originate(args)
+        if op == "stats":
+            t = os.times()
+            return {
+                "pid": os.getpid(),
+                "cpu_s": round(t.user + t.system, 3),
+                "calls": len(self.stack.legs),
+                "ports": len(self.stack.ports),
+                "peers": [
+                    {"call": call, **st}
+                    for call, sn in self.sessions.items()
+                    if sn.room is not None
+                    for st in sn.room.stats()
+                ],
+            }
         if op == "ping":
             return {"calls": len(self.stack.legs), "pid": os.getpid()}
         raise ValueError(f"unknown op {op!r}")
+
+    async def _room_command(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """An agent's answer (a browser's SDP offer) or control of a call in this worker."""
+        session = self.sessions.get(str(args.get("call")))
+        room = session.room if session is not None else None
+        agent = str(args.get("agent", ""))
+        try:
+            if room is None:
+                raise ControlError("通话已结束")
+            if op == "answer":
+                return {"sdp": await room.answer(agent, str(args["sdp"]))}
+            return room.control(agent, str(args["action"]), dict(args.get("args") or {}))
+        except ControlError as exc:
+            return {"error": str(exc)}
 
     def _originate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Outbound calls only come from the centre, which takes the number from a work order."""
@@ -237,6 +272,7 @@ class Worker:
         try:
             while not stop.is_set() and not self.link.closed.is_set():
                 self.stack.pump(busy_ms if self.stack.legs else IDLE_WAIT_MS)
+                self.stack.collect_garbage()  # browser agents' retired media ports
                 if self._refused and time.monotonic() >= self._report_at:
                     self._report()
                 await asyncio.sleep(0)
@@ -244,7 +280,15 @@ class Worker:
             self._report()
             for session in list(self.sessions.values()):
                 session.hungup.set()
+            # dialogues end first (rooms close browser peers and their ports) with SIP pumped
+            deadline = time.monotonic() + STOP_GRACE_S
+            while self._tasks and time.monotonic() < deadline:
+                self.stack.pump(5)
+                self.stack.collect_garbage()
+                await asyncio.sleep(0.01)
             self.stack.shutdown()
+            if self.browsers is not None:
+                self.browsers.media.stop()
             for task in list(self._tasks):
                 task.cancel()
             await self.link.close()

@@ -83,6 +83,8 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/calls/stats"): frozenset({S, M, ADM}),
     ("GET", "/api/v1/calls/{id}/recording"): WATCH,
     ("POST", "/api/v1/tickets/{id}/call"): CALLS,
+    ("GET", "/api/v1/softphone/ws"): CALLS,  # also Origin and a CSRF hello: test_softphone_*
+    ("GET", "/api/v1/softphone/stats"): frozenset({S, M, ADM}),
     ("GET", "/api/v1/sms/kannel"): PUBLIC,
     ("POST", "/api/v1/sms/kannel"): PUBLIC,
     ("GET", "/api/v1/sms/dlr"): PUBLIC,
@@ -107,6 +109,7 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/staff/tickets"): STAFF,
     ("GET", "/staff/tickets/find"): STAFF,
     ("GET", "/staff/sms"): WATCH,
+    ("GET", "/staff/softphone"): CALLS,
     ("GET", "/staff/account"): STAFF,
     ("POST", "/staff/account/password"): STAFF,  # one's own password: the old one is required
     ("POST", "/staff/account/logout-all"): STAFF,  # ends all of one's own sessions
