@@ -169,6 +169,21 @@ def test_segmenter_retokenize_joins_user_terms_split_elsewhere(segmenter: Segmen
     ]
 
 
+def test_segmenter_merge_takes_longest_term_and_leaves_false_starts(tmp_path: Path) -> None:
+    userdict = tmp_path / "userdict.txt"
+    userdict.write_text("甲乙丙\n甲乙\n丁戊\n", encoding="utf-8")
+    seg = Segmenter(userdict=userdict, stopwords=[])
+    # 甲 starts a term but "甲 丁" spells none; 乙 and 丙 start no term at all
+    assert seg.retokenize("甲 乙 丙 甲 丁 戊 乙 丙 甲 乙") == [
+        "甲乙丙",
+        "甲",
+        "丁戊",
+        "乙",
+        "丙",
+        "甲乙",
+    ]
+
+
 def test_derive_stopwords_finds_words_missing_from_segmented_corpus(segmenter: Segmenter) -> None:
     raw = ["我们的小区暖气不热"] * 3 + ["我们的道路坑洼"] * 3
     segmented = ["小区 暖气 不热", "道路 坑洼"]
