@@ -12,6 +12,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api,
+    api_audit,
     api_calls,
     api_sms,
     assist,

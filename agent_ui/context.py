@@ -21,6 +21,7 @@ from telephony.center import CallCenter
 from telephony.sms import SmsService
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
 from tickets.model import Actor, Role, Satisfaction, Ticket
+from tickets.privacy import AccessLog
 from tickets.service import TicketService
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,6 +48,7 @@ class Services:
     directory: Directory
     presenter: Presenter
     web: WebSettings
+    privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions

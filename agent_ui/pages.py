@@ -15,7 +15,7 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import api_files, i18n, pages_admin, pages_list, pages_sms, wallboard
+from agent_ui import api_files, i18n, pages_admin, pages_audit, pages_list, pages_sms, wallboard
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
@@ -350,6 +350,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
     api_files.add_routes(app)  # before the action route, which would take "attachments"
+    pages_audit.add_routes(app)  # and "caller"
     staff.add_routes(app)
     pages_list.add_routes(app)
     wallboard.add_routes(app)

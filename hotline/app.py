@@ -43,6 +43,7 @@ from telephony.prompts import (
 )
 from telephony.sms import KannelGateway, SmsService
 from tickets.db import Database
+from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         directory=directory,
         # marks and countdowns by the service's own clock (tests move it)
         presenter=Presenter(directory, tz, clock=tickets.now),
+        privacy=AccessLog(db, tickets),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
             # Secure whenever the public address is https, whatever the flag says

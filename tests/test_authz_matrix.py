@@ -101,6 +101,11 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/staff/tickets"): STAFF,
     ("GET", "/staff/tickets/find"): STAFF,
     ("GET", "/staff/sms"): WATCH,
+    # personal data: reveal a masked caller (audited), the access log
+    ("POST", "/api/v1/tickets/{id}/caller"): CENTRE,
+    ("POST", "/staff/tickets/{id}/caller"): CENTRE,
+    ("GET", "/api/v1/audit/access"): frozenset({S, M, ADM}),
+    ("GET", "/staff/audit"): frozenset({S, M, ADM}),
     ("GET", "/static/vendor/echarts"): STATIC,
     ("GET", "/static/vendor/fonts/noto-sans-mongolian"): STATIC,
     ("GET", "/static"): STATIC,

@@ -74,6 +74,10 @@ tickets = sa.Table(
     sa.Column("suggestion", sa.JSON),
     # the channel's own id of the request (a call, an SMS): a redelivery finds the same order
     sa.Column("intake_key", sa.String(120), unique=True),
+    # retention (tickets/retention.py): when the caller's identity and the request's details
+    # were replaced by a marker, and when the order's files were deleted
+    sa.Column("purged_at", UTCDateTime),
+    sa.Column("files_purged_at", UTCDateTime),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),
@@ -193,4 +197,25 @@ work_queue = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_error", sa.String(300)),
     sa.Index("ix_work_queue_due", "topic", "next_at", "id"),
+)
+
+# Audited reads of personal data (tickets/privacy.py): append-only, the database refuses
+# UPDATE, and DELETE of rows younger than a year (retention deletes older ones)
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor_id", BigId),
+    sa.Column("actor_name", sa.String(100), nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("department", sa.String(64)),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("ticket_id", BigId),  # no foreign key: the log outlives nothing it points at
+    sa.Column("subject", sa.String(80)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("client", sa.String(64)),
+    sa.Index("ix_access_log_at", "at"),
+    sa.Index("ix_access_log_ticket", "ticket_id", "at"),
+    sa.Index("ix_access_log_actor", "actor_id", "at"),
 )
