@@ -1,9 +1,10 @@
-"""The `hotline` command: serve, user management, database migrations."""
+"""The `hotline` command: serve, user management, database migrations, retention purge."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -156,6 +157,20 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     db = open_database(_settings(args))
     db.close()
     print("数据库已迁移到最新版本")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from hotline.db import open_database
+    from hotline.maintenance import purge
+
+    settings = _settings(args)
+    db = open_database(settings)
+    try:
+        report = purge(settings, db, dry_run=args.dry_run)
+    finally:
+        db.close()
+    print(json.dumps(report, ensure_ascii=False))
     return 0
 
 
@@ -322,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     kn.add_argument("--admin-port", type=int, default=13000, help="bearerbox 管理端口")
     kn.add_argument("--box-port", type=int, default=13001, help="smsbox 与 bearerbox 之间的端口")
     kn.set_defaults(fn=cmd_telephony_kannel)
+
+    pu = sub.add_parser("purge", help="按 [retention] 保存期限清除个人信息、录音、附件和短信内容")
+    pu.add_argument("--config", default=argparse.SUPPRESS)
+    pu.add_argument("--dry-run", action="store_true", help="只统计将清除的内容，不改动任何数据")
+    pu.set_defaults(fn=cmd_purge)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")
