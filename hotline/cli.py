@@ -1,4 +1,5 @@
-"""The `hotline` command: serve, user management, database migrations, retention purge."""
+"""The `hotline` command: serve, user management, database migrations, retention purge,
+backup and restore."""
 
 from __future__ import annotations
 
@@ -174,6 +175,35 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, backup
+
+    try:
+        summary = backup(_settings(args), Path(args.out))
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, restore, verify
+
+    source = Path(getattr(args, "from"))
+    try:
+        if args.verify_only:
+            manifest = verify(source)
+            summary = {"from": str(source), "verified": len(manifest["files"])}
+        else:
+            summary = restore(_settings(args), source)
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
 def examples_from_db(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The centre's own decisions (manual dispatch, re-dispatch, corrections) as
     (text, first-level category) pairs for `hotline classifier train --from-db`."""
@@ -342,6 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--config", default=argparse.SUPPRESS)
     pu.add_argument("--dry-run", action="store_true", help="只统计将清除的内容，不改动任何数据")
     pu.set_defaults(fn=cmd_purge)
+    bk = sub.add_parser("backup", help="备份数据库、录音和附件（带 SHA-256 清单）")
+    bk.add_argument("--config", default=argparse.SUPPRESS)
+    bk.add_argument("--out", required=True, help="备份目录（新目录或空目录）")
+    bk.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="校验备份后恢复到空的数据库和数据目录")
+    rs.add_argument("--config", default=argparse.SUPPRESS)
+    rs.add_argument("--from", required=True, help="hotline backup 写出的备份目录")
+    rs.add_argument("--verify-only", action="store_true", help="只校验备份，不恢复")
+    rs.set_defaults(fn=cmd_restore)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="执行迁移")

@@ -132,6 +132,12 @@ class RetentionSettings(_Section):
     access_log_years: Annotated[int, Field(ge=1, le=100)] = 3
 
 
+class BackupSettings(_Section):
+    # PostgreSQL client programs (pg_dump, pg_restore); empty: the newest
+    # /usr/lib/postgresql/<major>/bin, else PATH
+    pg_bin_dir: str = ""
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -150,6 +156,7 @@ class Settings(_Section):
     telephony: TelephonySettings = TelephonySettings()
     sms: SmsSettings = SmsSettings()
     retention: RetentionSettings = RetentionSettings()
+    backup: BackupSettings = BackupSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT
 

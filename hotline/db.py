@@ -49,3 +49,18 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     if migrate:
         upgrade(db)
     return db
+
+
+def current_revision(db: Database) -> str | None:
+    """The migration the schema is at (None: an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def has_tables(db: Database) -> bool:
+    """Whether the database holds any table (a restore needs an empty one)."""
+    import sqlalchemy as sa
+
+    return bool(sa.inspect(db.engine).get_table_names())
