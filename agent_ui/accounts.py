@@ -256,15 +256,15 @@ class Accounts:
     # -- sessions -----------------------------------------------------------------------------
     async def login(self, username: str, password: str, client: str) -> tuple[str, Session]:
         username = username.strip().lower()
-        self.throttle.check(username, client)
+        await self.throttle.check(username, client)
         row = await self.db.read(lambda c: store.get_user_by_name(c, username))
         ok = await asyncio.to_thread(
             self._verify, row.password_hash if row is not None else self._dummy_hash(), password
         )
         if row is None or not ok or not row.active:
-            self.throttle.failure(username, client)
+            await self.throttle.failure(username, client)
             raise NotAuthenticated("用户名或密码错误")
-        self.throttle.success(username, client)
+        await self.throttle.success(username, client)
         token = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(_user(row), secrets.token_urlsafe(32), now + self.session_ttl)

@@ -172,7 +172,7 @@ async def logout(request: web.Request) -> web.Response:
     ),
 )
 async def submit_request(request: web.Request) -> web.Response:
-    guard_intake(request)
+    await guard_intake(request)
     key = _idempotency_key(request)
     body = await read_json(request, s.CitizenRequest)
     svc = services(request)

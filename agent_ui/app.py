@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,16 +15,18 @@ from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api,
     api_audit,
     api_calls,
+    api_kb,
+    api_search,
     api_sms,
     assist,
     live,
     pages,
 )
-from agent_ui.context import SERVICES, Services, check_text
+from agent_ui.context import SERVICES, BodyTimeout, Services, check_text
 from agent_ui.errors import error_body, status_for
 from agent_ui.limits import Throttled
 from agent_ui.openapi import build_openapi
-from tickets.errors import DomainError
+from tickets.errors import DatabaseUnavailable, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,18 @@ async def errors_middleware(
             )
         if isinstance(exc, Throttled):
             resp.headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, BodyTimeout):
+            resp.force_close()  # the rest of the body may still come: not a request
+        return resp
+    except DatabaseUnavailable as exc:
+        # an outage: 503 and no traceback per request (the database logs its start and end)
+        if not _is_api(request):
+            resp = await pages.error_page(request, 503, exc.message)
+        else:
+            details: dict[str, object] = {"retry_after": exc.retry_after_s}
+            body = error_body(exc.code, exc.message, details)
+            resp = web.json_response(body, status=503, dumps=api._dumps)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
         return resp
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVICES].web.max_body_bytes
@@ -103,6 +118,50 @@ async def input_middleware(
     return await handler(request)
 
 
+# a body must keep coming at this rate (bytes per second) after the first body_timeout_s:
+# a phone on a weak link uploading a photo does, a client holding the connection does not
+MIN_BODY_RATE = 8 * 1024
+BODY_WATCH_S = 0.5  # how often the deadline follows the bytes received
+
+
+@web.middleware
+async def body_timeout_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The request body must arrive within [server] body_timeout_s, plus a second for every
+    MIN_BODY_RATE bytes received (so a large upload streamed by its handler is not cut off):
+    a client that sends it slowly, or never, gets 408 and its connection is closed, instead of
+    holding the connection and its handler forever. The deadline is dropped as soon as the
+    whole body has arrived (what the handler does with it then takes as long as it takes)."""
+    if not request.body_exists:
+        return await handler(request)
+    base = request.app[SERVICES].web.body_timeout_s
+    body = request.content
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = asyncio.timeout(start + base)
+
+    async def follow() -> None:
+        while not body.is_eof():
+            deadline.reschedule(start + base + body.total_bytes / MIN_BODY_RATE)
+            await asyncio.sleep(BODY_WATCH_S)
+        deadline.reschedule(None)
+
+    try:
+        async with deadline:
+            watch = asyncio.create_task(follow())
+            try:
+                return await handler(request)
+            finally:
+                watch.cancel()
+    except TimeoutError:
+        if deadline.expired() and not body.is_eof():
+            raise BodyTimeout(
+                f"请求体未在限定时间内收完（{base:g} 秒起）", timeout_s=base
+            ) from None
+        raise
+
+
 @web.middleware
 async def headers_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,7 +176,15 @@ async def headers_middleware(
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """200 when the platform can serve; 503 while its database is unreachable (a SELECT 1
+    with a short timeout, its answer kept for a second, so probes cost next to nothing)."""
+    if await request.app[SERVICES].tickets.db.ping():
+        return web.json_response({"status": "ok"})
+    return web.json_response(
+        {"status": "unavailable", "database": "unavailable"},
+        status=503,
+        headers={"Retry-After": str(DatabaseUnavailable.retry_after_s)},
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -161,7 +228,12 @@ def _json_parser_errors() -> None:
 def create_app(svc: Services, bus: Any = None) -> web.Application:
     app = web.Application(
         client_max_size=svc.web.max_body_bytes,
-        middlewares=[headers_middleware, errors_middleware, input_middleware],
+        middlewares=[
+            headers_middleware,
+            errors_middleware,
+            body_timeout_middleware,  # before anything reads the body (input_middleware)
+            input_middleware,
+        ],
     )
     _json_parser_errors()
     app[SERVICES] = svc

@@ -31,16 +31,9 @@ from tickets.model import (
     TicketFilter,
     Urgency,
 )
+from tickets.workflow import IN_HAND
 
-OPEN = (
-    Status.NEW,
-    Status.DISPATCHED,
-    Status.ACCEPTED,
-    Status.RETURNED,
-    Status.REPLIED,
-    Status.REWORK,
-    Status.REOPENED,
-)
+OPEN = tuple(IN_HAND)
 MAX_SHOWN = 5
 
 

@@ -16,10 +16,16 @@ from pydantic import BaseModel, ValidationError
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
+from kb.service import KnowledgeBase
 from routing.directory import Directory
+from routing.hotspots import Hotspots
+from routing.order_search import OrderSearch
+from routing.similar import SimilarRequests
+from routing.suggest import Suggester
 from telephony.center import CallCenter
 from telephony.sms import SmsService
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
+from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.privacy import AccessLog
 from tickets.service import TicketService
@@ -38,6 +44,17 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchServices:
+    orders: OrderSearch
+    kb: KnowledgeBase
+    groups: GroupService
+    suggest: Suggester
+    hotspots: Hotspots
+    similar: SimilarRequests
 
 
 @dataclass(slots=True)
@@ -51,6 +68,7 @@ class Services:
     privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
+    search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
     files: Any = None  # agent_ui.uploads.FileStore: attachments
     max_files: int = 10  # per order
@@ -74,6 +92,12 @@ class UnsupportedMediaType(DomainError):
 
 class UnsupportedCharset(UnsupportedMediaType):
     code = "unsupported_charset"
+
+
+class BodyTimeout(DomainError):
+    """The request body did not arrive in time (HTTP 408; the connection is closed)."""
+
+    code = "request_timeout"
 
 
 class CsrfFailed(DomainError):
@@ -210,9 +234,9 @@ async def require_staff(request: web.Request, *roles: Role, write: bool = False)
 _NUMBER = re.compile(r"^\d{14}$")
 
 
-def guard_intake(request: web.Request) -> None:
+async def guard_intake(request: web.Request) -> None:
     """Web submissions per client address (429 beyond the limit)."""
-    services(request).citizens.before_intake(client_address(request))
+    await services(request).citizens.before_intake(client_address(request))
 
 
 async def citizen_track(
@@ -221,12 +245,12 @@ async def citizen_track(
     """A citizen's status lookup: limited per address; misses counted per number, and a
     number guessed at too often is paused (the phone is the only secret)."""
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.track_with_main(number, phone)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 
@@ -234,12 +258,12 @@ async def citizen_rate(
     request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
 ) -> Ticket:
     svc = services(request)
-    svc.citizens.before_lookup(client_address(request), number)
+    await svc.citizens.before_lookup(client_address(request), number)
     try:
         return await svc.tickets.rate(number, phone, satisfaction, note)
     except NotFound:
         if _NUMBER.match(number):
-            svc.citizens.missed(number)
+            await svc.citizens.missed(number)
         raise
 
 

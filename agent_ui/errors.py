@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from agent_ui.accounts import NotAuthenticated
-from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from agent_ui.context import (
+    BodyTimeout,
+    CsrfFailed,
+    MalformedJson,
+    RequestValidation,
+    UnsupportedMediaType,
+)
 from agent_ui.limits import Throttled
 from agent_ui.uploads import TooLarge
 from telephony.sms import TooLong
@@ -26,6 +32,7 @@ HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (UnsupportedMediaType, 415),
+    (BodyTimeout, 408),
     (MalformedJson, 400),
     (RequestValidation, 422),
     (TooLong, 413),

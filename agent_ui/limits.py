@@ -1,20 +1,27 @@
-"""Abuse limits at the edge, in memory with bounded size: login back-off per (user, address)
-and per address, citizen lookups per address and per order number, web intake per address.
+"""Abuse limits at the edge: login back-off per (user, address) and per address, citizen
+lookups per address and per order number, web intake per address.
 
-In-process (each web process counts its own); the Redis port shares them across processes
-when configured (a later change). Every structure is bounded: the least recently seen keys
-are forgotten first, so a flood of random keys costs memory up to `max_keys`, never more."""
+The counting lives behind one small port, `Windows` (recent events per key; a "blocked until"
+per key): `MemoryWindows` in the process (bounded: the least recently seen keys are forgotten
+first, so a flood of random keys costs memory up to `max_keys`, never more) and
+`RedisWindows` shared by every web process (sorted sets and keys with a TTL, so Redis forgets
+by itself). When Redis cannot be reached the limits fail open for that request and say so in
+the log once: a Redis outage must not lock everyone out of the hotline."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tickets.errors import DomainError
 
+log = logging.getLogger(__name__)
 DEFAULT_MAX_KEYS = 100_000
 
 
@@ -32,23 +39,153 @@ class LoginThrottled(Throttled):
     code = "login_throttled"
 
 
-class _Bounded(OrderedDict[str, "deque[float]"]):
-    """An LRU of per-key event times."""
+class Windows(Protocol):
+    """Recent events per key, and blocks per key (times in seconds of one clock)."""
 
-    def __init__(self, max_keys: int) -> None:
-        super().__init__()
+    async def add(self, key: str, now: float, window_s: float) -> int:
+        """Record one event; how many fall inside the window now (this one included)."""
+        ...
+
+    async def count(self, key: str, now: float, window_s: float) -> tuple[int, float | None]:
+        """(events inside the window, time of the oldest of them)."""
+        ...
+
+    async def forget(self, key: str) -> None: ...
+    async def block(self, key: str, until: float, now: float) -> None: ...
+    async def blocked_until(self, key: str, now: float) -> float: ...
+
+
+class MemoryWindows:
+    """In this process: an LRU of per-key event times, bounded by max_keys."""
+
+    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, max_events: int = 10_000) -> None:
         self.max_keys = max_keys
+        self.max_events = max_events
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+        self._blocks: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def events(self, key: str) -> deque[float]:
-        q = self.get(key)
-        if q is None:
-            q = deque()
-            self[key] = q
-            while len(self) > self.max_keys:
-                self.popitem(last=False)
-        else:
-            self.move_to_end(key)
-        return q
+    def _trim(self, q: deque[float], now: float, window_s: float) -> None:
+        while q and q[0] <= now - window_s:
+            q.popleft()
+
+    async def add(self, key: str, now: float, window_s: float) -> int:
+        with self._lock:
+            q = self._events.get(key)
+            if q is None:
+                q = self._events[key] = deque()
+                while len(self._events) > self.max_keys:
+                    self._events.popitem(last=False)
+            else:
+                self._events.move_to_end(key)
+            self._trim(q, now, window_s)
+            q.append(now)
+            while len(q) > self.max_events:
+                q.popleft()
+            return len(q)
+
+    async def count(self, key: str, now: float, window_s: float) -> tuple[int, float | None]:
+        with self._lock:
+            q = self._events.get(key)
+            if q is None:
+                return 0, None
+            self._trim(q, now, window_s)
+            return len(q), (q[0] if q else None)
+
+    async def forget(self, key: str) -> None:
+        with self._lock:
+            self._events.pop(key, None)
+            self._blocks.pop(key, None)
+
+    async def block(self, key: str, until: float, now: float) -> None:
+        with self._lock:
+            self._blocks[key] = until
+            self._blocks.move_to_end(key)
+            while len(self._blocks) > self.max_keys:
+                self._blocks.popitem(last=False)
+
+    async def blocked_until(self, key: str, now: float) -> float:
+        with self._lock:
+            return self._blocks.get(key, 0.0)
+
+    def __len__(self) -> int:
+        return max(len(self._events), len(self._blocks))
+
+
+class RedisWindows:
+    """Shared by every web process: a sorted set of event times per key (trimmed and given a
+    TTL on every write) and a block key that expires by itself. Times are Unix seconds, so all
+    processes count on one clock (the processes' wall clocks, kept by NTP)."""
+
+    def __init__(self, redis: Any, prefix: str = "hotline") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._down = False
+
+    def _k(self, kind: str, key: str) -> str:
+        return f"{self.prefix}:limit:{kind}:{key}"
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._down:
+            self._down = True
+            log.warning("Redis 不可用，访问频率限制暂时按放行处理（%s）", exc)
+
+    def _ok(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("Redis 已恢复，访问频率限制恢复")
+
+    async def add(self, key: str, now: float, window_s: float) -> int:
+        k = self._k("ev", key)
+        try:
+            async with self.redis.pipeline(transaction=True) as p:
+                p.zremrangebyscore(k, 0, now - window_s)
+                p.zadd(k, {f"{now:.6f}:{uuid.uuid4().hex}": now})  # unique per event
+                p.zcard(k)
+                p.expire(k, int(window_s) + 1)
+                _, _, n, _ = await p.execute()
+            self._ok()
+            return int(n)
+        except Exception as exc:  # fail open: see the module's docstring
+            self._failed(exc)
+            return 0
+
+    async def count(self, key: str, now: float, window_s: float) -> tuple[int, float | None]:
+        k = self._k("ev", key)
+        try:
+            async with self.redis.pipeline(transaction=True) as p:
+                p.zremrangebyscore(k, 0, now - window_s)
+                p.zcard(k)
+                p.zrange(k, 0, 0, withscores=True)
+                _, n, first = await p.execute()
+            self._ok()
+            return int(n), (float(first[0][1]) if first else None)
+        except Exception as exc:
+            self._failed(exc)
+            return 0, None
+
+    async def forget(self, key: str) -> None:
+        try:
+            await self.redis.delete(self._k("ev", key), self._k("block", key))
+        except Exception as exc:
+            self._failed(exc)
+
+    async def block(self, key: str, until: float, now: float) -> None:
+        try:
+            await self.redis.set(
+                self._k("block", key), f"{until:.3f}", px=max(1, int((until - now) * 1000))
+            )
+        except Exception as exc:
+            self._failed(exc)
+
+    async def blocked_until(self, key: str, now: float) -> float:
+        try:
+            raw = await self.redis.get(self._k("block", key))
+            self._ok()
+            return float(raw) if raw else 0.0
+        except Exception as exc:
+            self._failed(exc)
+            return 0.0
 
 
 class SlidingWindow:
@@ -59,62 +196,42 @@ class SlidingWindow:
         limit: int,
         window_s: float,
         *,
-        max_keys: int = DEFAULT_MAX_KEYS,
-        clock: Callable[[], float] = time.monotonic,
+        windows: Windows | None = None,
+        name: str = "w",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
+        self.windows = windows or MemoryWindows()
+        self.name = name
         self.clock = clock
-        self._keys = _Bounded(max_keys)
-        self._lock = threading.Lock()
 
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
+    def _key(self, key: str) -> str:
+        return f"{self.name}:{key}"
 
-    def retry_after(self, key: str) -> float:
+    async def retry_after(self, key: str) -> float:
         """Seconds until one more event is allowed (0: allowed now). Does not count."""
         now = self.clock()
-        with self._lock:
-            q = self._keys.get(key)
-            if q is None:
-                return 0.0
-            self._trim(q, now)
-            if len(q) < self.limit:
-                return 0.0
-            return q[0] + self.window_s - now
+        n, oldest = await self.windows.count(self._key(key), now, self.window_s)
+        if n < self.limit or oldest is None:
+            return 0.0
+        return max(0.0, oldest + self.window_s - now)
 
-    def add(self, key: str) -> None:
-        now = self.clock()
-        with self._lock:
-            q = self._keys.events(key)
-            self._trim(q, now)
-            q.append(now)
-            while len(q) > self.limit:  # keep only what decides the window
-                q.popleft()
+    async def add(self, key: str) -> int:
+        return await self.windows.add(self._key(key), self.clock(), self.window_s)
 
-    def hit(self, key: str) -> float:
+    async def hit(self, key: str) -> float:
         """Count one event; returns the wait if it was over the limit (then not counted)."""
-        wait = self.retry_after(key)
+        wait = await self.retry_after(key)
         if wait <= 0:
-            self.add(key)
+            await self.add(key)
         return wait
 
-    def count(self, key: str) -> int:
-        now = self.clock()
-        with self._lock:
-            q = self._keys.get(key)
-            if q is None:
-                return 0
-            self._trim(q, now)
-            return len(q)
+    async def count(self, key: str) -> int:
+        return (await self.windows.count(self._key(key), self.clock(), self.window_s))[0]
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._keys.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._keys)
+    async def forget(self, key: str) -> None:
+        await self.windows.forget(self._key(key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,28 +255,25 @@ class LoginThrottle:
         self,
         policy: LoginPolicy = LoginPolicy(),
         *,
-        max_keys: int = DEFAULT_MAX_KEYS,
-        clock: Callable[[], float] = time.monotonic,
+        windows: Windows | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
         self.clock = clock
-        big = 10_000  # only the recent failures matter; bound the per-key history
-        self._pair = SlidingWindow(big, policy.window_s, max_keys=max_keys, clock=clock)
-        self._addr = SlidingWindow(big, policy.window_s, max_keys=max_keys, clock=clock)
-        self._blocked: OrderedDict[str, float] = OrderedDict()
-        self._max_keys = max_keys
-        self._lock = threading.Lock()
+        self.windows = windows or MemoryWindows()
 
     @staticmethod
     def _keys(username: str, address: str) -> tuple[str, str]:
-        return f"{username}\x1f{address}", address
+        return f"login-pair:{username}\x1f{address}", f"login-addr:{address}"
 
-    def check(self, username: str, address: str) -> None:
-        """Raise Throttled while this pair or this address is backing off."""
+    async def check(self, username: str, address: str) -> None:
+        """Raise LoginThrottled while this pair or this address is backing off."""
         now = self.clock()
         pair, addr = self._keys(username, address)
-        with self._lock:
-            until = max(self._blocked.get(pair, 0.0), self._blocked.get(addr, 0.0))
+        until = max(
+            await self.windows.blocked_until(pair, now),
+            await self.windows.blocked_until(addr, now),
+        )
         if until > now:
             raise LoginThrottled("登录失败次数过多，请稍后再试", retry_after=int(until - now) + 1)
 
@@ -169,29 +283,18 @@ class LoginThrottle:
             return 0.0
         return min(self.policy.first_delay_s * 2**over, self.policy.max_delay_s)
 
-    def failure(self, username: str, address: str) -> None:
+    async def failure(self, username: str, address: str) -> None:
         now = self.clock()
-        pair, addr = self._keys(username, address)
-        self._pair.add(pair)
-        self._addr.add(addr)
         p = self.policy
-        for key, failures, free in (
-            (pair, self._pair.count(pair), p.free_failures),
-            (addr, self._addr.count(addr), p.address_failures),
-        ):
+        pair, addr = self._keys(username, address)
+        for key, free in ((pair, p.free_failures), (addr, p.address_failures)):
+            failures = await self.windows.add(key, now, p.window_s)
             delay = self._delay(failures, free)
             if delay > 0:
-                with self._lock:
-                    self._blocked[key] = now + delay
-                    self._blocked.move_to_end(key)
-                    while len(self._blocked) > self._max_keys:
-                        self._blocked.popitem(last=False)
+                await self.windows.block(key, now + delay, now)
 
-    def success(self, username: str, address: str) -> None:
-        pair, _ = self._keys(username, address)
-        self._pair.forget(pair)
-        with self._lock:
-            self._blocked.pop(pair, None)
+    async def success(self, username: str, address: str) -> None:
+        await self.windows.forget(self._keys(username, address)[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,33 +313,38 @@ class CitizenGuard:
         self,
         policy: CitizenPolicy = CitizenPolicy(),
         *,
-        max_keys: int = DEFAULT_MAX_KEYS,
-        clock: Callable[[], float] = time.monotonic,
+        windows: Windows | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
-        self._lookups = SlidingWindow(policy.lookups_per_minute, 60, max_keys=max_keys, clock=clock)
-        self._misses = SlidingWindow(
-            policy.misses_per_number, policy.miss_window_s, max_keys=max_keys, clock=clock
+        w = windows or MemoryWindows()
+        self._lookups = SlidingWindow(
+            policy.lookups_per_minute, 60, windows=w, name="lookup", clock=clock
         )
-        self._intake = SlidingWindow(policy.intake_per_hour, 3600, max_keys=max_keys, clock=clock)
+        self._misses = SlidingWindow(
+            policy.misses_per_number, policy.miss_window_s, windows=w, name="miss", clock=clock
+        )
+        self._intake = SlidingWindow(
+            policy.intake_per_hour, 3600, windows=w, name="intake", clock=clock
+        )
 
-    def before_lookup(self, address: str, number: str) -> None:
-        locked = self._misses.retry_after(number)
+    async def before_lookup(self, address: str, number: str) -> None:
+        locked = await self._misses.retry_after(number)
         if locked > 0:
             raise Throttled(
                 "该工单查询失败次数过多，已暂停查询；请稍后再试或拨打 12345",
                 retry_after=int(locked) + 1,
             )
-        wait = self._lookups.hit(address)
+        wait = await self._lookups.hit(address)
         if wait > 0:
             raise Throttled("查询过于频繁，请稍后再试", retry_after=int(wait) + 1)
 
-    def missed(self, number: str) -> None:
+    async def missed(self, number: str) -> None:
         """A lookup of `number` did not match (unknown number or wrong phone)."""
-        self._misses.add(number)
+        await self._misses.add(number)
 
-    def before_intake(self, address: str) -> None:
-        wait = self._intake.hit(address)
+    async def before_intake(self, address: str) -> None:
+        wait = await self._intake.hit(address)
         if wait > 0:
             raise Throttled(
                 "提交过于频繁，请稍后再试；紧急情况请拨打 12345", retry_after=int(wait) + 1

@@ -15,7 +15,16 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import api_files, i18n, pages_admin, pages_audit, pages_list, pages_sms, wallboard
+from agent_ui import (
+    api_files,
+    i18n,
+    pages_admin,
+    pages_audit,
+    pages_kb,
+    pages_list,
+    pages_sms,
+    wallboard,
+)
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
 from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
@@ -146,7 +155,7 @@ async def submit(request: web.Request) -> web.Response:
     svc = services(request)
     files: list[Any] = []
     try:
-        guard_intake(request)
+        await guard_intake(request)
         if request.content_type == "multipart/form-data":  # with photos or documents
             form, files = await read_form(request, svc.files, max_files=svc.max_files_per_request)
         else:
@@ -272,7 +281,9 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
         return staff.redirect("/staff/login?" + urlencode({"next": target}))
     try:
         if is_staff:
-            ctx = {**await staff.staff_context(request), "message": message, "status": status}
+            # 503: the database is away, and with it the session the header would show
+            known = await staff.staff_context(request) if status != 503 else staff.NO_SESSION
+            ctx = {**known, "message": message, "status": status}
             return staff.render(request, "staff/error.html", ctx, status=status)
         lang = page_lang(request)
         ctx = {"message": message, "status": status}
@@ -356,6 +367,7 @@ def setup(app: web.Application) -> None:
     wallboard.add_routes(app)
     pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_kb.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no
     # 404 for the browser to report

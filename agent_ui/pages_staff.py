@@ -137,6 +137,16 @@ def safe_next(value: object) -> str:
     return "/staff/tickets"
 
 
+# what the staff pages' frame shows without a signed-in user (or with no database to ask)
+NO_SESSION: dict[str, Any] = {
+    "can_see_sms": False,
+    "user": None,
+    "role_label": "",
+    "csrf": "",
+    "can_register": False,
+}
+
+
 async def staff_context(request: web.Request) -> dict[str, Any]:
     session = await current_session(request)
     user = session.user if session else None

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -18,19 +30,34 @@ from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
 from agent_ui.assist import Assistant
 from agent_ui.context import Services, WebSettings
-from agent_ui.limits import CitizenGuard, CitizenPolicy, LoginPolicy, LoginThrottle
+from agent_ui.limits import (
+    CitizenGuard,
+    CitizenPolicy,
+    LoginPolicy,
+    LoginThrottle,
+    MemoryWindows,
+)
 from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
 from hotline.bus import InProcessBus
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
+from hotline.search import build_search_services, search_ctx
 from routing.calendar import HolidayCalendar
 from routing.directory import Directory, DirectoryError, load_directory
 from routing.gazetteer import Gazetteer, GazetteerError
 from routing.rules import DispatchRules, DispatchTableError
 from routing.sla import DeadlinePolicy
-from routing.triage import Predictor, Triage, TriageSettings, run_triage
+from routing.triage import (
+    Planner,
+    Predictor,
+    Triage,
+    TriageSettings,
+    plan_in_worker,
+    run_triage,
+    start_worker,
+)
 from routing.watcher import DeadlineWatcher
 from telephony.center import CallCenter
 from telephony.notify import Notifier
@@ -43,6 +70,8 @@ from telephony.prompts import (
 )
 from telephony.sms import KannelGateway, SmsService
 from tickets.db import Database
+from tickets.model import TicketEvent
+from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
 from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
 
@@ -80,6 +109,59 @@ def load_predictor(settings: Settings) -> Predictor | None:
     return Classifier.load(path)
 
 
+def build_planner(settings: Settings) -> Planner:
+    """The triage's planner as a worker process builds it (model, regions, dispatch table)."""
+    gazetteer, rules = load_triage_parts(settings, load_routing(settings))
+    cfg = settings.triage
+    return Planner(
+        load_predictor(settings), gazetteer, rules, TriageSettings(cfg.auto_dispatch, cfg.threshold)
+    )
+
+
+class PlannerPool(Executor):
+    """Triage worker processes, started fresh (spawn: no copy of this process's threads and
+    locks) with their own planner; a pool broken by a dead worker is replaced, and the batch
+    that saw it fails and is retried from the work queue."""
+
+    def __init__(self, workers: int, build: Callable[[], Planner]) -> None:
+        self._workers = workers
+        self._build = build
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_planner_worker,
+            initargs=(os.getpid(), self._build),
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenExecutor:
+            log.warning("分类工作进程已退出，重新启动")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _start_planner_worker(parent: int, build: Callable[[], Planner]) -> None:
+    """A triage worker's start: it ends with the server, even one killed with SIGKILL (a
+    worker blocked on its queue would otherwise outlive it), then builds its planner."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    start_worker(build)
+
+
 def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Services:
     tz = ZoneInfo(settings.locale.timezone)
     directory = load_routing(settings)
@@ -101,6 +183,8 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         ),
     )
     sec = settings.security
+    # one store for every limit; a RedisWindows when [redis] is set (make_app swaps it in)
+    limits_store = MemoryWindows(sec.limit_max_keys)
     accounts = Accounts(
         db,
         directory,
@@ -114,7 +198,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
                 first_delay_s=sec.login_first_delay_s,
                 max_delay_s=sec.login_lockout_s,
             ),
-            max_keys=sec.limit_max_keys,
+            windows=limits_store,
         ),
     )
     return Services(
@@ -127,7 +211,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
                 miss_window_s=sec.lookup_miss_window_s,
                 intake_per_hour=sec.intake_per_hour,
             ),
-            max_keys=sec.limit_max_keys,
+            windows=limits_store,
         ),
         directory=directory,
         # marks and countdowns by the service's own clock (tests move it)
@@ -144,6 +228,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
+            body_timeout_s=settings.server.body_timeout_s,
         ),
     )
 
@@ -154,6 +239,8 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     database = db or open_database(settings)
     bus = InProcessBus()
     services = build_services(settings, database, bus)
+    gazetteer, rules = load_triage_parts(settings, services.directory)
+    services.search = build_search_services(settings, database, bus, services, gazetteer)
     app = create_app(services, bus)
     app[DATABASE] = database
     app[BUS] = bus
@@ -181,16 +268,12 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
 
     gazetteer, rules = load_triage_parts(settings, services.directory)
 
-    def suggester() -> Triage:
+    def suggester() -> Planner:
         """The triage's suggestion logic for the order form (its own classifier, loaded on
         the first keystroke's request, not at start)."""
         cfg = settings.triage
-        return Triage(
-            services.tickets,
-            load_predictor(settings),
-            gazetteer,
-            rules,
-            TriageSettings(False, cfg.threshold),
+        return Planner(
+            load_predictor(settings), gazetteer, rules, TriageSettings(False, cfg.threshold)
         )
 
     services.assist = Assistant(suggester)
@@ -200,31 +283,57 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     services.max_files_per_request = att.max_per_request
 
     async def triage_ctx(app: web.Application) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        predictor = await loop.run_in_executor(None, load_predictor, settings)
-        # one thread: predictions are CPU-bound and must stay off the event loop
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage")
         cfg = settings.triage
-        triage = Triage(
-            services.tickets,
-            predictor,
-            gazetteer,
-            rules,
-            TriageSettings(cfg.auto_dispatch, cfg.threshold),
-            executor,
-        )
-        queue = bus.subscribe(maxsize=10_000)
-        task = asyncio.create_task(run_triage(triage, queue))
+        # predictions are CPU-bound and stay off the event loop: in worker processes (which
+        # load the model themselves) or, with workers = 0, in one thread of this process
+        executor: Executor
+        if cfg.workers:
+            executor = PlannerPool(cfg.workers, functools.partial(build_planner, settings))
+        else:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage")
+
+        async def run() -> None:
+            # the model loads in the background: the server listens meanwhile, and the
+            # orders that come in wait in the durable queue
+            loop = asyncio.get_running_loop()
+            predictor = None
+            while True:
+                try:
+                    if cfg.workers:  # start the workers now: each loads the model once
+                        await asyncio.gather(
+                            *(
+                                loop.run_in_executor(executor, plan_in_worker, [])
+                                for _ in range(cfg.workers)
+                            )
+                        )
+                    else:
+                        predictor = await loop.run_in_executor(executor, load_predictor, settings)
+                    break
+                except Exception:  # a damaged model: orders wait in the queue meanwhile
+                    log.exception("分类模型无法加载，%d 秒后重试", MODEL_RETRY_S)
+                    await asyncio.sleep(MODEL_RETRY_S)
+            triage = Triage(
+                services.tickets,
+                predictor,
+                gazetteer,
+                rules,
+                TriageSettings(cfg.auto_dispatch, cfg.threshold),
+                executor,
+                plan_all=plan_in_worker if cfg.workers else None,
+            )
+            queue = WorkQueue(database, TRIAGE, lease=JOB_LEASE)
+            await run_triage(triage, queue, wake, consumers=cfg.workers)
+
+        wake, waker = _wake_on_events(bus, TRIAGE)
+        tasks = [asyncio.create_task(run()), waker]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        bus.unsubscribe(queue)
+        await _stop(tasks)
         executor.shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(session_purge_ctx)
     app.cleanup_ctx.append(watcher_ctx)
+    app.cleanup_ctx.append(search_ctx(settings, services.search, bus))
     if settings.triage.enabled:
         app.cleanup_ctx.append(triage_ctx)
     if settings.telephony.enabled:
@@ -331,9 +440,9 @@ def sms_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         notifier = Notifier(sms, directory, settings.locale.timezone)
-        events = bus.subscribe(maxsize=10_000)  # first: nothing new slips past the catch-up
-        await notifier.catch_up(settings.sms.catch_up_hours)
-        tasks = [asyncio.create_task(notifier.run(events))]
+        wake, waker = _wake_on_events(bus, NOTICE)
+        queue = WorkQueue(sms.db, NOTICE, lease=JOB_LEASE)
+        tasks = [asyncio.create_task(notifier.run(queue, wake)), waker]
         session: aiohttp.ClientSession | None = None
         if settings.sms.backend == "kannel":
             session = aiohttp.ClientSession()
@@ -344,15 +453,44 @@ def sms_ctx(
         else:
             log.info("短信为发件箱模式（sms.backend = outbox）：通知只记录在发件箱，不发送")
         yield
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        bus.unsubscribe(events)
+        await _stop(tasks)
         if session is not None:
             await session.close()
 
     return ctx
+
+
+# a claimed batch of background work is someone else's after this (a consumer that died)
+JOB_LEASE = timedelta(seconds=60)
+MODEL_RETRY_S = 60
+
+
+def _wake_on_events(bus: InProcessBus, topic: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """An event set when the bus carries an order event that enqueued work for `topic`: its
+    consumer starts at once instead of at its next poll. Only a hint — the work itself is in
+    the durable queue, so an event the bus drops delays nothing by more than a poll."""
+    wake = asyncio.Event()
+    actions = EVENT_TOPICS[topic]
+    events: asyncio.Queue[TicketEvent] = bus.subscribe(maxsize=10_000)
+
+    async def watch() -> None:
+        try:
+            while True:
+                ev = await events.get()
+                if actions is None or ev.action in actions:
+                    wake.set()
+        finally:
+            bus.unsubscribe(events)
+
+    return wake, asyncio.create_task(watch())
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _purge_recordings(center: CallCenter, every_s: float = 3600) -> None:

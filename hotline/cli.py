@@ -25,8 +25,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    import ipaddress
 
+    from agent_ui.server import ServeOptions, serve
     from hotline.app import make_app
     from hotline.demo import seed_demo
 
@@ -46,16 +47,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # optional speed-up
         pass
-    host, port = settings.server.host, settings.server.port
+    srv = settings.server
     print(
-        f"12345 热线平台已启动: http://{host}:{port}/ (数据库 {settings.database_url})", flush=True
+        f"12345 热线平台已启动: http://{srv.host}:{srv.port}/ (数据库 {settings.database_url})",
+        flush=True,
     )
-    web.run_app(
+    serve(
         app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=logging.getLogger("aiohttp.access") if settings.server.access_log else None,
+        ServeOptions(
+            host=srv.host,
+            port=srv.port,
+            keepalive_timeout_s=srv.keepalive_timeout_s,
+            shutdown_timeout_s=srv.shutdown_timeout_s,
+            max_connections_per_address=srv.max_connections_per_address,
+            uncapped=tuple(ipaddress.ip_network(p, strict=False) for p in srv.trusted_proxies),
+            access_log=logging.getLogger("aiohttp.access") if srv.access_log else None,
+        ),
     )
     return 0
 
@@ -347,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     from classifier.cli import add_subcommands
 
     add_subcommands(sub, extra_examples=examples_from_db)
+
+    from hotline.cli_search import add_subcommands as add_search_subcommands
+
+    add_search_subcommands(sub)
 
     tel = sub.add_parser("telephony", help="电话接入").add_subparsers(
         dest="telephony_cmd", required=True

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kb.config import HotspotSettings, KbSettings, SearchSettings, SimilarSettings
 from routing.config import RoutingSettings, SlaSettings
 from telephony.config import SmsSettings, TelephonySettings
 
@@ -39,6 +40,14 @@ class ServerSettings(_Section):
     assets_dir: str = "node_modules"
     # reverse proxies whose X-Forwarded-For is believed (addresses or networks)
     trusted_proxies: list[str] = []
+    # slow clients: a request body must arrive within body_timeout_s (else 408); a connection
+    # that sends no complete request for keepalive_timeout_s is closed; one client address
+    # may hold max_connections_per_address connections (trusted proxies: no cap); a stop waits
+    # at most shutdown_timeout_s for requests in progress
+    body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10
+    keepalive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15
+    max_connections_per_address: Annotated[int, Field(ge=1, le=100_000)] = 64
+    shutdown_timeout_s: Annotated[float, Field(ge=0, le=600)] = 5
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -110,6 +119,8 @@ class TriageSettings(_Section):
     auto_dispatch: bool = True
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
     model: str = "classifier/model"
+    # processes that classify new orders (each loads the model); 0: a thread of the server
+    workers: Annotated[int, Field(ge=0, le=32)] = 0
 
 
 class AttachmentSettings(_Section):
@@ -155,6 +166,10 @@ class Settings(_Section):
     sla: SlaSettings = SlaSettings()
     telephony: TelephonySettings = TelephonySettings()
     sms: SmsSettings = SmsSettings()
+    search: SearchSettings = SearchSettings()
+    kb: KbSettings = KbSettings()
+    similar: SimilarSettings = SimilarSettings()
+    hotspots: HotspotSettings = HotspotSettings()
     retention: RetentionSettings = RetentionSettings()
     backup: BackupSettings = BackupSettings()
     # where relative paths in settings are resolved from (the config file's folder)

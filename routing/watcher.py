@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from tickets.errors import DatabaseUnavailable
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class DeadlineWatcher:
                 n = await self.run_once()
                 if n:
                     log.info("deadline watcher: %d clocks fired", n)
+            except DatabaseUnavailable:  # logged once per outage by the database
+                pass
             except Exception:  # the next pass retries; a bad moment must not stop watching
                 log.exception("deadline watcher pass failed")
             await asyncio.sleep(self.interval_s)

@@ -14,10 +14,16 @@
 #   kannel-extras      its fake SMSC (fakesmsc) standing in for the operator
 #   chromium           the real browser the page tests drive through Playwright (tests/browser.py;
 #                      never `playwright install`, which downloads a browser)
+#   sipvicious         SIP scanners (svmap, svwar, svcrack) the front door is tested against
+#   redis-server       the real Redis the bus, limits and lease tests run against (started per
+#                      run by tests/redisserver.py on a port of its own)
+#   openjdk-17-jdk-headless, maven
+#                      the Elasticsearch node of the search tests (tests/esnode.py): Maven
+#                      resolves the ES 8.19 jars from Maven Central into var/es (cached), javac
+#                      compiles the small launcher in tests/es/src, java runs it
 #   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
 #                      pages ship only the Mongolian web font; Chinese uses system fonts)
-#
-# Later issues will add: redis-server.
+
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -37,7 +43,11 @@ PACKAGES=(
     kannel
     kannel-extras
     chromium
+    openjdk-17-jdk-headless
+    maven
     fonts-wqy-microhei
+    redis-server
+    sipvicious
 )
 
 missing=()

@@ -27,7 +27,7 @@ from telephony.protocol import Link, LinkError, accept
 from telephony.voicemail import VoicemailFiler
 from tickets.access import normalize_phone
 from tickets.db import Database
-from tickets.errors import Conflict, InvalidInput, NotFound
+from tickets.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from tickets.model import Actor, Role, Satisfaction, Status, Ticket
 from tickets.service import TicketService
 
@@ -369,6 +369,8 @@ class CallCenter:
                     # a voicemail whose filing failed (database away) is retried here
                     last_sweep = self.monotonic()
                     await self.voicemail.recover(live=set(self.calls))
+            except DatabaseUnavailable:  # logged once per outage; the sweep comes again
+                pass
             except Exception:  # the queue must keep running whatever one caller did
                 log.exception("call queue tick failed")
 

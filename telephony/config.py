@@ -121,6 +121,10 @@ class TelephonySettings(_Section):
     caller_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z+*#._-]{1,32}$")] = "12345"
     # Kamailio (hotline telephony kamailio-config): where its files go.
     kamailio_dir: str = "var/kamailio"
+    # Kamailio's flood guard (pike): more than kamailio_pike_requests requests from one
+    # address within 2 s and that address is ignored until it slows down (the workers' own
+    # guard stays as a second line).
+    kamailio_pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
 
     @field_validator("open_from", "open_until")
     @classmethod
@@ -267,8 +271,8 @@ class SmsSettings(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 100
     poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1
     survey_days: Annotated[int, Field(ge=1, le=90)] = 7
-    # At start, notices are made for the order events of this many past hours that have none
-    # yet (after a crash between an order's commit and its notice).
+    # No longer used (notices are jobs of the durable work queue; nothing to catch up at
+    # start); accepted so that config files which set it still load.
     catch_up_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
     supervisor_phones: list[Annotated[str, Field(pattern=r"^1\d{10}$")]] = []
     templates: dict[str, str] = dict(DEFAULT_SMS_TEMPLATES)

@@ -22,7 +22,7 @@ from telephony import sms_store as store
 from telephony.config import SmsSettings
 from tickets.access import mask_phone, normalize_phone
 from tickets.db import Database
-from tickets.errors import DomainError, InvalidInput, VersionConflict
+from tickets.errors import DatabaseUnavailable, DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     CITIZEN,
     Actor,
@@ -36,6 +36,7 @@ from tickets.model import (
     TicketFilter,
 )
 from tickets.service import TicketService
+from tickets.workflow import IN_HAND
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,7 @@ SURVEY_WORDS = {
     "不满意": Satisfaction.UNSATISFIED,
 }
 STOP_WORDS = {"TD", "T", "STOP", "退订", "N"}
-OPEN = frozenset(
-    {
-        Status.NEW,
-        Status.DISPATCHED,
-        Status.ACCEPTED,
-        Status.RETURNED,
-        Status.REPLIED,
-        Status.REWORK,
-        Status.REOPENED,
-    }
-)
+OPEN = IN_HAND  # the orders an SMS from the same citizen can add to (市民补充)
 _CENTRE = Actor(Role.SYSTEM, name="短信接入")  # reads orders on the citizen's behalf
 CITIZEN_PURPOSES = frozenset({"ack", "supplement", "reply", "survey", "survey_thanks", "stopped"})
 CAP_PERIOD = timedelta(hours=24)  # [sms] citizen_texts_per_day counts texts within this
@@ -481,7 +472,9 @@ class SmsService:
             try:
                 while await self.send_due(gateway):
                     pass
-            except Exception:  # the database may be away for a moment; keep the sender alive
+            except DatabaseUnavailable:  # logged once per outage by the database
+                pass
+            except Exception:  # keep the sender alive whatever one pass met
                 log.exception("SMS sender pass failed")
             self.wake.clear()
             try:

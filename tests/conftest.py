@@ -4,6 +4,7 @@ and an API client that logs in as each role."""
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from argon2 import PasswordHasher
 from hotline.app import load_routing, make_app
 from hotline.config import Settings, load_settings
 from hotline.db import open_database
+from tests.search_fixtures import analyzer, es_node, search  # noqa: F401 - shared fixtures
 from tickets.db import Database
 from tickets.model import Role
 
@@ -37,6 +39,18 @@ def pg_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One real Redis for the whole run (make test installs it; never skipped)."""
+    from tests.redisserver import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -74,6 +88,10 @@ def make_settings(db_url: str, **env: str) -> Settings:
         "HOTLINE__DATABASE__URL": db_url,
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__TELEPHONY__ENABLED": "false",
+        # near-duplicate detection adds audit events of its own to orders: on where tested
+        "HOTLINE__SIMILAR__ENABLED": "false",
+        # the embedded search index of this test's own (never the repository's var/)
+        "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(prefix="hotline-search-")) / "s.db"),
         **UNLIMITED,
         **env,
     }

@@ -32,6 +32,9 @@ STAFF = CENTRE | {DEPT}
 INTAKE = frozenset({A, D, S})
 CALLS = frozenset({A, D, S})
 WATCH = frozenset({A, D, S, M, ADM})
+# a knowledge-base article of the walk (an FAQ of the housing department): the centre, agents
+# (FAQ) and its own department may edit it; a manager and other departments may not
+KB_EDIT = "kb_edit"
 PUBLIC = "public"  # anybody; the route guards itself otherwise (gateway address, signature)
 STATIC = "static"
 
@@ -110,6 +113,38 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/static/vendor/fonts/noto-sans-mongolian"): STATIC,
     ("GET", "/static"): STATIC,
     ("GET", "/favicon.ico"): STATIC,
+    # search, knowledge base, 多人同诉, hot spots (issue 12)
+    ("GET", "/api/v1/search/tickets"): STAFF,
+    ("GET", "/api/v1/search/status"): STAFF,
+    ("POST", "/api/v1/suggestions"): STAFF,
+    ("GET", "/api/v1/tickets/{id}/suggestions"): STAFF,
+    ("GET", "/api/v1/tickets/{id}/similar"): STAFF,
+    ("POST", "/api/v1/tickets/{id}/group"): frozenset({A, D, S, ADM}),
+    ("POST", "/api/v1/tickets/{id}/ungroup"): frozenset({A, D, S, ADM}),
+    ("POST", "/api/v1/tickets/{id}/similar/{other}/dismiss"): frozenset({A, D, S, ADM}),
+    ("GET", "/api/v1/hotspots"): frozenset({D, S, M, ADM}),
+    ("POST", "/api/v1/tickets/{id}/reply-library"): frozenset({D, S, ADM}),
+    ("GET", "/api/v1/kb/articles"): STAFF,
+    ("POST", "/api/v1/kb/articles"): STAFF - {M},
+    ("GET", "/api/v1/kb/articles/{id}"): STAFF,
+    ("PUT", "/api/v1/kb/articles/{id}"): KB_EDIT,
+    ("GET", "/api/v1/kb/articles/{id}/history"): STAFF,
+    ("POST", "/api/v1/kb/articles/{id}/submit"): KB_EDIT,
+    ("POST", "/api/v1/kb/articles/{id}/publish"): frozenset({D, S, ADM}),
+    ("POST", "/api/v1/kb/articles/{id}/reject"): frozenset({D, S, ADM}),
+    ("POST", "/api/v1/kb/articles/{id}/withdraw"): frozenset({D, S, ADM}),
+    ("GET", "/api/v1/guides"): PUBLIC,
+    ("GET", "/api/v1/guides/{id}"): PUBLIC,
+    ("GET", "/guides"): PUBLIC,
+    ("GET", "/guides/{id}"): PUBLIC,
+    ("GET", "/staff/kb"): STAFF,
+    ("GET", "/staff/kb/new"): STAFF,
+    ("POST", "/staff/kb/new"): STAFF - {M},
+    ("GET", "/staff/kb/{id}"): STAFF,
+    ("GET", "/staff/kb/{id}/edit"): STAFF,
+    ("POST", "/staff/kb/{id}/edit"): KB_EDIT,
+    ("POST", "/staff/kb/{id}/{step}"): KB_EDIT,  # step "submit" in the walk
+    ("GET", "/staff/search"): STAFF,
 }
 LOGOUTS = {("DELETE", "/api/v1/session"), ("POST", "/staff/logout")}
 # routes about one order, where a department's own / past / other relation decides
@@ -159,6 +194,8 @@ def app_routes(app: web.Application) -> list[tuple[str, str]]:
 
 
 def fill(path: str, t: dict[str, Any], action: str = "sign") -> str:
+    if "/kb/" in path or "/guides/" in path:
+        return path.replace("{id}", str(t["article_id"])).replace("{step}", "submit")
     if path == "/staff/tickets/find":
         return f"{path}?number={t['number']}"
     return (
@@ -167,6 +204,7 @@ def fill(path: str, t: dict[str, Any], action: str = "sign") -> str:
         .replace("{action}", action)
         .replace("{phone}", "13800000000")
         .replace("{n}", "0")
+        .replace("{other}", str(t["id"]))
     )
 
 
@@ -210,6 +248,12 @@ async def test_authorisation_matrix(app_client: Any, api: Any, http_session: Any
     ) as resp:
         assert resp.status == 201
         t = await resp.json()
+    faq = {
+        "kind": "faq",
+        "department": "150100-housing",
+        "fields": {"question": "停车费怎么收？", "answer": "按物价部门核定的标准。"},
+    }
+    t["article_id"] = (await dispatcher.post("/kb/articles", faq, 201))["id"]
     sessions: dict[str, tuple[aiohttp.ClientSession, str, str | None]] = {}
     for c in CALLERS:
         session, base = http_session()
@@ -256,6 +300,8 @@ async def test_authorisation_matrix(app_client: Any, api: Any, http_session: Any
     # nothing was changed by the walk: every write was refused or stale
     after = await dispatcher.get(f"/tickets/{t['id']}")
     assert after["version"] == t["version"], json.dumps(after, ensure_ascii=False)[:500]
+    article = await dispatcher.get(f"/kb/articles/{t['article_id']}")
+    assert (article["version"], article["status"]) == (1, "draft")
 
 
 def expected(rule: Any, c: Caller, pattern: str, action: str) -> Any:
@@ -265,6 +311,12 @@ def expected(rule: Any, c: Caller, pattern: str, action: str) -> Any:
         return lambda s: s not in denied
     if rule == "login":  # a form posted without the login page's token: refused, for anyone
         return lambda s: s == 403
+    if rule == KB_EDIT:
+        if c.role is None:
+            return (lambda s: s in (303, 401)) if is_page else (lambda s: s == 401)
+        if c.role in (M,) or (c.role is DEPT and c.relation != "own"):
+            return lambda s: s == 403
+        return lambda s: s not in denied and s != 404
     if rule == "live":  # staff; a plain GET is no WebSocket handshake (400), never 5xx
         return (lambda s: s == 401) if c.role is None else (lambda s: s in (400, 403))
     if c.role is None:  # no session: 401, or the login page for a page

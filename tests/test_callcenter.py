@@ -165,6 +165,7 @@ async def test_call_answered_by_agent_emits_cti_events_in_order_and_records_it(r
         ("call.offered", None, None),
         ("call.queued", None, "complaint"),
         ("agent.state", "agent1", "ringing"),
+        ("call.ringing", "agent1", "complaint"),  # the screen pop for the console
         ("call.answered", "agent1", None),
         ("agent.state", "agent1", "talking"),
         ("agent.state", "agent1", "wrapup"),

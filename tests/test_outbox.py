@@ -191,3 +191,22 @@ def test_outbox_event_topics_name_known_actions() -> None:
     for topic, actions in outbox.EVENT_TOPICS.items():
         assert topic and len(topic) <= 32
         assert actions is None or all(isinstance(a, str) for a in actions)
+
+
+async def test_outbox_consumer_stopped_mid_batch_gives_it_back(database: Database) -> None:
+    """A stop while a batch is being handled: the jobs are due again at once (else they would
+    wait for their lease to run out after the restart)."""
+    await database.write(lambda c: enqueue(c, "t", payload={}))
+    started = asyncio.Event()
+
+    async def handle(jobs: list[Job]) -> None:
+        started.set()
+        await asyncio.Event().wait()  # still working when the stop comes
+
+    task = asyncio.create_task(consume(WorkQueue(database, "t"), handle, idle_s=0.05))
+    await asyncio.wait_for(started.wait(), 60)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    (row,) = rows(database, "t")
+    assert row.lease is None and row.next_at <= datetime.now(UTC)
+    assert len(await WorkQueue(database, "t").claim()) == 1

@@ -10,7 +10,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent_ui.limits import LoginPolicy, LoginThrottle, SlidingWindow, Throttled
+from agent_ui.limits import (
+    CitizenGuard,
+    CitizenPolicy,
+    LoginPolicy,
+    LoginThrottle,
+    MemoryWindows,
+    RedisWindows,
+    SlidingWindow,
+    Throttled,
+)
 from hotline.config import Settings
 from tests.conftest import PASSWORD, make_settings
 
@@ -167,25 +176,81 @@ async def test_own_logins_do_not_reset_the_address_count(client: Callable[[str],
     assert await login(sprayer, "victim-next", "Winter2026!") == 429
 
 
-def test_login_throttle_memory_is_bounded() -> None:
+async def test_login_throttle_memory_is_bounded() -> None:
     now = [0.0]
-    throttle = LoginThrottle(LoginPolicy(), max_keys=1000, clock=lambda: now[0])
+    windows = MemoryWindows(max_keys=1000)
+    throttle = LoginThrottle(LoginPolicy(), windows=windows, clock=lambda: now[0])
     for i in range(20_000):
-        throttle.failure(f"name{i}", f"10.0.{i // 250}.{i % 250}")
-    assert len(throttle._pair) <= 1000 and len(throttle._addr) <= 1000
-    assert len(throttle._blocked) <= 1000
+        await throttle.failure(f"name{i}", f"10.0.{i // 250}.{i % 250}")
+    assert len(windows._events) <= 1000 and len(windows._blocks) <= 1000
 
 
-def test_sliding_window_forgets_old_events_and_bounds_keys() -> None:
-    now = [0.0]
-    w = SlidingWindow(2, 60, max_keys=10, clock=lambda: now[0])
-    assert w.hit("a") == 0 and w.hit("a") == 0
-    assert w.hit("a") > 0  # the third within a minute waits
-    now[0] = 61
-    assert w.hit("a") == 0  # the window moved on
+@pytest.fixture(params=["memory", "redis"])
+async def windows(request: pytest.FixtureRequest) -> Any:
+    if request.param == "memory":
+        yield MemoryWindows(max_keys=10)
+        return
+    import redis.asyncio as aioredis
+
+    server = request.getfixturevalue("redis_server")
+    client = aioredis.from_url(server.url)
+    yield RedisWindows(client, prefix=f"t{id(request)}")
+    await client.aclose()
+
+
+async def test_sliding_window_contract_on_both_stores(windows: Any) -> None:
+    """One contract over the in-process and the Redis store (real Redis)."""
+    now = [1_000_000.0]
+    w = SlidingWindow(2, 60, windows=windows, clock=lambda: now[0])
+    assert await w.hit("a") == 0 and await w.hit("a") == 0
+    assert await w.hit("a") > 0  # the third within a minute waits
+    assert await w.count("a") == 2
+    now[0] += 61
+    assert await w.hit("a") == 0  # the window moved on
+    await w.forget("a")
+    assert await w.count("a") == 0
+    await windows.block("b", now[0] + 30, now[0])
+    assert await windows.blocked_until("b", now[0]) == pytest.approx(now[0] + 30, abs=0.01)
+
+
+async def test_memory_windows_forget_the_least_recent_keys() -> None:
+    w = MemoryWindows(max_keys=10)
     for i in range(100):
-        w.add(f"k{i}")
+        await w.add(f"k{i}", 1.0, 60)
     assert len(w) == 10
+
+
+async def test_limits_are_shared_between_processes_through_redis(redis_server: Any) -> None:
+    """Two web processes (two clients) count the same address together."""
+    import redis.asyncio as aioredis
+
+    a, b = aioredis.from_url(redis_server.url), aioredis.from_url(redis_server.url)
+    try:
+        one = CitizenGuard(CitizenPolicy(intake_per_hour=3), windows=RedisWindows(a, "shared"))
+        two = CitizenGuard(CitizenPolicy(intake_per_hour=3), windows=RedisWindows(b, "shared"))
+        await one.before_intake("203.0.113.9")
+        await two.before_intake("203.0.113.9")
+        await one.before_intake("203.0.113.9")
+        with pytest.raises(Throttled):
+            await two.before_intake("203.0.113.9")
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_limits_fail_open_when_redis_is_gone() -> None:
+    """A Redis outage must not lock citizens out of the hotline."""
+    import redis.asyncio as aioredis
+
+    from tests.redisserver import RedisServer
+
+    with RedisServer() as server:
+        client = aioredis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
+        guard = CitizenGuard(CitizenPolicy(intake_per_hour=1), windows=RedisWindows(client))
+        await guard.before_intake("198.51.100.9")
+        server.kill()
+        await guard.before_intake("198.51.100.9")  # over the limit, but Redis is down: let in
+        await client.aclose()
 
 
 def test_throttled_carries_retry_after() -> None:

@@ -24,6 +24,7 @@ from telephony.notify import Notifier
 from telephony.sms import SendError, SmsService
 from tickets.db import Database
 from tickets.model import Actor, Caller, Channel, NewTicket, Role, Status, TicketFilter
+from tickets.outbox import NOTICE, WorkQueue
 
 from .conftest import make_settings
 
@@ -629,12 +630,15 @@ def test_template_with_an_unknown_placeholder_stops_start_up() -> None:
         make_settings("sqlite:///:memory:", HOTLINE__SMS__TEMPLATES__ACK='"工单{numbr}"')
 
 
-async def test_notices_missed_by_a_crash_are_made_at_start(rig: Rig) -> None:
-    """An order committed, then the process died before its notice: the catch-up at start
-    finds the event; running it again queues nothing more."""
+async def test_notices_come_from_the_durable_queue_once(rig: Rig) -> None:
+    """An order committed while no notifier ran (a crash, a restart): its event's job waits
+    in the work queue; handling it makes the notice, handling it again makes nothing more."""
     t = await rig.sms.tickets.submit(NewTicket(Channel.WEB, "无人处理", caller=Caller(phone=PHONE)))
     assert await rig.outbox() == []  # nobody listened to the bus
-    assert await rig.notifier.catch_up(hours=24) >= 1
+    queue = WorkQueue(rig.sms.db, NOTICE)
+    jobs = await queue.claim()
+    assert [j.payload["action"] for j in jobs] == ["create"]
+    assert await rig.notifier.handle_jobs(jobs) == {}
     assert [(m.purpose, m.ticket_id) for m in await rig.outbox()] == [("ack", t.id)]
-    await rig.notifier.catch_up(hours=24)
+    await rig.notifier.handle_jobs(jobs)  # the same job again: its lease ran out, say
     assert len(await rig.outbox()) == 1

@@ -5,6 +5,7 @@ and a worker killed in the middle of a voicemail."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -144,8 +145,8 @@ def calls_of(client: StaffClient, caller: str) -> list[dict[str, Any]]:
     return [c for c in body["items"] if c["ended_at"]]
 
 
-def rms(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
+def rms(wav: Path | bytes) -> float:
+    with wave.open(str(wav) if isinstance(wav, Path) else io.BytesIO(wav), "rb") as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
     return float(np.sqrt((pcm**2).mean())) if pcm.size else 0.0
 
@@ -174,9 +175,10 @@ def test_menu_1_then_2_queue_timeout_leaves_voicemail_order_with_recording(
     (attachment,) = full["attachments"]
     assert attachment["type"] == "recording"
     assert attachment["seconds"] > 1
-    recording = Path(attachment["path"])
-    assert recording.is_file()
-    assert rms(recording) > 500  # the caller's tone was recorded, not silence
+    assert "path" not in attachment  # the server's file path is never shown
+    assert (
+        rms(supervisor.download(attachment["url"])) > 500
+    )  # the caller's tone was recorded, not silence
     assert not list(hotline.spool.glob("voicemail/*.json"))  # spool cleared
 
 
@@ -524,7 +526,7 @@ def test_worker_killed_mid_voicemail_the_message_becomes_an_order(
     _, order = supervisor.get(f"/tickets/{record['ticket_id']}")
     (attachment,) = order["attachments"]
     assert attachment["seconds"] >= 1
-    assert rms(Path(attachment["path"])) > 500
+    assert rms(supervisor.download(attachment["url"])) > 500
     assert not list(hotline.spool.glob("voicemail/*.json"))
 
     def worker_back() -> Any:
@@ -620,7 +622,7 @@ def test_baresip_softphone_call_end_to_end_leaves_a_voicemail(
     _, order = supervisor.get(f"/tickets/{ended['ticket_id']}")
     (attachment,) = order["attachments"]
     assert attachment["seconds"] >= 5
-    assert rms(Path(attachment["path"])) > 500
+    assert rms(supervisor.download(attachment["url"])) > 500
 
 
 def test_callback_rings_the_agent_then_the_orders_phone_and_bridges(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,12 +63,20 @@ def reopened_reply_due(t: Ticket, now: datetime, deadlines: DeadlinePolicy) -> d
     return max([fresh, *granted])
 
 
-def sync(conn: Connection, t: Ticket, now: datetime, deadlines: DeadlinePolicy) -> None:
+def sync(
+    conn: Connection,
+    t: Ticket,
+    now: datetime,
+    deadlines: DeadlinePolicy,
+    live: Sequence[Clock] | None = None,
+) -> None:
     """Derive the clocks from the order's state: start new ones, stop finished ones, move
-    ones whose deadline changed (延期)."""
+    ones whose deadline changed (延期). `live`: the order's running clocks, when the caller
+    knows them already (a new order has none); read otherwise."""
     wanted = wanted_clocks(t, deadlines)
-    live = {(c.kind, c.assignment_id): c for c in store.list_live_clocks(conn, t.id)}
-    for key, c in live.items():
+    running = store.list_live_clocks(conn, t.id) if live is None else live
+    live_by = {(c.kind, c.assignment_id): c for c in running}
+    for key, c in live_by.items():
         if key not in wanted:
             store.update_clock(
                 conn,
@@ -88,7 +97,7 @@ def sync(conn: Connection, t: Ticket, now: datetime, deadlines: DeadlinePolicy) 
                 },
             )
     for (kind, assignment_id), (start, due) in wanted.items():
-        if (kind, assignment_id) in live:
+        if (kind, assignment_id) in live_by:
             continue
         warn = deadlines.warn_at(t.urgency, start, due)
         store.insert_clock(

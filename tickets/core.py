@@ -231,10 +231,7 @@ class TicketCore:
         """The order as `actor` may see it (with its live deadline clocks if asked)."""
 
         def tx(conn: Connection) -> Ticket | None:
-            t = store.get_ticket(conn, ticket_id)
-            if t is not None and with_clocks:
-                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
-            return t
+            return _clocked(conn, store.get_ticket(conn, ticket_id), with_clocks)
 
         ticket = await self.db.read(tx)
         if ticket is None:
@@ -250,10 +247,7 @@ class TicketCore:
         self, actor: Actor, number: str, *, with_clocks: bool = False
     ) -> Ticket:
         def tx(conn: Connection) -> Ticket | None:
-            t = store.get_ticket_by_number(conn, number)
-            if t is not None and with_clocks:
-                t = dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
-            return t
+            return _clocked(conn, store.get_ticket_by_number(conn, number), with_clocks)
 
         ticket = await self.db.read(tx)
         if ticket is None:
@@ -296,11 +290,15 @@ class TicketCore:
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total
 
-    async def events_since(
-        self, since: datetime, actions: Sequence[str], limit: int = 50_000
-    ) -> list[TicketEvent]:
-        """Events after `since` (no access check: for the platform's own consumers)."""
-        return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
+    async def get_many(self, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
+        """Several orders by id, in one read (no access check: for the platform's own
+        background work, which shows nothing to a user)."""
+        found = await self.db.read(lambda c: store.get_tickets(c, ticket_ids))
+        return {t.id: t for t in found}
+
+    async def events_by_id(self, event_ids: Sequence[int]) -> list[TicketEvent]:
+        """Audit events by id, oldest first (no access check: for background work)."""
+        return await self.db.read(lambda c: store.get_events(c, event_ids))
 
     async def events_after(self, after_id: int, limit: int) -> list[TicketEvent]:
         """Events with ids after `after_id`, oldest first (no access check: the live push
@@ -485,36 +483,7 @@ class TicketCore:
                 continue
         raise VersionConflict("工单正忙，请稍后重试")
 
-    # -- triage ---------------------------------------------------------------------------------
-    async def hold_for_review(self, ticket_id: int, suggestion: dict[str, Any]) -> bool:
-        """The triage was not sure: keep the order for a dispatcher, with its suggestion.
-        False when somebody already acted on the order (nothing is changed then)."""
-
-        def tx(conn: Connection) -> tuple[bool, list[TicketEvent]]:
-            now = self._now()
-            if not store.set_triage(conn, ticket_id, "review", suggestion):
-                return False, []
-            ev = store.insert_event(
-                conn,
-                ticket_id=ticket_id,
-                at=now,
-                actor_role=SYSTEM.role,
-                actor_id=None,
-                actor_name=SYSTEM.label,
-                action=EventType.TRIAGE_REVIEW,
-                from_status=Status.NEW,
-                to_status=Status.NEW,
-                new=suggestion,
-            )
-            return True, [ev]
-
-        held, events = await self.db.write(tx)
-        await self.publisher.publish(events)
-        return held
-
-    async def untriaged(self, limit: int = 500) -> list[int]:
-        return await self.db.read(lambda c: store.pending_triage(c, limit))
-
+    # -- learning -------------------------------------------------------------------------------
     async def training_examples(self) -> list[tuple[str, list[str], str | None, str]]:
         return await self.db.read(store.list_examples)
 
@@ -548,6 +517,13 @@ class TicketCore:
         n, events = await self.db.write(tx)
         await self.publisher.publish(events)
         return n
+
+
+def _clocked(conn: Connection, t: Ticket | None, with_clocks: bool) -> Ticket | None:
+    """`t` with its live deadline clocks attached, when asked for."""
+    if t is None or not with_clocks:
+        return t
+    return dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
 
 
 def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:

@@ -15,16 +15,19 @@ The API, four calls:
 
 Every ticket event also enqueues a job per topic listed in EVENT_TOPICS (the hook is
 store.insert_event), with payload {"event_id", "action"}: consumers that follow order changes
-(the search index, similar-request detection) only need a line there.
+(the search index, similar-request detection) only need a line there. The triage
+(routing/triage.py) and the SMS notices (telephony/notify.py) follow them this way: an order
+acknowledged to a citizen always gets both, whatever fails or restarts in between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,8 +39,18 @@ from tickets.db import Database
 
 log = logging.getLogger(__name__)
 
+TRIAGE = "triage"  # classify a new order, then dispatch it or hold it for review
+NOTICE = "notice"  # the SMS notices an order event calls for (acknowledgement, dispatch, …)
+
 # topic → the event actions that enqueue a job for it (None: every event of every order)
-EVENT_TOPICS: dict[str, frozenset[str] | None] = {}  # consumers add their topic here
+EVENT_TOPICS: dict[str, frozenset[str] | None] = {  # consumers add their topic here
+    TRIAGE: frozenset({"create"}),
+    NOTICE: frozenset(
+        {"create", "dispatch", "deadline_warning", "deadline_overdue", "answer", "approve"}
+    ),
+    "search": None,  # the search index of work orders (routing/order_search.py)
+    "similar": frozenset({"create"}),  # near-duplicates at intake (routing/similar.py)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +183,18 @@ class WorkQueue:
         if groups:
             await self.db.write(tx)
 
+    async def release(self, jobs: Sequence[Job]) -> None:
+        """Give claimed jobs back, due now (a consumer that stops mid-batch)."""
+        now = self.clock()
+        leases = _by_lease(jobs)
+
+        def tx(conn: Connection) -> None:
+            for token, ids in leases.items():
+                outbox_store.release_claimed(conn, ids, token, now, None)
+
+        if leases:
+            await self.db.write(tx)
+
     async def retry_now(self) -> int:
         """Make every waiting job due now (call when the backend the jobs need is back)."""
         now = self.clock()
@@ -187,7 +212,10 @@ def _by_lease(jobs: Sequence[Job]) -> dict[str, list[int]]:
     return out
 
 
-Handler = Callable[[list[Job]], Awaitable[None]]
+RELEASE_TIMEOUT_S = 2.0  # what a stop waits to give an unfinished batch back
+
+# a handler may return {job id: error} for the jobs it could not do (the rest are done)
+Handler = Callable[[list[Job]], Awaitable[Mapping[int, str] | None]]
 
 
 async def consume(
@@ -201,30 +229,80 @@ async def consume(
     on_success: Callable[[], None] | None = None,
 ) -> None:
     """Run forever: claim a batch, hand it to `handle`, complete it; if `handle` raises, fail
-    the batch (it comes back after the back-off). Sleeps `idle_s` when nothing is due, or until
-    `wake` is set (e.g. by an event on the bus, so work starts at once)."""
+    the batch (it comes back after the back-off); if it returns {job id: error}, fail those
+    and complete the others. Sleeps `idle_s` when nothing is due, or until `wake` is set
+    (e.g. by an event on the bus, so work starts at once).
+
+    While the database is away nothing is lost: completing or failing a batch it refused is
+    tried again before the next claim (else the jobs would only come back when their lease
+    runs out), and the loop says once that it waits, and once that it goes on."""
+    unsettled: list[tuple[list[Job], str | None]] = []  # (jobs, None: complete | error)
+    waiting = False
     while True:
         if wake is not None:
             wake.clear()  # before the claim: a wake-up during the batch is not lost
+        jobs: list[Job] = []
         try:
+            await _settle(queue, unsettled)
             jobs = await queue.claim(batch)
-        except Exception:  # the database is away: try again later
-            log.exception("%s queue: claim failed", queue.topic)
-            jobs = []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database is away: try again later, quietly
+            if not waiting:
+                log.warning("%s queue: waiting for the database (%s)", queue.topic, _short(exc))
+                waiting = True
+        else:
+            if waiting:
+                log.info("%s queue: database reachable again, going on", queue.topic)
+                waiting = False
         if jobs:
+            error: BaseException | None = None
+            failed: Mapping[int, str] = {}
             try:
-                await handle(jobs)
-            except asyncio.CancelledError:
+                failed = await handle(jobs) or {}
+            except asyncio.CancelledError:  # a stop: the batch is due again at once, not
+                with contextlib.suppress(Exception):  # only when its lease runs out
+                    async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                        await queue.release(jobs)
                 raise
             except Exception as exc:
-                await _quietly(queue.fail(jobs, f"{type(exc).__name__}: {exc}"))
-                if on_error is not None:
-                    on_error(exc)
+                error = exc
+                unsettled.append((jobs, f"{type(exc).__name__}: {exc}"))
             else:
-                await _quietly(queue.complete(jobs))
-                if on_success is not None:
-                    on_success()
-            if len(jobs) == batch:
+                ok = [j for j in jobs if j.id not in failed]
+                if ok:
+                    unsettled.append((ok, None))
+                by_error: dict[str, list[Job]] = {}
+                for j in jobs:
+                    if j.id in failed:
+                        by_error.setdefault(failed[j.id], []).append(j)
+                unsettled += [(js, why) for why, js in by_error.items()]
+            for j in jobs:
+                # a job that keeps failing is worth a look (a bug, bad data): said at the
+                # third attempt and every 50th, not at each retry
+                if (error is not None or j.id in failed) and (
+                    j.attempts == 3 or j.attempts % 50 == 0
+                ):
+                    why = failed.get(j.id) if error is None else _short(error)
+                    log.warning(
+                        "%s job %d (order %s) failed %d times: %s",
+                        queue.topic,
+                        j.id,
+                        j.ticket_id,
+                        j.attempts,
+                        why,
+                    )
+            try:
+                await _settle(queue, unsettled)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # kept in `unsettled`: settled before the next claim
+                pass
+            if error is not None and on_error is not None:
+                on_error(error)
+            elif error is None and on_success is not None:
+                on_success()
+            if len(jobs) == batch and not unsettled:
                 continue
         if wake is None:
             await asyncio.sleep(idle_s)
@@ -236,10 +314,19 @@ async def consume(
             pass
 
 
-async def _quietly(aw: Awaitable[Any]) -> None:
-    try:
-        await aw
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # a lost complete/fail only means the job runs again after its lease
-        log.exception("work queue bookkeeping failed")
+async def _settle(queue: WorkQueue, unsettled: list[tuple[list[Job], str | None]]) -> None:
+    """Complete or fail what was handled, oldest first; stops at the first refusal (raised),
+    leaving the rest for the next try. A settle that comes after the lease ran out does
+    nothing (the job runs again: handlers are idempotent)."""
+    while unsettled:
+        jobs, error = unsettled[0]
+        if error is None:
+            await queue.complete(jobs)
+        else:
+            await queue.fail(jobs, error)
+        unsettled.pop(0)
+
+
+def _short(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0][:200]}" if first else type(exc).__name__

@@ -21,7 +21,6 @@ from tickets.core import (
     Directory,
     Limits,
     Publisher,
-    TicketCore,
     cancel_live_tasks,
     plain,
     utcnow,
@@ -49,6 +48,7 @@ from tickets.model import (
     Urgency,
     iso,
 )
+from tickets.system_routing import SystemRouting
 from tickets.workflow import (
     FINAL,
     next_assignment_state,
@@ -57,7 +57,7 @@ from tickets.workflow import (
 __all__ = ["DeadlinePolicy", "Directory", "Limits", "Publisher", "TicketService", "utcnow"]
 
 
-class TicketService(TicketCore):
+class TicketService(SystemRouting):
     """The lifecycle actions of the hotline centre and of the departments."""
 
     # -- the centre's actions -----------------------------------------------------------------

@@ -73,7 +73,16 @@ def insert_ticket(conn: Connection, new: NewTicket, number: str, now: datetime) 
         "created_at": now,
         "updated_at": now,
     }
-    return int(conn.execute(tickets.insert().values(values).returning(tickets.c.id)).scalar_one())
+    return int(conn.execute(_INSERT_TICKET, values).scalar_one())
+
+
+# built once: a statement made per row (insert().values(row)) costs more CPU than the row
+# (SQLAlchemy coerces every value and keys its cache on them); executed with the row as
+# parameters, the compiled form is reused
+_INSERT_TICKET = tickets.insert().returning(tickets.c.id)
+_INSERT_ASSIGNMENT = assignments.insert().returning(assignments.c.id)
+_INSERT_EVENT = events.insert().returning(events.c.id)
+_INSERT_CLOCK = clocks.insert().returning(clocks.c.id)
 
 
 def update_ticket(conn: Connection, ticket_id: int, version: int, values: dict[str, Any]) -> bool:
@@ -315,22 +324,18 @@ def insert_assignment(
     reply_due: datetime | None,
     forwarded_from: int | None = None,
 ) -> int:
-    stmt = (
-        assignments.insert()
-        .values(
-            ticket_id=ticket_id,
-            department=department,
-            role=role.value,
-            state=AssignmentState.PENDING.value,
-            created_at=now,
-            sign_due=sign_due,
-            reply_due=reply_due,
-            extension_state=ExtensionState.NONE.value,
-            forwarded_from=forwarded_from,
-        )
-        .returning(assignments.c.id)
-    )
-    return int(conn.execute(stmt).scalar_one())
+    values = {
+        "ticket_id": ticket_id,
+        "department": department,
+        "role": role.value,
+        "state": AssignmentState.PENDING.value,
+        "created_at": now,
+        "sign_due": sign_due,
+        "reply_due": reply_due,
+        "extension_state": ExtensionState.NONE.value,
+        "forwarded_from": forwarded_from,
+    }
+    return int(conn.execute(_INSERT_ASSIGNMENT, values).scalar_one())
 
 
 def update_assignment(conn: Connection, assignment_id: int, values: dict[str, Any]) -> None:
@@ -389,7 +394,7 @@ def insert_event(
         "new": new,
         "assignment_id": assignment_id,
     }
-    event_id = int(conn.execute(events.insert().values(values).returning(events.c.id)).scalar_one())
+    event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
     outbox.enqueue_for_event(conn, ticket_id, event_id, action, at)  # same transaction
     return TicketEvent(
         id=event_id,
@@ -415,17 +420,14 @@ def list_events(conn: Connection, ticket_id: int) -> list[TicketEvent]:
     return _events(rows)
 
 
-def list_events_since(
-    conn: Connection, since: datetime, actions: Sequence[str], limit: int
-) -> list[TicketEvent]:
-    """Recent events of these kinds, oldest first (for consumers catching up after a restart)."""
-    rows = conn.execute(
-        sa.select(events)
-        .where(events.c.at >= since, events.c.action.in_(list(actions)))
-        .order_by(events.c.id)
-        .limit(limit)
+def get_events(conn: Connection, event_ids: Sequence[int]) -> list[TicketEvent]:
+    """These events, oldest first (for the consumers of the work queue)."""
+    ids = list(event_ids)
+    if not ids:
+        return []
+    return _events(
+        conn.execute(sa.select(events).where(events.c.id.in_(ids)).order_by(events.c.id))
     )
-    return _events(rows)
 
 
 def list_events_after(conn: Connection, after_id: int, limit: int) -> list[TicketEvent]:
@@ -521,7 +523,7 @@ def list_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
 
 
 def insert_clock(conn: Connection, values: dict[str, Any]) -> int:
-    return int(conn.execute(clocks.insert().values(values).returning(clocks.c.id)).scalar_one())
+    return int(conn.execute(_INSERT_CLOCK, values).scalar_one())
 
 
 def update_clock(conn: Connection, clock_id: int, values: dict[str, Any]) -> None:
@@ -569,6 +571,25 @@ def list_examples(conn: Connection) -> list[tuple[str, list[str], str | None, st
     return [(r.text, list(r.category or []), r.department, r.source) for r in rows]
 
 
+def update_untriaged(
+    conn: Connection, ticket_id: int, version: int, values: dict[str, Any]
+) -> bool:
+    """Compare-and-set of the triage's routing: only an order at `version`, still new and
+    still waiting for the triage (set_triage keeps the version: the pending state is checked
+    too). False when somebody acted first."""
+    stmt = (
+        tickets.update()
+        .where(
+            tickets.c.id == ticket_id,
+            tickets.c.version == version,
+            tickets.c.status == Status.NEW.value,
+            tickets.c.route_state == "pending",
+        )
+        .values(version=tickets.c.version + 1, **values)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
 def set_triage(
     conn: Connection, ticket_id: int, route_state: str, suggestion: dict[str, Any] | None
 ) -> bool:
@@ -582,12 +603,17 @@ def set_triage(
     return conn.execute(stmt).rowcount == 1
 
 
-def pending_triage(conn: Connection, limit: int) -> list[int]:
-    """New orders the triage has not seen (e.g. after a crash between intake and triage)."""
-    stmt = (
-        sa.select(tickets.c.id)
-        .where(tickets.c.route_state == "pending", tickets.c.status == Status.NEW.value)
-        .order_by(tickets.c.id)
-        .limit(limit)
-    )
-    return list(conn.execute(stmt).scalars())
+def get_tickets(
+    conn: Connection, ticket_ids: Sequence[int], *, untriaged: bool = False
+) -> list[Ticket]:
+    """These orders with their assignments, in one round of queries (`untriaged`: only those
+    still new and waiting for the triage)."""
+    ids = list(ticket_ids)
+    if not ids:
+        return []
+    stmt = sa.select(tickets).where(tickets.c.id.in_(ids)).order_by(tickets.c.id)
+    if untriaged:
+        stmt = stmt.where(tickets.c.route_state == "pending", tickets.c.status == Status.NEW.value)
+    rows = conn.execute(stmt).all()
+    assigned = _assignments_of(conn, [r.id for r in rows])
+    return [_ticket_from_row(r, assigned[r.id]) for r in rows]

@@ -199,6 +199,45 @@ work_queue = sa.Table(
     sa.Index("ix_work_queue_due", "topic", "next_at", "id"),
 )
 
+# 多人同诉: a main order and the orders of other callers about the same problem, linked to it
+# (merged duplicates are members too, through tickets.master_id); an order is in one group
+ticket_groups = sa.Table(
+    "ticket_groups",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("main_id", BigId, sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+)
+
+group_members = sa.Table(
+    "ticket_group_members",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("group_id", BigId, sa.ForeignKey("ticket_groups.id"), nullable=False),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("added_by", sa.String(100), nullable=False),
+    sa.Index("ix_group_members_group", "group_id"),
+)
+
+# near-duplicates found at intake (诉求汇总): merge candidates for the centre to act on
+similar = sa.Table(
+    "ticket_similar",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("other_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("ticket_id", "other_id", name="uq_similar_pair"),
+    sa.Index("ix_similar_other", "other_id"),
+)
+
 # Audited reads of personal data (tickets/privacy.py): append-only, the database refuses
 # UPDATE, and DELETE of rows younger than a year (retention deletes older ones)
 access_log = sa.Table(

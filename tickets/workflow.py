@@ -77,6 +77,9 @@ for _s in Status:
 
 FINAL = frozenset({S.CLOSED, S.MERGED})
 
+# the citizen's request is still being handled: no answer yet (or it was reopened)
+IN_HAND = frozenset({S.NEW, S.DISPATCHED, S.ACCEPTED, S.RETURNED, S.REPLIED, S.REWORK, S.REOPENED})
+
 # a person deciding an order's way without dispatching it takes it out of the triage queue
 # (dispatch sets its own route state: auto by the triage, manual by a person)
 ROUTING_DECISIONS = frozenset({A.ANSWER, A.MERGE})
