@@ -5,7 +5,9 @@ GET /api/v1/audit/access."""
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,3 +253,57 @@ async def test_access_log_is_append_only_and_keeps_a_year(database: Database) ->
     with pytest.raises(sa.exc.DBAPIError, match="younger than a year"):
         database.run_write(lambda c: c.execute(access_log.delete().where(row == recent)))
     assert database.run_write(lambda c: c.execute(access_log.delete().where(row == old)).rowcount)
+
+
+# -- exports ------------------------------------------------------------------------------------
+async def export(client: Api, **params: str) -> list[list[str]]:
+    url = f"{client.base}/api/v1/exports/tickets"
+    async with client.session.get(url, params=params) as r:
+        assert r.status == 200, await r.text()
+        assert r.headers["Content-Type"].startswith("text/csv")
+        assert "attachment" in r.headers["Content-Disposition"]
+        body = await r.read()
+    assert body.startswith("\ufeff".encode())  # Excel reads the Chinese right
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+async def test_exports_mask_numbers_by_role_and_are_logged(
+    app_client: Any, api: Any, tmp_path: Path
+) -> None:
+    w = await make_world(app_client, api, tmp_path)
+    secret, ordinary = w["secret"], w["ordinary"]
+
+    def callers(rows: list[list[str]]) -> dict[str, tuple[str, str]]:
+        header = rows[0]
+        number, name, phone = (header.index(k) for k in ("工单编号", "来电人", "联系电话"))
+        return {r[number]: (r[name], r[phone]) for r in rows[1:]}
+
+    for who, ordinary_phone in [
+        ("agent", OTHER),
+        ("supervisor", OTHER),
+        ("manager", "139****4321"),
+    ]:
+        client: Api = await api(who)
+        got = callers(await export(client))
+        assert got[ordinary["number"]] == ("", ordinary_phone), who
+        assert got[secret["number"]] == ("王**", "138****5678"), who  # confidential: masked
+    # a department: its own orders only, a confidential caller never
+    housing: Api = await api("housing")
+    assert callers(await export(housing)) == {secret["number"]: ("", "")}
+    # the list's filters apply
+    agent: Api = await api("agent")
+    assert set(callers(await export(agent, q="路灯"))) == {ordinary["number"]}
+    bad = await agent.get("/exports/tickets", 422, kind="everything")
+    assert bad["error"]["details"]["field"] == "kind"
+
+    supervisor: Api = await api("supervisor")
+    log = await entries(supervisor, kind="orders_exported")
+    got_log = [(e["actor"]["role"], e["subject"]) for e in log]
+    assert got_log == [  # newest first; the refused one is not there
+        ("agent", "export:1/1:号码完整"),
+        ("department", "export:1/1:号码完整"),
+        ("manager", "export:3/3:号码打码"),
+        ("supervisor", "export:3/3:号码完整"),
+        ("agent", "export:3/3:号码完整"),
+    ]
+    assert log[0]["kind_label"] == "导出工单列表"

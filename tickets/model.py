@@ -442,6 +442,7 @@ class AccessKind(StrEnum):
     RECORDING_PLAYED = "recording_played"  # a call or voicemail recording fetched
     ATTACHMENT_FETCHED = "attachment_fetched"  # a photo or document of an order fetched
     CONFIDENTIAL_OPENED = "confidential_opened"  # a confidential order's page or record opened
+    ORDERS_EXPORTED = "orders_exported"  # an order list downloaded (CSV), callers included
 
 
 ACCESS_KIND_LABELS: dict[AccessKind, str] = {
@@ -449,6 +450,7 @@ ACCESS_KIND_LABELS: dict[AccessKind, str] = {
     AccessKind.RECORDING_PLAYED: "收听录音",
     AccessKind.ATTACHMENT_FETCHED: "下载附件",
     AccessKind.CONFIDENTIAL_OPENED: "打开保密工单",
+    AccessKind.ORDERS_EXPORTED: "导出工单列表",
 }
 
 
