@@ -249,7 +249,12 @@ async def rate_request(request: web.Request) -> web.Response:
     body = await read_json(request, s.Rating)
     svc = services(request)
     ticket = await citizen_rate(
-        request, request.match_info["number"], body.phone, body.satisfaction, body.note
+        request,
+        request.match_info["number"],
+        body.phone,
+        body.satisfaction,
+        body.note,
+        body.resolved,
     )
     return _json(svc.presenter.citizen(ticket))
 
@@ -453,7 +458,7 @@ ACTIONS: dict[Action, tuple[type[s.Versioned], ActionCall, str]] = {
     ),
     Action.REVISIT: (
         s.RevisitBody,
-        lambda t, a, i, b: t.revisit(a, i, b.version, b.satisfaction, b.note),
+        lambda t, a, i, b: t.revisit(a, i, b.version, b.satisfaction, b.note, b.resolved),
         "回访（不满意则重启工单）",
     ),
     Action.REOPEN: (

@@ -19,9 +19,13 @@ from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api_kb,
     api_search,
     api_sms,
+    api_stats,
     assist,
     live,
+    open311,
     pages,
+    pages_cases,
+    pages_public,
 )
 from agent_ui.context import SERVICES, BodyTimeout, Services, check_text
 from agent_ui.errors import error_body, status_for
@@ -234,6 +238,7 @@ def create_app(svc: Services, bus: Any = None) -> web.Application:
             errors_middleware,
             body_timeout_middleware,  # before anything reads the body (input_middleware)
             input_middleware,
+            open311.open311_errors,  # errors under /open311 in that spec's format
         ],
     )
     _json_parser_errors()
@@ -244,4 +249,7 @@ def create_app(svc: Services, bus: Any = None) -> web.Application:
     api.add_routes(app)  # api_calls registered its routes in api.ROUTES on import
     pages.setup(app)
     live.setup(app, bus)
+    pages_public.add_routes(app)
+    pages_cases.add_routes(app)
+    open311.add_routes(app)
     return app

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
+from agent_ui.config import Open311Settings, PublicSettings
 from agent_ui.limits import CitizenGuard
 from agent_ui.views import Presenter
 from kb.service import KnowledgeBase
@@ -22,13 +23,17 @@ from routing.hotspots import Hotspots
 from routing.order_search import OrderSearch
 from routing.similar import SimilarRequests
 from routing.suggest import Suggester
+from telephony.call_stats import CallStatsService
 from telephony.center import CallCenter
 from telephony.sms import SmsService
+from tickets.case_service import CaseService
+from tickets.config import StatsSettings
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
 from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.privacy import AccessLog
 from tickets.service import TicketService
+from tickets.stats import StatsService
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SESSION_COOKIE = "hotline_session"
@@ -57,6 +62,17 @@ class SearchServices:
     similar: SimilarRequests
 
 
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Settings of the statistics pages, the public column and Open311."""
+
+    stats: StatsSettings
+    public: PublicSettings
+    open311: Open311Settings
+    # first-level categories the centre routes on (Open311 service attribute values)
+    categories: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class Services:
     tickets: TicketService
@@ -65,6 +81,10 @@ class Services:
     directory: Directory
     presenter: Presenter
     web: WebSettings
+    stats: StatsService
+    call_stats: CallStatsService
+    cases: CaseService
+    features: Features
     privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
     calls: CallCenter | None = None  # None when [telephony] is off
     sms: SmsService | None = None
@@ -255,12 +275,17 @@ async def citizen_track(
 
 
 async def citizen_rate(
-    request: web.Request, number: str, phone: str, satisfaction: Satisfaction, note: str | None
+    request: web.Request,
+    number: str,
+    phone: str,
+    satisfaction: Satisfaction,
+    note: str | None,
+    resolved: bool | None = None,
 ) -> Ticket:
     svc = services(request)
     await svc.citizens.before_lookup(client_address(request), number)
     try:
-        return await svc.tickets.rate(number, phone, satisfaction, note)
+        return await svc.tickets.rate(number, phone, satisfaction, note, resolved)
     except NotFound:
         if _NUMBER.match(number):
             await svc.citizens.missed(number)

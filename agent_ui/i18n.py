@@ -481,3 +481,16 @@ def translator(lang: str) -> Callable[[str], str]:
         return text(key, lang)
 
     return t
+
+
+def _join_public_catalog() -> None:
+    """The public column's messages live in their own module (agent_ui/i18n_public.py)."""
+    from agent_ui.i18n_public import PUBLIC_CATALOG
+
+    overlap = set(PUBLIC_CATALOG) & set(CATALOG)
+    if overlap:
+        raise KeyError(f"message keys defined twice: {sorted(overlap)}")
+    CATALOG.update(PUBLIC_CATALOG)
+
+
+_join_public_catalog()

@@ -23,6 +23,7 @@ from agent_ui import (
     pages_kb,
     pages_list,
     pages_sms,
+    pages_stats,
     wallboard,
 )
 from agent_ui import pages_staff as staff
@@ -253,7 +254,8 @@ async def rate(request: web.Request) -> web.Response:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await citizen_rate(request, number, phone, satisfaction, note or None)
+        resolved = {"yes": True, "no": False}.get(str(form.get("resolved", "")))
+        ticket = await citizen_rate(request, number, phone, satisfaction, note or None, resolved)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
         if isinstance(exc, Throttled | NotFound):
@@ -368,6 +370,7 @@ def setup(app: web.Application) -> None:
     pages_admin.add_routes(app)
     pages_sms.add_routes(app)
     pages_kb.add_routes(app)
+    pages_stats.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
     # linked only when served: without the package pages fall back to system fonts, with no
     # 404 for the browser to report

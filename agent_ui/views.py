@@ -190,6 +190,8 @@ class Presenter:
     def attachment(self, t: Ticket, n: int, a: dict[str, Any]) -> dict[str, Any]:
         """An attachment as readers see it: what it is and where to fetch it, never the
         server's file path."""
+        if a.get("type") == "location":  # a place (Open311's lat/long), nothing to fetch
+            return {"n": n, "type": "location", "lat": a.get("lat"), "long": a.get("long")}
         out = {
             "n": n,
             "type": a.get("type", "file"),

@@ -29,7 +29,7 @@ from aiohttp import web
 from agent_ui.accounts import Accounts
 from agent_ui.app import create_app
 from agent_ui.assist import Assistant
-from agent_ui.context import Services, WebSettings
+from agent_ui.context import Features, Services, WebSettings
 from agent_ui.limits import (
     CitizenGuard,
     CitizenPolicy,
@@ -59,6 +59,7 @@ from routing.triage import (
     start_worker,
 )
 from routing.watcher import DeadlineWatcher
+from telephony.call_stats import AgentTimeRecorder, CallStatsService
 from telephony.center import CallCenter
 from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
@@ -69,11 +70,13 @@ from telephony.prompts import (
     build_prompts,
 )
 from telephony.sms import KannelGateway, SmsService
+from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.model import TicketEvent
 from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
 from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
+from tickets.stats import StatsService
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +217,21 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             windows=limits_store,
         ),
         directory=directory,
+        stats=StatsService(
+            db,
+            directory,
+            timezone=settings.locale.timezone,
+            weights=settings.stats.weights,
+            min_assigned=settings.stats.min_assigned,
+        ),
+        call_stats=CallStatsService(db, settings.locale.timezone),
+        cases=CaseService(db),
+        features=Features(
+            settings.stats,
+            settings.public,
+            settings.open311,
+            tuple(dict.fromkeys(r.category.split("/")[0] for r in settings.routing.dispatch)),
+        ),
         # marks and countdowns by the service's own clock (tests move it)
         presenter=Presenter(directory, tz, clock=tickets.now),
         privacy=AccessLog(db, tickets),
@@ -338,6 +356,7 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         app.cleanup_ctx.append(triage_ctx)
     if settings.telephony.enabled:
         services.calls = build_call_center(settings, database, bus, services)
+        app.cleanup_ctx.append(agent_time_ctx(database, bus))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -429,6 +448,25 @@ def telephony_ctx(
             await purge
         await pool.stop()
         await center.stop()
+
+    return ctx
+
+
+def agent_time_ctx(
+    db: Database, bus: InProcessBus
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        recorder = AgentTimeRecorder(db)
+        events = bus.subscribe(maxsize=10_000, topic="cti")
+        task = asyncio.create_task(recorder.run(events))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        bus.unsubscribe(events)
+        await recorder.stop()
 
     return ctx
 

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hotline.config import ConfigError, Settings, load_settings
 from tickets.errors import DomainError
@@ -319,6 +319,43 @@ def cmd_telephony_kannel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats_rebuild(args: argparse.Namespace) -> int:
+    """Recount the statistics aggregates from the orders (after a change of the indicators'
+    definitions or of [locale] timezone). One transaction: readers see the old figures until it
+    commits; writers wait, so run it while the platform is quiet or stopped."""
+    import time
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from hotline.db import open_database
+    from telephony import call_stats_store
+    from tickets import stats_store
+
+    settings = _settings(args)
+    db = open_database(settings)
+    tz = ZoneInfo(settings.locale.timezone)
+    t0 = time.perf_counter()
+
+    def tx(conn: Any) -> int:
+        lo, hi = stats_store.id_bounds(conn)
+        stats_store.clear(conn)
+        call_stats_store.rebuild_calls(conn)
+        done = 0
+        for start in range(lo, hi + 1, args.batch):
+            done += stats_store.rebuild_range(
+                conn, start, start + args.batch, tz, datetime.now(UTC)
+            )
+            print(f"  {done:,} 张工单…", end="\r", file=sys.stderr, flush=True)
+        return done
+
+    try:
+        done = db.run_write(tx)
+    finally:
+        db.close()
+    print(f"统计汇总已重算：{done:,} 张工单，用时 {time.perf_counter() - t0:.1f} 秒")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线平台")
     p.add_argument("--config", help="配置文件路径（默认为仓库根目录的 config.toml）")
@@ -379,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     kn.add_argument("--box-port", type=int, default=13001, help="smsbox 与 bearerbox 之间的端口")
     kn.set_defaults(fn=cmd_telephony_kannel)
 
+    stats = sub.add_parser("stats", help="统计").add_subparsers(dest="stats_cmd", required=True)
+    rb = stats.add_parser("rebuild", help="从工单重算统计汇总（指标定义或时区变更后）")
+    rb.add_argument("--config", default=argparse.SUPPRESS)
+    rb.add_argument("--batch", type=int, default=5000, help="每批读取的工单数")
+    rb.set_defaults(fn=cmd_stats_rebuild)
     pu = sub.add_parser("purge", help="按 [retention] 保存期限清除个人信息、录音、附件和短信内容")
     pu.add_argument("--config", default=argparse.SUPPRESS)
     pu.add_argument("--dry-run", action="store_true", help="只统计将清除的内容，不改动任何数据")

@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent_ui.config import Open311Settings, PublicSettings
 from kb.config import HotspotSettings, KbSettings, SearchSettings, SimilarSettings
 from routing.config import RoutingSettings, SlaSettings
 from telephony.config import SmsSettings, TelephonySettings
+from tickets.config import StatsSettings
 
 ENV_PREFIX = "HOTLINE__"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +172,9 @@ class Settings(_Section):
     kb: KbSettings = KbSettings()
     similar: SimilarSettings = SimilarSettings()
     hotspots: HotspotSettings = HotspotSettings()
+    stats: StatsSettings = StatsSettings()
+    public: PublicSettings = PublicSettings()
+    open311: Open311Settings = Open311Settings()
     retention: RetentionSettings = RetentionSettings()
     backup: BackupSettings = BackupSettings()
     # where relative paths in settings are resolved from (the config file's folder)

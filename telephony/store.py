@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from telephony import call_stats_store
 from telephony.model import CallRecord, CallStats
 from telephony.tables import calls
 
@@ -16,13 +17,18 @@ _FIELDS = {c.name for c in calls.columns}
 
 def insert_call(conn: Connection, rec: CallRecord) -> None:
     conn.execute(calls.insert().values(_values(rec)))
+    call_stats_store.apply_change(conn, None, rec)  # hourly statistics, same transaction
 
 
 def update_call(conn: Connection, call_id: str, values: dict[str, Any]) -> bool:
     unknown = set(values) - _FIELDS
     if unknown:
         raise ValueError(f"unknown call fields {sorted(unknown)}")
-    return conn.execute(calls.update().where(calls.c.id == call_id).values(values)).rowcount == 1
+    before = get_call(conn, call_id)
+    done = conn.execute(calls.update().where(calls.c.id == call_id).values(values)).rowcount == 1
+    if done:
+        call_stats_store.apply_change(conn, before, get_call(conn, call_id))
+    return done
 
 
 def get_call(conn: Connection, call_id: str) -> CallRecord | None:

@@ -113,3 +113,29 @@ sms_webhook_seen = sa.Table(
     sa.Column("seen_at", UTCDateTime, nullable=False),
     sa.Index("ix_sms_webhook_seen_at", "seen_at"),
 )
+
+# Call-centre counts per hour (hours since the epoch, UTC), kept up to date with every call
+# record change and agent state change: the statistics read hours, not calls.
+CALL_HOUR_MEASURES = (
+    "offered",  # inbound calls
+    "queued",  # … that asked for an agent
+    "answered",  # … answered by an agent
+    "answered_fast",  # … within the answer target (15 s)
+    "abandoned",  # … hung up while queued
+    "voicemail",  # … left a voicemail
+    "wait_ms",  # total wait of answered and abandoned callers
+    "waits",
+    "talk_ms",  # total talk time of answered calls
+    "talks",
+    "callbacks",  # outbound call-backs to citizens
+    "callbacks_answered",
+    "surveys",  # outbound 回访 calls
+    "staffed_ms",  # agents signed in
+    "busy_ms",  # agents talking or in wrap-up
+)
+call_hours = sa.Table(
+    "stats_call_hours",
+    metadata,
+    sa.Column("hour", sa.Integer, primary_key=True, autoincrement=False),
+    *[sa.Column(m, sa.BigInteger, nullable=False, server_default="0") for m in CALL_HOUR_MEASURES],
+)

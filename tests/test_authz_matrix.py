@@ -35,6 +35,9 @@ WATCH = frozenset({A, D, S, M, ADM})
 # a knowledge-base article of the walk (an FAQ of the housing department): the centre, agents
 # (FAQ) and its own department may edit it; a manager and other departments may not
 KB_EDIT = "kb_edit"
+STATS = frozenset({S, M, ADM, DEPT})  # a department sees its own figures
+STATS_READS = ("overview", "departments", "breakdown", "series", "hot-topics")
+STATS_READS += ("definitions",)
 PUBLIC = "public"  # anybody; the route guards itself otherwise (gateway address, signature)
 STATIC = "static"
 
@@ -146,7 +149,30 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("POST", "/staff/kb/{id}/edit"): KB_EDIT,
     ("POST", "/staff/kb/{id}/{step}"): KB_EDIT,  # step "submit" in the walk
     ("GET", "/staff/search"): STAFF,
+    # statistics, the public 曝光纠错 column, Open311 (issue 13)
+    **{("GET", f"/api/v1/stats/{k}"): STATS for k in STATS_READS},
+    ("GET", "/api/v1/stats/calls"): frozenset({S, M, ADM}),
+    ("GET", "/api/v1/stats/regions"): frozenset({S, M, ADM}),
+    ("GET", "/staff/stats"): STATS,
+    ("GET", "/staff/stats/report"): STATS,
+    ("GET", "/staff/cases"): frozenset({S, M, ADM}),
+    ("POST", "/staff/cases"): frozenset({S}),
+    ("GET", "/staff/cases/{id}"): frozenset({S, M, ADM}),
+    ("POST", "/staff/cases/{id}"): frozenset({S}),
+    ("GET", "/public"): PUBLIC,
+    ("GET", "/public/departments"): PUBLIC,
+    ("GET", "/public/cases.atom"): PUBLIC,
+    ("GET", "/public/cases/{id}"): PUBLIC,
+    ("GET", "/open311/v2/discovery.json"): PUBLIC,
+    ("GET", "/open311/v2/services.json"): PUBLIC,
+    ("GET", "/open311/v2/services/{code}.json"): PUBLIC,
+    ("GET", "/open311/v2/requests.json"): PUBLIC,
+    ("GET", "/open311/v2/requests/{id}.json"): PUBLIC,
+    ("POST", "/open311/v2/requests.json"): "api_key",  # a client's key, never a session
 }
+# routes about an item the walk does not name (a public case; a new case's order number): an
+# allowed caller gets past the role check to 404, a refused one gets 403 before the lookup
+NO_ITEM = {"/staff/cases/{id}", "/staff/cases"}
 LOGOUTS = {("DELETE", "/api/v1/session"), ("POST", "/staff/logout")}
 # routes about one order, where a department's own / past / other relation decides
 ORDER_ROUTES = re.compile(r"/(api/v1|staff)/tickets/(\{id\}|by-number|find)")
@@ -312,6 +338,8 @@ def expected(rule: Any, c: Caller, pattern: str, action: str) -> Any:
         return lambda s: s not in denied
     if rule == "login":  # a form posted without the login page's token: refused, for anyone
         return lambda s: s == 403
+    if rule == "api_key":  # Open311 filing without a client's key: refused, for anyone
+        return lambda s: s == 403
     if rule == KB_EDIT:
         if c.role is None:
             return (lambda s: s in (303, 401)) if is_page else (lambda s: s == 401)
@@ -330,6 +358,8 @@ def expected(rule: Any, c: Caller, pattern: str, action: str) -> Any:
         return lambda s: s in (403, 404)  # and the same as for no order: checked by the walk
     if c.role not in allowed:
         return lambda s: s == 403
+    if pattern in NO_ITEM:
+        return lambda s: s not in denied
     return lambda s: s not in denied and s != 404
 
 

@@ -280,7 +280,7 @@ def test_restore_brings_an_older_backup_up_to_date(
     settings_a = settings_of(site(url_a, tmp_path / "a"))
     db = open_database(settings_a, migrate=False)
     try:
-        upgrade(db, "0102")  # the schema before issue 15
+        upgrade(db, "0201")  # the schema before issue 15
 
         def order(conn: sa.Connection) -> int:
             new = NewTicket(
@@ -304,12 +304,12 @@ def test_restore_brings_an_older_backup_up_to_date(
     finally:
         db.close()
     summary = backup(settings_a, tmp_path / "old-backup")
-    assert summary["revision"] == "0102"
-    assert verify(tmp_path / "old-backup")["database"]["revision"] == "0102"
+    assert summary["revision"] == "0201"
+    assert verify(tmp_path / "old-backup")["database"]["revision"] == "0201"
 
     settings_b = settings_of(site(url_b, tmp_path / "b"))
     out = restore(settings_b, tmp_path / "old-backup")
-    assert (out["revision_in_backup"], out["revision"]) == ("0102", "0600")
+    assert (out["revision_in_backup"], out["revision"]) == ("0201", "0600")
     db = open_database(settings_b)
     try:
         t = db.run_read(lambda c: store.get_ticket(c, ticket_id))

@@ -235,7 +235,9 @@ def test_citizen_mongolian_portal_fills_tracks_and_rates_on_a_phone(new_page: An
     assert_fits_a_phone(page, "mn-phone-6-status-answered")
     assert_control_usable(page, "#answer")
     assert page.locator("#answer").inner_text() == answer
-    assert_control_usable(page, "#rate-form fieldset")
+    assert_control_usable(page, "#rate-form fieldset >> nth=0")  # 满意度
+    assert_control_usable(page, "#rate-form fieldset >> nth=1")  # 问题是否已解决
+    assert_control_usable(page, "#resolved-yes")
     assert_control_usable(page, "#sat-basic")
     page.locator("#sat-basic").check()
     assert_control_usable(page, "#note", upright=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from argon2 import PasswordHasher
 
 from agent_ui import accounts
 from agent_ui.context import SERVICES
+from agent_ui.exports import XLSX_TYPE
 from hotline.config import Settings
 from tests.conftest import Api, make_settings
 from tests.test_attachments import PDF, upload
@@ -285,21 +287,34 @@ async def test_exports_mask_numbers_by_role_and_are_logged(
     ]:
         client: Api = await api(who)
         got = callers(await export(client))
-        assert got[ordinary["number"]] == ("", ordinary_phone), who
+        assert got[ordinary["number"]] == ("—", ordinary_phone), who
         assert got[secret["number"]] == ("王**", "138****5678"), who  # confidential: masked
     # a department: its own orders only, a confidential caller never
     housing: Api = await api("housing")
-    assert callers(await export(housing)) == {secret["number"]: ("", "")}
+    assert callers(await export(housing)) == {secret["number"]: ("—", "—")}
     # the list's filters apply
     agent: Api = await api("agent")
     assert set(callers(await export(agent, q="路灯"))) == {ordinary["number"]}
     bad = await agent.get("/exports/tickets", 422, kind="everything")
     assert bad["error"]["details"]["field"] == "kind"
+    bad = await agent.get("/exports/tickets", 422, format="pdf")
+    assert bad["error"]["details"]["field"] == "format"
+    # XLSX: the same rows, the manager's numbers masked in the sheet too
+    manager: Api = await api("manager")
+    async with manager.session.get(
+        f"{manager.base}/api/v1/exports/tickets", params={"format": "xlsx"}
+    ) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == XLSX_TYPE
+        sheet = await r.read()
+    with zipfile.ZipFile(io.BytesIO(sheet)) as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+    assert "139****4321" in strings and OTHER not in strings and PHONE not in strings
 
     supervisor: Api = await api("supervisor")
     log = await entries(supervisor, kind="orders_exported")
     got_log = [(e["actor"]["role"], e["subject"]) for e in log]
     assert got_log == [  # newest first; the refused one is not there
+        ("manager", "export:3/3:号码打码"),
         ("agent", "export:1/1:号码完整"),
         ("department", "export:1/1:号码完整"),
         ("manager", "export:3/3:号码打码"),

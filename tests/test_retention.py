@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -20,14 +21,15 @@ from hotline import cli
 from hotline.app import build_services
 from hotline.bus import InProcessBus
 from hotline.config import Settings
+from hotline.db import current_revision, open_database, upgrade
 from hotline.maintenance import purge
-from telephony import sms_store
+from telephony import call_stats_store, sms_store
 from telephony import store as call_store
 from telephony.model import CallRecord
-from telephony.tables import calls, sms_inbox, sms_outbox
+from telephony.tables import call_hours, calls, sms_inbox, sms_outbox
 from tests.conftest import make_settings
 from tests.test_attachments import PDF, png
-from tickets import store
+from tickets import stats_store, store
 from tickets.db import Database
 from tickets.model import (
     CITIZEN,
@@ -43,6 +45,7 @@ from tickets.model import (
 )
 from tickets.retention import MARK
 from tickets.service import TicketService
+from tickets.stats_tables import cube_tables, order_facts
 from tickets.tables import access_log, events, examples, tickets
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -238,6 +241,27 @@ async def world(settings: Settings, database: Database) -> World:
 
 
 # -- what statistics read ----------------------------------------------------------------------
+def recount(db: Database) -> dict[str, Any]:
+    """The statistics aggregates recounted from the orders as they are now (what `hotline stats
+    rebuild` does), every cube and each order's facts."""
+
+    def tx(c: sa.Connection) -> dict[str, Any]:
+        lo, hi = stats_store.id_bounds(c)
+        stats_store.clear(c)
+        call_stats_store.rebuild_calls(c)
+        stats_store.rebuild_range(c, lo, hi + 1, ZoneInfo("Asia/Shanghai"), NOW)
+        tables = [*cube_tables.values(), order_facts, call_hours]
+        return {
+            t.name: sorted(
+                tuple(str(v) for k, v in r._mapping.items() if k != "updated_at")
+                for r in c.execute(sa.select(t))
+            )
+            for t in tables
+        }
+
+    return db.run_write(tx)
+
+
 def statistics(db: Database) -> dict[str, Any]:
     def read(c: sa.Connection) -> dict[str, Any]:
         count = store.count_tickets
@@ -274,7 +298,7 @@ def statistics(db: Database) -> dict[str, Any]:
             ],
         }
 
-    return db.run_read(read)
+    return {**db.run_read(read), "aggregates": recount(db)}
 
 
 def rows(db: Database, table: sa.Table) -> list[dict[str, Any]]:
@@ -305,6 +329,7 @@ async def test_purge_removes_exactly_what_is_past_retention_and_keeps_statistics
 ) -> None:
     w, db = world, world.db
     before_stats = statistics(db)
+    assert len(before_stats["aggregates"]["stats_order_facts"]) == len(w.orders)
     before = everything(db)
     old, merged = w.orders["old"], w.orders["merged"]
     untouched = {k: ticket_row(db, w.orders[k].id) for k in ("recent", "open", "fresh")}
@@ -460,3 +485,28 @@ async def test_purge_command_prints_its_report_and_is_idempotent(
     assert not done["dry_run"] and done["personal_data"]["orders"] == 2
     assert cli.main(["purge"]) == 0
     assert json.loads(capsys.readouterr().out)["personal_data"]["orders"] == 0
+
+
+def test_orders_from_before_statistics_migrate_past_the_retention_marks(db_url: str) -> None:
+    """Migration 0200 reads existing orders to build the statistics; 0600 adds the retention
+    marks to the orders later, so 0200 must not ask for them."""
+    db = open_database(make_settings(db_url), migrate=False)
+    try:
+        upgrade(db, "0102")  # the schema before the statistics
+        ticket_id = db.run_write(
+            lambda c: store.insert_ticket(
+                c,
+                NewTicket(
+                    channel=Channel.WEB, content="旧工单", caller=Caller(phone="13800000009")
+                ),
+                "20250101000001",
+                NOW - YEAR,
+            )
+        )
+        upgrade(db)
+        assert current_revision(db) == "0600"
+        facts = db.run_read(lambda c: c.execute(sa.select(order_facts.c.ticket_id)).scalars().all())
+        assert list(facts) == [ticket_id]
+        assert ticket_row(db, ticket_id)["purged_at"] is None
+    finally:
+        db.close()

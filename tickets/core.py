@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tickets import clocks, store
+from tickets import clocks, stats_store, store
 from tickets.access import (
     access_ticket,
     department_assignments,
@@ -213,6 +213,7 @@ class TicketCore:
                 language=new.language,
                 attachments=new.attachments,
             )
+            stats_store.record_new(conn, ticket, ev, self.tz)  # aggregates, same transaction
             return ticket, [ev]
 
         try:
@@ -409,6 +410,7 @@ class TicketCore:
                 new=change.new,
                 assignment_id=change.assignment_id,
             )
+            stats_store.refresh(conn, fresh, self.tz, now)  # aggregates, same transaction
             return fresh, [ev]
 
         ticket, events = await self.db.write(tx)
@@ -512,7 +514,10 @@ class TicketCore:
         def tx(conn: Connection) -> tuple[int, list[TicketEvent]]:
             now = self._now()
             due = store.due_clocks(conn, now, limit)
-            return len(due), [clocks.fire(conn, c, now) for c in due]
+            fired = [clocks.fire(conn, c, now) for c in due]
+            for ticket_id in dict.fromkeys(e.ticket_id for e in fired):  # overdue counts
+                stats_store.refresh_id(conn, ticket_id, self.tz, now)
+            return len(due), fired
 
         n, events = await self.db.write(tx)
         await self.publisher.publish(events)

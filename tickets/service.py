@@ -234,8 +234,10 @@ class TicketService(SystemRouting):
         version: int,
         satisfaction: Satisfaction,
         note: str | None = None,
+        resolved: bool | None = None,
     ) -> Ticket:
-        """回访: 满意 / 基本满意 completes the follow-up; 不满意 reopens for re-dispatch."""
+        """回访: 满意 / 基本满意 completes the follow-up; 不满意 reopens for re-dispatch.
+        `resolved`: the citizen's answer to “问题是否已解决” (解决率), when asked."""
         note = optional_text(note, "note", "回访记录", self.limits.reason)
         action = Action.REOPEN if satisfaction is Satisfaction.UNSATISFIED else Action.REVISIT
 
@@ -252,13 +254,19 @@ class TicketService(SystemRouting):
                 values={"satisfaction": satisfaction.value, "satisfaction_note": note},
                 reason=note,
                 old={"satisfaction": t.satisfaction.value if t.satisfaction else None},
-                new={"satisfaction": satisfaction.value},
+                new={"satisfaction": satisfaction.value}
+                | ({} if resolved is None else {"resolved": resolved}),
             )
 
         return await self._apply(actor, ticket_id, version, action, decide)
 
     async def rate(
-        self, number: str, phone: str, satisfaction: Satisfaction, note: str | None = None
+        self,
+        number: str,
+        phone: str,
+        satisfaction: Satisfaction,
+        note: str | None = None,
+        resolved: bool | None = None,
     ) -> Ticket:
         """The citizen rates the answer from the tracking page (number + phone)."""
         ticket = await self.track(number, phone)
@@ -271,7 +279,7 @@ class TicketService(SystemRouting):
             raise IllegalTransition(
                 "工单答复后才能评价，或该工单已经评价过", status=ticket.status.value
             )
-        return await self.revisit(CITIZEN, ticket.id, ticket.version, satisfaction, note)
+        return await self.revisit(CITIZEN, ticket.id, ticket.version, satisfaction, note, resolved)
 
     async def reopen(self, actor: Actor, ticket_id: int, version: int, reason: str) -> Ticket:
         reason = require_text(reason, "reason", "重启理由", self.limits.reason)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from tickets import clocks, store
+from tickets import clocks, stats_store, store
 from tickets.core import TicketCore
 from tickets.errors import InvalidInput
 from tickets.model import (
@@ -58,6 +58,7 @@ class SystemRouting(TicketCore):
                 to_status=Status.NEW,
                 new=suggestion,
             )
+            stats_store.refresh_id(conn, ticket_id, self.tz, now)  # the suggested category
             return True, [ev]
 
         held, events = await self.db.write(tx)
@@ -125,6 +126,7 @@ class SystemRouting(TicketCore):
                 old={"departments": []},
                 new={"lead": lead, "assists": []},
             )
+            stats_store.refresh(conn, fresh, self.tz, now)  # aggregates, same transaction
             return True, [ev]
 
         done, events = await self.db.write(tx)

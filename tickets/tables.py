@@ -86,6 +86,10 @@ tickets = sa.Table(
     sa.Index("ix_tickets_master", "master_id"),
 )
 
+# added by migration 0600: a data migration before it (0200's statistics backfill) reads orders
+# without them (tickets.stats_store.ORDER_COLUMNS)
+RETENTION_MARKS = frozenset({"purged_at", "files_purged_at"})
+
 assignments = sa.Table(
     "ticket_assignments",
     metadata,
