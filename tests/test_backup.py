@@ -67,6 +67,7 @@ def site(url: str, root: Path) -> dict[str, str]:
         "HOTLINE__TELEPHONY__SPOOL_DIR": str(root / "spool"),
         "HOTLINE__TELEPHONY__ENABLED": "false",
         "HOTLINE__TRIAGE__ENABLED": "false",
+        "HOTLINE__SIMILAR__ENABLED": "false",  # its own events (similar_found, grouped)
     }
 
 

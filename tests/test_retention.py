@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ from tickets.model import (
 from tickets.retention import MARK
 from tickets.service import TicketService
 from tickets.stats_tables import cube_tables, order_facts
-from tickets.tables import access_log, events, examples, tickets
+from tickets.tables import access_log, events, examples, tickets, work_queue
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 YEAR = timedelta(days=365)
@@ -301,6 +302,12 @@ def statistics(db: Database) -> dict[str, Any]:
     return {**db.run_read(read), "aggregates": recount(db)}
 
 
+def search_jobs(db: Database) -> Counter[int]:
+    """The search index's pending jobs per order (nothing consumes them in these tests)."""
+    stmt = sa.select(work_queue.c.ticket_id).where(work_queue.c.topic == "search")
+    return Counter(db.run_read(lambda c: list(c.execute(stmt).scalars())))
+
+
 def rows(db: Database, table: sa.Table) -> list[dict[str, Any]]:
     return db.run_read(
         lambda c: [
@@ -346,8 +353,12 @@ async def test_purge_removes_exactly_what_is_past_retention_and_keeps_statistics
     assert everything(db) == before
     assert all(p.exists() for p in w.paths.values())
 
+    index_jobs = search_jobs(db)
     report = purge(w.settings, db, now=NOW)
     assert report == dry | {"dry_run": False}  # the dry run counted exactly this
+    # the search index is told, in the purge's transaction (its event), to re-read them
+    for order in (old, merged):
+        assert search_jobs(db)[order.id] == index_jobs[order.id] + 1
     assert report["personal_data"]["events"] >= 8
     expected = {
         "recordings": 1,  # the voicemail of 200 days ago; last week's stays
