@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from agent_ui.accounts import Accounts, NotAuthenticated, Session
 from agent_ui.config import Open311Settings, PublicSettings
 from agent_ui.limits import CitizenGuard
+from agent_ui.sso import SingleSignOn
 from agent_ui.views import Presenter
 from kb.service import KnowledgeBase
 from routing.directory import Directory
@@ -49,6 +50,7 @@ class WebSettings:
     page_size_max: int = 200
     assets_dir: Path | None = None  # npm packages served under /static/vendor/
     trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+    form_action: tuple[str, ...] = ()  # other origins forms may lead to (the SSO provider's)
     body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
 
 
@@ -87,6 +89,7 @@ class Services:
     features: Features
     privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
     calls: CallCenter | None = None  # None when [telephony] is off
+    sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None
     search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions

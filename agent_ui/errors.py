@@ -11,6 +11,7 @@ from agent_ui.context import (
     UnsupportedMediaType,
 )
 from agent_ui.limits import Throttled
+from agent_ui.oidc import SsoFailed, SsoStateInvalid
 from agent_ui.uploads import TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
@@ -27,6 +28,8 @@ from tickets.errors import (
 # most specific first
 HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
+    (SsoFailed, 401),
+    (SsoStateInvalid, 400),
     (Throttled, 429),
     (CsrfFailed, 403),
     (Forbidden, 403),

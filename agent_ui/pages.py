@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from agent_ui import (
     api_files,
     i18n,
+    pages_account,
     pages_admin,
     pages_audit,
     pages_kb,
@@ -369,6 +370,7 @@ def setup(app: web.Application) -> None:
     wallboard.add_routes(app)
     pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_account.add_routes(app)
     pages_kb.add_routes(app)
     pages_stats.add_routes(app)
     served = add_vendor_routes(app, app[SERVICES].web.assets_dir)

@@ -56,7 +56,7 @@ INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
 SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 AUDIT_PAGE_ROLES = (Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)  # agent_ui.api_audit.AUDIT_ROLES
 CSP = (
-    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'{form_to}; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 NEW_FIELDS: tuple[str, ...] = (
@@ -85,7 +85,10 @@ def render(
     resp = aiohttp_jinja2.render_template(
         template, request, {"lang": lang, **context}, status=status
     )
-    resp.headers["Content-Security-Policy"] = CSP
+    # a form's redirect counts as its target: logging out of a single sign-on session goes on
+    # to the identity provider's logout
+    extra = "".join(f" {origin}" for origin in services(request).web.form_action)
+    resp.headers["Content-Security-Policy"] = CSP.format(form_to=extra)
     resp.headers["Cache-Control"] = "no-store"  # pages carry callers' personal data
     return resp
 
@@ -175,12 +178,19 @@ def _int(form: MultiMapping[Any], name: str) -> int:
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 
 
-def _login_page(request: web.Request, ctx: dict[str, Any], status: int = 200) -> web.Response:
+def login_page(request: web.Request, ctx: dict[str, Any], status: int = 200) -> web.Response:
     """The login form with a fresh token of its own (double submit: the same value in a
     cookie only this site's pages can set and in the form), so another site cannot post a
     login form into this one (login CSRF) even where SameSite is not enforced."""
     token = secrets.token_urlsafe(24)
-    resp = render(request, "staff/login.html", {**ctx, "login_csrf": token}, status=status)
+    svc = services(request)
+    ctx = {
+        **ctx,
+        "login_csrf": token,
+        "sso_enabled": svc.sso is not None,
+        "local_login": svc.accounts.local_login,
+    }
+    resp = render(request, "staff/login.html", ctx, status=status)
     resp.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -197,7 +207,9 @@ async def login_form(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if await current_session(request) is not None:
         return redirect(next_path)
-    notice = "您已退出登录" if "out" in request.query else None
+    notice = {"1": "您已退出登录", "all": "已退出所有设备上的登录"}.get(
+        request.query.get("out", ""), "您已退出登录" if "out" in request.query else None
+    )
     ctx = {
         **await staff_context(request),
         "error": None,
@@ -205,7 +217,7 @@ async def login_form(request: web.Request) -> web.Response:
         "username": "",
         "next": next_path,
     }
-    return _login_page(request, ctx)
+    return login_page(request, ctx)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -231,7 +243,7 @@ async def login_submit(request: web.Request) -> web.Response:
             "username": username,
             "next": next_path,
         }
-        resp = _login_page(request, ctx, status=http_status(exc))
+        resp = login_page(request, ctx, status=http_status(exc))
         if isinstance(exc, Throttled):
             resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
@@ -244,8 +256,23 @@ async def login_submit(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     await require_staff(request, write=True)
-    await services(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
-    resp = redirect("/staff/login?out=1")
+    return await end_session(request, everywhere=False)
+
+
+async def end_session(request: web.Request, *, everywhere: bool) -> web.Response:
+    """End this session (or every session of the account), then, for a single sign-on
+    session, the provider's session too (RP-initiated logout) when it offers that."""
+    svc = services(request)
+    session = await current_session(request)
+    assert session is not None  # the caller checked
+    if everywhere:
+        await svc.accounts.logout_everywhere(session.user.id)
+    else:
+        await svc.accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
+    target = "/staff/login?out=" + ("all" if everywhere else "1")
+    if svc.sso is not None:
+        target = await svc.sso.logout_url(session, target) or target
+    resp = redirect(target)
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
 

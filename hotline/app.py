@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import (
     BrokenExecutor,
     Executor,
@@ -21,28 +21,33 @@ from concurrent.futures import (
 )
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 
 from agent_ui.accounts import Accounts
-from agent_ui.app import create_app
+from agent_ui.app import create_app, healthz
 from agent_ui.assist import Assistant
-from agent_ui.context import Features, Services, WebSettings
+from agent_ui.context import SERVICES, Features, Services, WebSettings
 from agent_ui.limits import (
     CitizenGuard,
     CitizenPolicy,
     LoginPolicy,
     LoginThrottle,
     MemoryWindows,
+    Windows,
 )
+from agent_ui.oidc import ClaimRules, OidcClient
+from agent_ui.sso import SingleSignOn
 from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
-from hotline.bus import InProcessBus
+from hotline.bus import EventBus, InProcessBus
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
+from hotline.lease import Lease, LocalLease, RedisLease
 from hotline.search import build_search_services, search_ctx
 from routing.calendar import HolidayCalendar
 from routing.directory import Directory, DirectoryError, load_directory
@@ -72,7 +77,7 @@ from telephony.prompts import (
 from telephony.sms import KannelGateway, SmsService
 from tickets.case_service import CaseService
 from tickets.db import Database
-from tickets.model import TicketEvent
+from tickets.model import Role, TicketEvent
 from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
 from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
@@ -81,7 +86,10 @@ from tickets.stats import StatsService
 log = logging.getLogger(__name__)
 
 DATABASE = web.AppKey("database", Database)
-BUS = web.AppKey("bus", InProcessBus)
+BUS = web.AppKey("bus", EventBus)
+LEASE = web.AppKey("lease", Lease)
+RUNS = web.AppKey("roles", frozenset)  # what this process runs (web, sip, worker)
+ROLES = frozenset({"web", "sip", "worker"})
 
 
 def load_routing(settings: Settings) -> Directory:
@@ -165,7 +173,9 @@ def _start_planner_worker(parent: int, build: Callable[[], Planner]) -> None:
     start_worker(build)
 
 
-def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Services:
+def build_services(
+    settings: Settings, db: Database, bus: EventBus, limits_store: Any = None
+) -> Services:
     tz = ZoneInfo(settings.locale.timezone)
     directory = load_routing(settings)
     lim = settings.intake
@@ -186,12 +196,14 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
         ),
     )
     sec = settings.security
-    # one store for every limit; a RedisWindows when [redis] is set (make_app swaps it in)
-    limits_store = MemoryWindows(sec.limit_max_keys)
+    # one store for every limit: in this process, or RedisWindows shared by all (make_app)
+    limits_store = limits_store or MemoryWindows(sec.limit_max_keys)
     accounts = Accounts(
         db,
         directory,
         session_ttl=timedelta(hours=sec.session_ttl_hours),
+        session_idle=timedelta(minutes=sec.session_idle_minutes),
+        local_login=settings.sso.local_login,
         password_min_length=sec.password_min_length,
         throttle=LoginThrottle(
             LoginPolicy(
@@ -207,6 +219,7 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
     return Services(
         tickets=tickets,
         accounts=accounts,
+        sso=build_sso(settings, db, accounts, directory, limits_store),
         citizens=CitizenGuard(
             CitizenPolicy(
                 lookups_per_minute=sec.lookups_per_minute,
@@ -246,22 +259,107 @@ def build_services(settings: Settings, db: Database, bus: InProcessBus) -> Servi
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.server.trusted_proxies
             ),
+            form_action=(_origin(settings.sso.issuer),) if settings.sso.enabled else (),
             body_timeout_s=settings.server.body_timeout_s,
         ),
     )
 
 
-def make_app(settings: Settings, db: Database | None = None) -> web.Application:
-    """The whole platform as one aiohttp app; `db` may be passed in (tests share one)."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def build_sso(
+    settings: Settings, db: Database, accounts: Accounts, directory: Directory, windows: Windows
+) -> SingleSignOn | None:
+    """Staff single sign-on with the [sso] identity provider, or None when it is off."""
+    cfg = settings.sso
+    if not cfg.enabled:
+        return None
+    public = settings.server.public_url.rstrip("/")
+    client = OidcClient(
+        cfg.issuer,
+        cfg.client_id,
+        cfg.client_secret,
+        redirect_uri=public + "/staff/sso/callback",
+        scopes=cfg.scopes,
+        timeout_s=cfg.timeout_s,
+        leeway_s=cfg.clock_leeway_s,
+    )
+    rules = ClaimRules(
+        role_claim=cfg.role_claim,
+        department_claim=cfg.department_claim,
+        username_claim=cfg.username_claim,
+        name_claim=cfg.name_claim,
+        roles={value: Role(role) for value, role in cfg.roles.items()},
+    )
+    return SingleSignOn(
+        client,
+        db,
+        accounts,
+        rules,
+        directory.has_department,
+        login_timeout=timedelta(seconds=cfg.login_timeout_s),
+        public_url=public,
+        rp_logout=cfg.rp_logout,
+        windows=windows,
+    )
+
+
+def make_app(
+    settings: Settings, db: Database | None = None, roles: Iterable[str] | None = None
+) -> web.Application:
+    """The platform as one aiohttp app; `db` may be passed in (tests share one). `roles` (default
+    [server] roles: all) choose what this process runs: "web" the pages and API, "sip" the call
+    centre, "worker" the background work; a process without "web" answers only /healthz."""
+    run = frozenset(roles if roles is not None else settings.server.roles)
+    if not run or run - ROLES:
+        raise ValueError(f"未知角色: {', '.join(sorted(run - ROLES)) or '（空）'}")
     owned = db is None
     database = db or open_database(settings)
-    bus = InProcessBus()
-    services = build_services(settings, database, bus)
+    redis_client: Any = None
+    bus: EventBus
+    lease: Lease = LocalLease()
+    limits_store = None
+    if settings.redis.url:
+        import redis.asyncio as aioredis
+
+        from agent_ui.limits import RedisWindows
+        from hotline.bus_redis import RedisBus
+
+        prefix = settings.redis.prefix
+        redis_client = aioredis.from_url(
+            settings.redis.url, socket_timeout=5, socket_connect_timeout=5
+        )
+        bus = RedisBus(settings.redis.url, prefix)
+        limits_store = RedisWindows(redis_client, prefix)
+        lease = RedisLease(
+            redis_client, "deadline-watcher", max(30.0, 3 * settings.sla.watch_interval_s), prefix
+        )
+    else:
+        bus = InProcessBus()
+    services = build_services(settings, database, bus, limits_store)
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
-    app = create_app(services, bus)
+    app = create_app(services, bus) if "web" in run else health_app(services)
     app[DATABASE] = database
     app[BUS] = bus
+    app[LEASE] = lease
+    app[RUNS] = run
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        from hotline.bus_redis import RedisBus
+
+        assert isinstance(bus, RedisBus)
+        await bus.start()
+        try:  # news published before the subscription is in place would be missed
+            await bus.wait_ready(within_s=5)
+        except TimeoutError:
+            log.warning("Redis %s 暂不可用：先在本进程内运行，连上后恢复共享", settings.redis.url)
+        yield
+        await bus.stop()
+        await redis_client.aclose()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -278,13 +376,12 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
     async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         sla = settings.sla
         watcher = DeadlineWatcher(services.tickets, sla.watch_interval_s, sla.watch_batch)
-        task = asyncio.create_task(watcher.run())
+        task = asyncio.create_task(watcher.run(lease))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-    gazetteer, rules = load_triage_parts(settings, services.directory)
+        await lease.release()
 
     def suggester() -> Planner:
         """The triage's suggestion logic for the order form (its own classifier, loaded on
@@ -348,13 +445,26 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         await _stop(tasks)
         executor.shutdown(wait=False, cancel_futures=True)
 
+    async def sso_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert services.sso is not None
+        await services.sso.client.start()
+        yield
+        await services.sso.client.close()
+
+    worker = "worker" in run
     app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(session_purge_ctx)
-    app.cleanup_ctx.append(watcher_ctx)
-    app.cleanup_ctx.append(search_ctx(settings, services.search, bus))
-    if settings.triage.enabled:
+    if redis_client is not None:
+        app.cleanup_ctx.append(redis_ctx)
+    if services.sso is not None and "web" in run:
+        app.cleanup_ctx.append(sso_ctx)
+    if worker:
+        app.cleanup_ctx.append(session_purge_ctx)
+        app.cleanup_ctx.append(watcher_ctx)
+    # the web role queries the index, the worker role keeps it
+    app.cleanup_ctx.append(search_ctx(settings, services.search, bus, background=worker))
+    if settings.triage.enabled and worker:
         app.cleanup_ctx.append(triage_ctx)
-    if settings.telephony.enabled:
+    if settings.telephony.enabled and "sip" in run:
         services.calls = build_call_center(settings, database, bus, services)
         app.cleanup_ctx.append(agent_time_ctx(database, bus))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
@@ -365,13 +475,24 @@ def make_app(settings: Settings, db: Database | None = None) -> web.Application:
         public_url=settings.server.public_url,
         timezone=settings.locale.timezone,
     )
-    app.cleanup_ctx.append(sms_ctx(settings, services.sms, services.directory, bus))
-    app.on_startup.append(_hint_first_user)
+    if worker:
+        app.cleanup_ctx.append(sms_ctx(settings, services.sms, services.directory, bus))
+    if "web" in run:
+        app.on_startup.append(_hint_first_user)
+    return app
+
+
+def health_app(services: Services) -> web.Application:
+    """A process without the web role (sip, worker) still answers /healthz for its supervisor
+    and load balancer's checks; nothing else."""
+    app = web.Application()
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
     return app
 
 
 def build_call_center(
-    settings: Settings, db: Database, bus: InProcessBus, services: Services
+    settings: Settings, db: Database, bus: EventBus, services: Services
 ) -> CallCenter:
     tel = settings.telephony
     sla = settings.sla
@@ -452,9 +573,7 @@ def telephony_ctx(
     return ctx
 
 
-def agent_time_ctx(
-    db: Database, bus: InProcessBus
-) -> Callable[[web.Application], AsyncIterator[None]]:
+def agent_time_ctx(db: Database, bus: EventBus) -> Callable[[web.Application], AsyncIterator[None]]:
     """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -472,7 +591,7 @@ def agent_time_ctx(
 
 
 def sms_ctx(
-    settings: Settings, sms: SmsService, directory: Directory, bus: InProcessBus
+    settings: Settings, sms: SmsService, directory: Directory, bus: EventBus
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Notices from order events into the outbox; with a gateway, the sender empties it."""
 
@@ -503,7 +622,7 @@ JOB_LEASE = timedelta(seconds=60)
 MODEL_RETRY_S = 60
 
 
-def _wake_on_events(bus: InProcessBus, topic: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
+def _wake_on_events(bus: EventBus, topic: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
     """An event set when the bus carries an order event that enqueued work for `topic`: its
     consumer starts at once instead of at its next poll. Only a hint — the work itself is in
     the durable queue, so an event the bus drops delays nothing by more than a poll."""

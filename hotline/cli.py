@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = make_app(settings)
+    roles = _roles(args.role) if args.role else settings.server.roles
+    if roles is None:
+        print("错误: --role 取 web、sip、worker（可用逗号组合）或 all", file=sys.stderr)
+        return 2
+    app = make_app(settings, roles=roles)
     if args.demo:
         # before every background task (triage, SMS, the first-account hint) starts: the
         # demo's own dispatches do not race the triage, and the accounts exist when the hint
@@ -49,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     srv = settings.server
     print(
-        f"12345 热线平台已启动: http://{srv.host}:{srv.port}/ (数据库 {settings.database_url})",
+        f"12345 热线平台已启动: http://{srv.host}:{srv.port}/ (数据库 {settings.database_url}；"
+        f"角色 {'、'.join(ROLE_NAMES[r] for r in roles)}"
+        f"{'；Redis ' + _redacted(settings.redis.url) if settings.redis.url else ''})",
         flush=True,
     )
     serve(
@@ -65,6 +72,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
     )
     return 0
+
+
+ROLE_NAMES = {"web": "web（页面与接口）", "sip": "sip（呼叫中心）", "worker": "worker（后台任务）"}
+
+
+def _roles(value: str) -> list[str] | None:
+    """--role web|sip|worker|all, or several joined by commas (web,sip)."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if parts == ["all"]:
+        return list(ROLE_NAMES)
+    if not parts or any(p not in ROLE_NAMES for p in parts):
+        return None
+    return list(dict.fromkeys(parts))
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL fit for the log: its password hidden."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return parts._replace(netloc=netloc).geturl()
+    return url
 
 
 def _accounts(settings: Settings) -> tuple[Database, Accounts]:
@@ -182,35 +215,6 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    from hotline.backup import BackupError, backup
-
-    try:
-        summary = backup(_settings(args), Path(args.out))
-    except BackupError as exc:
-        print(f"错误: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary, ensure_ascii=False))
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    from hotline.backup import BackupError, restore, verify
-
-    source = Path(getattr(args, "from"))
-    try:
-        if args.verify_only:
-            manifest = verify(source)
-            summary = {"from": str(source), "verified": len(manifest["files"])}
-        else:
-            summary = restore(_settings(args), source)
-    except BackupError as exc:
-        print(f"错误: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary, ensure_ascii=False))
-    return 0
-
-
 def examples_from_db(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The centre's own decisions (manual dispatch, re-dispatch, corrections) as
     (text, first-level category) pairs for `hotline classifier train --from-db`."""
@@ -319,6 +323,49 @@ def cmd_telephony_kannel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, backup, verify
+
+    settings = _settings(args)
+    try:
+        if args.verify:
+            manifest = verify(Path(args.verify))
+            print(
+                f"备份完整：{len(manifest['files'])} 个文件校验和一致（{manifest['created_at']}）"
+            )
+            return 0
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = Path(args.out) if args.out else settings.resolve("var/backups") / stamp
+        manifest = backup(settings, out, progress=lambda m: print(m, file=sys.stderr))
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    counts = "，".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    print(f"备份完成: {out}（{len(manifest['files'])} 个文件；{counts}）")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, restore
+
+    settings = _settings(args)
+    try:
+        manifest = restore(
+            settings,
+            Path(args.source),
+            force=args.force,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
+    except BackupError as exc:
+        print(f"错误: {exc}", file=sys.stderr)
+        return 1
+    counts = "，".join(f"{k} {v}" for k, v in manifest["restored_counts"].items())
+    print(f"恢复完成（备份于 {manifest['created_at']}）：{counts}")
+    if settings.search.backend != "embedded":
+        print("检索索引在 Elasticsearch 中：请运行 hotline search reindex 重建")
+    return 0
+
+
 def cmd_stats_rebuild(args: argparse.Namespace) -> int:
     """Recount the statistics aggregates from the orders (after a change of the indicators'
     definitions or of [locale] timezone). One transaction: readers see the old figures until it
@@ -364,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="启动平台")
     serve.add_argument("--config", default=argparse.SUPPRESS)
     serve.add_argument("--demo", action="store_true", help="写入演示用户、单位和工单并打印登录信息")
+    serve.add_argument(
+        "--role",
+        help="本进程运行的部分: web（页面与接口）、sip（呼叫中心）、worker（后台任务），"
+        "可用逗号组合，all 为全部（默认取 [server] roles）",
+    )
     serve.set_defaults(fn=cmd_serve)
 
     user = sub.add_parser("user", help="用户管理").add_subparsers(dest="user_cmd", required=True)
@@ -425,14 +477,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--config", default=argparse.SUPPRESS)
     pu.add_argument("--dry-run", action="store_true", help="只统计将清除的内容，不改动任何数据")
     pu.set_defaults(fn=cmd_purge)
-    bk = sub.add_parser("backup", help="备份数据库、录音和附件（带 SHA-256 清单）")
+
+    bk = sub.add_parser("backup", help="备份数据库、录音、附件和检索索引（带校验和）")
     bk.add_argument("--config", default=argparse.SUPPRESS)
-    bk.add_argument("--out", required=True, help="备份目录（新目录或空目录）")
+    bk.add_argument("--out", help="备份目录（默认 var/backups/<UTC 时间>，不能已存在）")
+    bk.add_argument("--verify", metavar="DIR", help="只校验已有备份的完整性")
     bk.set_defaults(fn=cmd_backup)
-    rs = sub.add_parser("restore", help="校验备份后恢复到空的数据库和数据目录")
+    rs = sub.add_parser("restore", help="从备份恢复（先校验；目标须为空，除非 --force）")
     rs.add_argument("--config", default=argparse.SUPPRESS)
-    rs.add_argument("--from", required=True, help="hotline backup 写出的备份目录")
-    rs.add_argument("--verify-only", action="store_true", help="只校验备份，不恢复")
+    rs.add_argument("source", help="hotline backup 写出的目录")
+    rs.add_argument("--force", action="store_true", help="目标已有数据时仍然覆盖")
     rs.set_defaults(fn=cmd_restore)
 
     db = sub.add_parser("db", help="数据库").add_subparsers(dest="db_cmd", required=True)

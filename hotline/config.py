@@ -10,7 +10,14 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent_ui.config import Open311Settings, PublicSettings
 from kb.config import HotspotSettings, KbSettings, SearchSettings, SimilarSettings
@@ -50,6 +57,17 @@ class ServerSettings(_Section):
     keepalive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15
     max_connections_per_address: Annotated[int, Field(ge=1, le=100_000)] = 64
     shutdown_timeout_s: Annotated[float, Field(ge=0, le=600)] = 5
+    # what this process runs (hotline serve --role): web (pages, API, console push), sip (the
+    # call centre and its SIP worker pool), worker (triage, deadline watcher, search indexing,
+    # SMS notices and sending, purges)
+    roles: list[Literal["web", "sip", "worker"]] = ["web", "sip", "worker"]
+
+    @field_validator("roles")
+    @classmethod
+    def _some_role(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("至少要有一个角色（web、sip、worker）")
+        return list(dict.fromkeys(v))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -78,6 +96,7 @@ class DatabaseSettings(_Section):
 
 class SecuritySettings(_Section):
     session_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
     login_address_failures: Annotated[int, Field(ge=1, le=10_000)] = 20
     login_window_s: Annotated[int, Field(ge=1)] = 900
@@ -145,10 +164,62 @@ class RetentionSettings(_Section):
     access_log_years: Annotated[int, Field(ge=1, le=100)] = 3
 
 
-class BackupSettings(_Section):
-    # PostgreSQL client programs (pg_dump, pg_restore); empty: the newest
-    # /usr/lib/postgresql/<major>/bin, else PATH
-    pg_bin_dir: str = ""
+class RedisSettings(_Section):
+    # redis://[:password@]host:port/db; empty: everything in this one process (the default)
+    url: str = ""
+    # key and channel prefix, so several platforms (or test runs) can share one Redis
+    prefix: str = "hotline"
+
+
+STAFF_ROLE_NAMES = ("agent", "dispatcher", "supervisor", "department", "manager", "admin")
+StaffRoleName = Literal["agent", "dispatcher", "supervisor", "department", "manager", "admin"]
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class SsoSettings(_Section):
+    """OpenID Connect single sign-on for staff (off while `issuer` is empty)."""
+
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    scopes: list[str] = ["openid", "profile"]
+    role_claim: str = "hotline_role"
+    department_claim: str = "hotline_department"
+    username_claim: str = "preferred_username"
+    name_claim: str = "name"
+    roles: dict[str, StaffRoleName] = {r: r for r in STAFF_ROLE_NAMES}  # type: ignore[misc]
+    local_login: Literal["all", "admins", "none"] = "all"
+    rp_logout: bool = True
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
+    clock_leeway_s: Annotated[int, Field(ge=0, le=600)] = 60
+    login_timeout_s: Annotated[int, Field(ge=60, le=3600)] = 600
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_issuer(cls, v: str) -> str:
+        if not v:
+            return v
+        if v.startswith("https://"):
+            return v.rstrip("/")
+        host = v.removeprefix("http://").split("/", 1)[0].rsplit(":", 1)[0]
+        if v.startswith("http://") and (host in _LOOPBACK_HOSTS):
+            return v.rstrip("/")  # an identity provider on this host (tests, a local proxy)
+        raise ValueError("身份认证服务地址必须是 https://（本机 127.0.0.1 除外）")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SsoSettings:
+        if self.issuer and not self.client_id:
+            raise ValueError("设置了 issuer 时必须设置 client_id")
+        if "openid" not in self.scopes:
+            raise ValueError("scopes 必须包含 openid")
+        if self.local_login != "all" and not self.issuer:
+            # nobody could log in at all: only an identity provider can stand in
+            raise ValueError("local_login 只有在启用统一身份认证（设置 issuer）后才能限制")
+        return self
 
 
 class LogSettings(_Section):
@@ -162,6 +233,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     locale: LocaleSettings = LocaleSettings()
     log: LogSettings = LogSettings()
+    redis: RedisSettings = RedisSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     routing: RoutingSettings = RoutingSettings()
     triage: TriageSettings = TriageSettings()
@@ -175,8 +247,8 @@ class Settings(_Section):
     stats: StatsSettings = StatsSettings()
     public: PublicSettings = PublicSettings()
     open311: Open311Settings = Open311Settings()
+    sso: SsoSettings = SsoSettings()
     retention: RetentionSettings = RetentionSettings()
-    backup: BackupSettings = BackupSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT
 

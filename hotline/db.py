@@ -57,10 +57,3 @@ def current_revision(db: Database) -> str | None:
 
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-def has_tables(db: Database) -> bool:
-    """Whether the database holds any table (a restore needs an empty one)."""
-    import sqlalchemy as sa
-
-    return bool(sa.inspect(db.engine).get_table_names())

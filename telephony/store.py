@@ -140,17 +140,3 @@ def redact_old_numbers(conn: Connection, before: datetime, mark: str, *, dry_run
         else:
             n += int(conn.execute(calls.update().where(where).values({column.name: mark})).rowcount)
     return n
-
-
-def relocate_recordings(conn: Connection, old_root: str, new_root: str) -> int:
-    """After a restore into another folder: call records' recording paths under `old_root`
-    point under `new_root`. Returns the records changed."""
-    rows = conn.execute(
-        sa.select(calls.c.id, calls.c.recording).where(
-            calls.c.recording.startswith(old_root.rstrip("/") + "/", autoescape=True)
-        )
-    ).all()
-    for call_id, path in rows:
-        moved = new_root.rstrip("/") + path[len(old_root.rstrip("/")) :]
-        conn.execute(calls.update().where(calls.c.id == call_id).values(recording=moved))
-    return len(rows)

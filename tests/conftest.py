@@ -53,6 +53,26 @@ def redis_server() -> Iterator[Any]:
         server.close()
 
 
+@pytest.fixture(scope="session")
+def keycloak(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One real Keycloak for the whole run, with the test realm (tests/kcserver.py: the
+    distribution from Maven Central, built and seeded once into a cache; never skipped)."""
+    from tests.kcserver import KeycloakServer
+
+    server = KeycloakServer()
+    try:
+        server.start()
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"keycloak: ready at {server.base} (cache preparation {server.prepare_s:.0f} s, "
+                f"start {server.start_s:.0f} s)"
+            )
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL for each backend."""

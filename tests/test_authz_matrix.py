@@ -107,6 +107,11 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/staff/tickets"): STAFF,
     ("GET", "/staff/tickets/find"): STAFF,
     ("GET", "/staff/sms"): WATCH,
+    ("GET", "/staff/account"): STAFF,
+    ("POST", "/staff/account/password"): STAFF,  # one's own password: the old one is required
+    ("POST", "/staff/account/logout-all"): STAFF,  # ends all of one's own sessions
+    ("GET", "/staff/sso/login"): PUBLIC,  # off to the identity provider (404 when [sso] is off)
+    ("GET", "/staff/sso/callback"): PUBLIC,  # guarded by state, PKCE and the ID token's checks
     # personal data: reveal a masked caller (audited), the access log
     ("POST", "/api/v1/tickets/{id}/caller"): CENTRE,
     ("POST", "/staff/tickets/{id}/caller"): CENTRE,
@@ -173,7 +178,8 @@ EXPECT: dict[tuple[str, str], Any] = {
 # routes about an item the walk does not name (a public case; a new case's order number): an
 # allowed caller gets past the role check to 404, a refused one gets 403 before the lookup
 NO_ITEM = {"/staff/cases/{id}", "/staff/cases"}
-LOGOUTS = {("DELETE", "/api/v1/session"), ("POST", "/staff/logout")}
+LOGOUT_ALL = ("POST", "/staff/account/logout-all")
+LOGOUTS = {("DELETE", "/api/v1/session"), ("POST", "/staff/logout"), LOGOUT_ALL}
 # routes about one order, where a department's own / past / other relation decides
 ORDER_ROUTES = re.compile(r"/(api/v1|staff)/tickets/(\{id\}|by-number|find)")
 
@@ -295,8 +301,9 @@ async def test_authorisation_matrix(app_client: Any, api: Any, http_session: Any
 
     failures: list[str] = []
     cells = 0
-    # logging out last: it ends the session the rest of the walk uses
-    walk = sorted(app_routes(app_client.app), key=lambda r: r in LOGOUTS)
+    # logging out last (and out everywhere at the very end): it ends the session the rest of
+    # the walk uses
+    walk = sorted(app_routes(app_client.app), key=lambda r: (r in LOGOUTS, r == LOGOUT_ALL))
     for method, pattern in walk:
         rule = EXPECT[(method, pattern)]
         if rule == STATIC or pattern in ("/api/v1/sms/kannel", "/api/v1/sms/dlr"):

@@ -152,6 +152,21 @@ def test_env_override_of_digits_in_lists_and_tables_stays_text(
     assert value == expected
 
 
+def test_sso_settings_for_a_provider() -> None:
+    s = load(
+        SSO__ISSUER="https://id.example.gov.cn/realms/hotline/",
+        SSO__CLIENT_ID="hotline",
+        SSO__CLIENT_SECRET="0123",
+        SSO__LOCAL_LOGIN="admins",
+        SSO__ROLES__HOTLINE_DEPT_STAFF="department",
+    )
+    assert s.sso.enabled and s.sso.issuer == "https://id.example.gov.cn/realms/hotline"
+    assert s.sso.client_secret == "0123"  # digits stay text
+    assert s.sso.roles["hotline_dept_staff"] == "department"
+    assert not load().sso.enabled
+    assert load(SSO__ISSUER="http://127.0.0.1:8180/realms/h", SSO__CLIENT_ID="h").sso.enabled
+
+
 def test_env_overrides_the_file(tmp_path: Path) -> None:
     cfg = tmp_path / "site.toml"
     cfg.write_text("[server]\nport = 9000\n", encoding="utf-8")
@@ -193,6 +208,19 @@ def test_other_environment_variables_are_ignored() -> None:
         ({"SLA__WARN_RATIO": "1.5"}, "sla.warn_ratio"),
         ({"SLA__REPLY_WORKING_DAYS__CONSULT": "0"}, "sla.reply_working_days"),
         ({"SLA__REPLY_WORKING_DAYS__BOGUS": "3"}, "sla.reply_working_days"),
+        ({"SECURITY__SESSION_IDLE_MINUTES": "0"}, "security.session_idle_minutes"),
+        # an identity provider over plain http (only loopback may), or half configured
+        ({"SSO__ISSUER": "http://id.example.org/realms/h", "SSO__CLIENT_ID": "h"}, "sso.issuer"),
+        ({"SSO__ISSUER": "ftp://id.example.org/realms/h", "SSO__CLIENT_ID": "h"}, "sso.issuer"),
+        ({"SSO__ISSUER": "https://id.example.org/realms/h"}, "client_id"),
+        (
+            {"SSO__ISSUER": "https://id.example.org/r", "SSO__CLIENT_ID": "h", "SSO__SCOPES": "[]"},
+            "openid",
+        ),
+        # passwords restricted without an identity provider: nobody could log in
+        ({"SSO__LOCAL_LOGIN": "admins"}, "local_login"),
+        ({"SSO__LOCAL_LOGIN": "some"}, "sso.local_login"),
+        ({"SSO__ROLES__BOSS": "root"}, "sso.roles"),
     ],
 )
 def test_wrong_env_value_raises_config_error_naming_key(env: dict[str, str], key: str) -> None:

@@ -184,30 +184,3 @@ def sha_in_use(conn: Connection, sha256: str, excluding: Iterable[int]) -> bool:
 
 def set_attachments(conn: Connection, ticket_id: int, attachments: list[dict[str, Any]]) -> None:
     update_order(conn, ticket_id, {"attachments": attachments})
-
-
-def relocate_recording_paths(conn: Connection, old_root: str, new_root: str) -> int:
-    """After a restore into another folder: recordings attached to orders (voicemail) under
-    `old_root` point under `new_root` (a move of storage, not a change of the order: the
-    version stays). Returns the orders changed."""
-    old, new = old_root.rstrip("/") + "/", new_root.rstrip("/") + "/"
-    as_text = sa.cast(tickets.c.attachments, sa.Text)
-    rows = conn.execute(
-        sa.select(tickets.c.id, tickets.c.attachments).where(
-            as_text.contains("recording", autoescape=True)
-        )
-    ).all()
-    changed = 0
-    for ticket_id, entries in rows:
-        moved = [
-            {**e, "path": new + str(e["path"])[len(old) :]}
-            if e.get("type") == "recording" and str(e.get("path", "")).startswith(old)
-            else e
-            for e in entries or []
-        ]
-        if moved != entries:
-            conn.execute(
-                tickets.update().where(tickets.c.id == ticket_id).values(attachments=moved)
-            )
-            changed += 1
-    return changed

@@ -2,7 +2,7 @@
 whose events may lose their personal content once their order is purged (nothing else).
 
 Revision ID: 0600
-Revises: 0201
+Revises: 0500
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tickets.tables import BigId, UTCDateTime
 
 revision = "0600"
-down_revision = "0201"  # relinked after merging main (written against 0400)
+down_revision = "0500"  # relinked after merging main (written against 0400)
 branch_labels = None
 depends_on = None
 
