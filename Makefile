@@ -4,23 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# front-end packages from npm (ECharts, the Mongolian web font): package-lock.json pins them
+ASSETS := node_modules/.installed
 
 .PHONY: run demo test lint typecheck unit install-test-deps bench bench-sip model bench-classifier clean
 TIPDM ?= ../shared/data/tipdm
 
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve
 
 # the same, plus demo users, departments and a few work orders (logins are printed)
-demo: $(STAMP)
+demo: $(STAMP) $(ASSETS)
 	@bash scripts/install-run-deps.sh
 	$(BIN)/hotline serve --demo
 
+# pip's own output is long: show one line per package it fetches, and errors in full
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/python || { echo "make: creating $(VENV) (Python virtual environment)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing Python packages into $(VENV) (first time: about 2 minutes) …"
+	@set -o pipefail; $(BIN)/pip install --disable-pip-version-check --progress-bar off --upgrade pip 2>&1 \
+		| { grep -E '^(ERROR|error)' || true; }
+	@set -o pipefail; $(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 \
+		| { grep --line-buffered -E '^(Collecting|ERROR|error|  ×)' | sed -u -e 's/^Collecting /  获取 /' -e 's/ (from .*//' || true; }
+	@echo "make: Python packages installed"
 	@touch $@
 
 install-test-deps:
@@ -36,7 +43,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: $(STAMP) install-test-deps lint typecheck unit
+$(ASSETS): package.json package-lock.json
+	@echo "npm ci: installing the front-end packages (ECharts, Noto Sans Mongolian) …"
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+test: $(STAMP) $(ASSETS) install-test-deps lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --spawn --duration 30
@@ -57,4 +69,4 @@ bench-classifier: $(STAMP)
 	$(BIN)/python bench/classifier.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,26 +16,33 @@ from agent_ui import schemas as s
 from agent_ui.accounts import Session
 from agent_ui.context import (
     SESSION_COOKIE,
+    citizen_rate,
+    citizen_track,
     client_address,
     current_session,
+    guard_intake,
     read_json,
     require_staff,
     services,
 )
-from tickets.access import normalize_phone
-from tickets.errors import InvalidInput
+from agent_ui.filters import read_filter
+from tickets.access import caller_view, normalize_phone
+from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.model import (
     LABELS,
     Action,
     Actor,
     Channel,
     Kind,
+    NewTicket,
     Role,
+    RouteState,
     Status,
     Ticket,
     TicketFilter,
 )
 from tickets.service import TicketService
+from tickets.workflow import check_role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +57,8 @@ class Route:
     auth: str = "staff"  # public | staff
     status: int = 200
     tag: str = "工单"
+    # OpenAPI parameters beyond the path: (name, "query" | "header", JSON schema, description)
+    params: tuple[tuple[str, str, dict[str, Any], str], ...] = ()
 
 
 ROUTES: list[Route] = []
@@ -62,9 +73,10 @@ def route(
     auth: str = "staff",
     status: int = 200,
     tag: str = "工单",
+    params: tuple[tuple[str, str, dict[str, Any], str], ...] = (),
 ) -> Callable[[Handler], Handler]:
     def deco(fn: Handler) -> Handler:
-        ROUTES.append(Route(method, path, fn, summary, body, auth, status, tag))
+        ROUTES.append(Route(method, path, fn, summary, body, auth, status, tag, params))
         return fn
 
     return deco
@@ -150,11 +162,26 @@ async def logout(request: web.Request) -> web.Response:
     auth="public",
     status=201,
     tag="市民",
+    params=(
+        (
+            "Idempotency-Key",
+            "header",
+            {"type": "string", "pattern": "^[A-Za-z0-9._:-]{8,100}$"},
+            "重试同一请求时带同一个键：只生成一张工单",
+        ),
+    ),
 )
 async def submit_request(request: web.Request) -> web.Response:
+    await guard_intake(request)
+    key = _idempotency_key(request)
     body = await read_json(request, s.CitizenRequest)
     svc = services(request)
-    ticket = await svc.tickets.submit(body.to_new_ticket())
+    new = body.to_new_ticket()
+    if key is not None:
+        new = dataclasses.replace(new, intake_key=f"web:{key}")
+    ticket = await svc.tickets.submit(new)
+    if key is not None and not _same_request(ticket, new):
+        raise Conflict("该 Idempotency-Key 已用于另一个不同的请求", field="Idempotency-Key")
     return _json(
         {
             "number": ticket.number,
@@ -167,17 +194,47 @@ async def submit_request(request: web.Request) -> web.Response:
     )
 
 
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,100}$")
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """A client's key for one submission (a UUID, say): sending it again, after a timeout or
+    a lost answer, gives the same order instead of a second one."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(raw):
+        raise InvalidInput(
+            "Idempotency-Key 应为 8–100 位字母、数字或 . _ : -", field="Idempotency-Key"
+        )
+    return raw
+
+
+def _same_request(ticket: Ticket, new: NewTicket) -> bool:
+    """A repeated key must carry the same request (the order keeps what was first sent)."""
+    phone = new.caller.phone
+    try:
+        phone = normalize_phone(phone) if phone else None
+    except InvalidInput:
+        return False
+    return ticket.content == new.content.strip() and ticket.caller.phone == phone
+
+
 @route(
     "GET",
     "/requests/{number}",
-    "市民查询工单（编号 + 电话 phone 查询参数）",
+    "市民查询工单（编号 + 电话 phone 查询参数）；已合并的重复工单在 merged_into 中附主工单的"
+    "编号、状态和公开答复",
     auth="public",
     tag="市民",
+    params=(("phone", "query", {"type": "string"}, "提交诉求时留的电话"),),
 )
 async def track_request(request: web.Request) -> web.Response:
     svc = services(request)
-    ticket = await svc.tickets.track(request.match_info["number"], request.query.get("phone", ""))
-    return _json(svc.presenter.citizen(ticket))
+    ticket, main = await citizen_track(
+        request, request.match_info["number"], request.query.get("phone", "")
+    )
+    return _json(svc.presenter.citizen(ticket, main))
 
 
 @route(
@@ -191,8 +248,13 @@ async def track_request(request: web.Request) -> web.Response:
 async def rate_request(request: web.Request) -> web.Response:
     body = await read_json(request, s.Rating)
     svc = services(request)
-    ticket = await svc.tickets.rate(
-        request.match_info["number"], body.phone, body.satisfaction, body.note
+    ticket = await citizen_rate(
+        request,
+        request.match_info["number"],
+        body.phone,
+        body.satisfaction,
+        body.note,
+        body.resolved,
     )
     return _json(svc.presenter.citizen(ticket))
 
@@ -231,31 +293,54 @@ def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return value
 
 
+_TEXT = {"type": "string"}
+LIST_PARAMS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+    ("q", "query", _TEXT, "关键词（诉求内容、汇总、标题、地址）"),
+    ("phone", "query", _TEXT, "来电号码"),
+    ("number", "query", {"type": "string", "pattern": "^\\d{1,14}$"}, "工单编号（前缀）"),
+    ("status", "query", {"type": "string", "enum": [x.value for x in Status]}, "状态"),
+    ("channel", "query", {"type": "string", "enum": [x.value for x in Channel]}, "渠道"),
+    ("kind", "query", {"type": "string", "enum": [x.value for x in Kind]}, "类型"),
+    ("department", "query", _TEXT, "承办单位代码"),
+    ("region", "query", {"type": "string", "pattern": "^\\d{6}$"}, "区划代码（含下级）"),
+    ("route_state", "query", {"type": "string", "enum": [x.value for x in RouteState]}, "分派"),
+    ("overdue", "query", {"type": "string", "enum": ["1", "0"]}, "1 已超期 / 0 未超期"),
+    ("supervised", "query", {"type": "string", "enum": ["1", "0"]}, "1 督办中"),
+    ("urged", "query", {"type": "string", "enum": ["1", "0"]}, "1 被催办过"),
+    ("category", "query", _TEXT, "分类（任一级名称）"),
+    ("from", "query", {"type": "string", "format": "date"}, "受理日期起（含）"),
+    ("until", "query", {"type": "string", "format": "date"}, "受理日期止（含）"),
+    ("sort", "query", {"type": "string", "enum": ["new", "due"]}, "排序"),
+    ("limit", "query", {"type": "integer", "minimum": 1}, "每页条数"),
+    ("offset", "query", {"type": "integer", "minimum": 0}, "偏移"),
+)
+
+
 def ticket_filter(request: web.Request) -> TicketFilter:
     svc = services(request)
-    return TicketFilter(
-        channel=_enum_query(request, "channel", Channel),
-        status=_enum_query(request, "status", Status),
-        kind=_enum_query(request, "kind", Kind),
-        department=request.query.get("department") or None,
-        route_state=_choice_query(request, "route_state", ("pending", "auto", "review", "manual")),
-        phone=normalize_phone(request.query["phone"]) if request.query.get("phone") else None,
+    return read_filter(
+        request.query,
+        svc.directory,
         limit=_int_query(request, "limit", 50, 1, svc.web.page_size_max),
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
+        tz=svc.presenter.tz,
     )
 
 
 @route(
     "GET",
     "/tickets",
-    "工单列表（按渠道、状态、类型、承办单位、分派状态 route_state 筛选；"
-    "route_state=review 为待人工派单队列；承办单位只见本单位工单）",
+    "工单列表（q 关键词、phone、number 编号前缀、status、channel、kind、department、region "
+    "区划及下级、route_state 分派状态、overdue=1 已超期、sort=new|due；route_state=review 为"
+    "待人工派单队列；承办单位只见本单位工单；每条附 marks 标记与 deadline 当前时限）",
+    params=LIST_PARAMS,
 )
 async def list_tickets(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
     found, total = await svc.tickets.list_tickets(actor, ticket_filter(request))
-    return _json({"total": total, "items": [svc.presenter.ticket(t) for t in found]})
+    items = [svc.presenter.ticket(caller_view(actor, t)) for t in found]
+    return _json({"total": total, "items": items})
 
 
 @route("POST", "/tickets", "话务员登记工单（电话、来访等渠道）", body=s.StaffTicket, status=201)
@@ -268,22 +353,35 @@ async def create_ticket(request: web.Request) -> web.Response:
 
 
 def _ticket_out(tickets: TicketService, presenter: Any, actor: Actor, t: Ticket) -> dict[str, Any]:
-    out: dict[str, Any] = presenter.ticket(t, tickets.actions_for(actor, t))
+    """An order as `actor` sees it: its caller masked as caller_view says (the full caller:
+    POST /tickets/{id}/caller, audited)."""
+    out: dict[str, Any] = presenter.ticket(caller_view(actor, t), tickets.actions_for(actor, t))
     return out
+
+
+MAX_ID = 2**63 - 1  # the store's BIGINT
 
 
 def _ticket_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except ValueError:
         raise InvalidInput("工单 ID 必须是整数", field="id") from None
+    if not 1 <= value <= MAX_ID:
+        raise NotFound("工单不存在")
+    return value
 
 
-@route("GET", "/tickets/{id}", "工单详情（含承办任务和当前可执行的操作）")
+@route(
+    "GET",
+    "/tickets/{id}",
+    "工单详情（含承办任务和当前可执行的操作；保密工单的来电人打码，打开保密工单记入访问日志）",
+)
 async def get_ticket(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
-    ticket = await svc.tickets.get(actor, _ticket_id(request))
+    ticket = await svc.tickets.get(actor, _ticket_id(request), with_clocks=True)
+    await svc.privacy.opened(actor, ticket, client_address(request))
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 
@@ -291,7 +389,8 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def get_ticket_by_number(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
-    ticket = await svc.tickets.get_by_number(actor, request.match_info["number"])
+    ticket = await svc.tickets.get_by_number(actor, request.match_info["number"], with_clocks=True)
+    await svc.privacy.opened(actor, ticket, client_address(request))
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 
@@ -359,7 +458,7 @@ ACTIONS: dict[Action, tuple[type[s.Versioned], ActionCall, str]] = {
     ),
     Action.REVISIT: (
         s.RevisitBody,
-        lambda t, a, i, b: t.revisit(a, i, b.version, b.satisfaction, b.note),
+        lambda t, a, i, b: t.revisit(a, i, b.version, b.satisfaction, b.note, b.resolved),
         "回访（不满意则重启工单）",
     ),
     Action.REOPEN: (
@@ -388,8 +487,12 @@ ACTIONS: dict[Action, tuple[type[s.Versioned], ActionCall, str]] = {
 async def act(request: web.Request, action: Action) -> web.Response:
     actor = await require_staff(request, write=True)
     model, call, _ = ACTIONS[action]
-    body = await read_json(request, model)
     svc = services(request)
+    # who may touch the order is decided before its body is read: someone else's order
+    # answers the same whatever the body holds
+    await svc.tickets.get(actor, _ticket_id(request))
+    check_role(actor.role, action)
+    body = await read_json(request, model)
     ticket = await call(svc.tickets, actor, _ticket_id(request), body)
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 

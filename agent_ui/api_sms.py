@@ -3,7 +3,6 @@ providers) and the staff views of the outbox and the block list."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import datetime
@@ -15,9 +14,18 @@ from aiohttp import web
 from agent_ui import schemas as s
 from agent_ui.accounts import NotAuthenticated
 from agent_ui.api import _int_query, _json, route
-from agent_ui.context import UnsupportedCharset, read_json, require_staff, services
+from agent_ui.context import (
+    UnsupportedCharset,
+    client_address,
+    read_json,
+    require_staff,
+    services,
+    strip_controls,
+)
 from telephony.sms import SmsService
 from telephony.sms_store import Outgoing
+from telephony.sms_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, refusal
+from tickets.access import mask_for
 from tickets.errors import Forbidden, InvalidInput, Unavailable
 from tickets.model import Role
 
@@ -37,6 +45,8 @@ CHARSETS = {
     "us-ascii": "ascii",
     "gsm": "latin-1",
 }
+# folded: an acknowledgement carried by message folded_into; limited: over the daily cap
+OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "kept", "folded", "limited")
 WATCH = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
 
 
@@ -52,7 +62,8 @@ def _decoded(raw: dict[str, bytes], charset: str) -> str:
     if codec is None:
         raise UnsupportedCharset(f"不支持的字符集 {charset!r}", charset=charset)
     try:
-        return raw.get("text", b"").decode(codec)
+        # control characters are dropped, not refused: the citizen's message must not be lost
+        return strip_controls(raw.get("text", b"").decode(codec))
     except UnicodeDecodeError:
         raise InvalidInput(f"短信内容不是合法的 {charset} 编码", field="text") from None
 
@@ -76,14 +87,25 @@ async def _kannel_fields(request: web.Request) -> dict[str, bytes]:
 def _from_gateway(request: web.Request, sms: SmsService, token: bytes | None) -> None:
     """Kannel's calls come from its own addresses (and carry the token when one is set):
     nobody else may speak for a citizen's phone or mark messages delivered."""
-    if request.remote not in sms.s.gateway_addresses:
-        raise Forbidden("该地址不是已登记的短信网关", remote=request.remote or "")
+    remote = client_address(request)
+    if remote not in sms.s.gateway_addresses:
+        raise Forbidden("该地址不是已登记的短信网关", remote=remote)
     want = sms.s.gateway_token.encode()
     if want and not hmac.compare_digest(token or b"", want):
         raise NotAuthenticated("短信网关令牌错误")
 
 
-@route("GET", "/sms/kannel", "Kannel 上行短信（sms-service get-url）", auth="public", tag=TAG)
+GATEWAY_PARAMS = (("token", "query", {"type": "string"}, "sms.gateway_token（Kannel 的凭据）"),)
+
+
+@route(
+    "GET",
+    "/sms/kannel",
+    "Kannel 上行短信（sms-service get-url）",
+    auth="public",
+    tag=TAG,
+    params=GATEWAY_PARAMS,
+)
 async def kannel_mo(request: web.Request) -> web.Response:
     sms = _sms(request)
     raw = await _kannel_fields(request)
@@ -102,12 +124,21 @@ async def kannel_mo(request: web.Request) -> web.Response:
     )
 
 
-@route("POST", "/sms/kannel", "Kannel 上行短信（post-url）", auth="public", tag=TAG)
+@route(
+    "POST",
+    "/sms/kannel",
+    "Kannel 上行短信（post-url）",
+    auth="public",
+    tag=TAG,
+    params=GATEWAY_PARAMS,
+)
 async def kannel_mo_post(request: web.Request) -> web.StreamResponse:
     return await kannel_mo(request)
 
 
-@route("GET", "/sms/dlr", "Kannel 状态报告（dlr-url）", auth="public", tag=TAG)
+@route(
+    "GET", "/sms/dlr", "Kannel 状态报告（dlr-url）", auth="public", tag=TAG, params=GATEWAY_PARAMS
+)
 async def kannel_dlr(request: web.Request) -> web.Response:
     sms = _sms(request)
     _from_gateway(request, sms, request.query.get("token", "").encode())
@@ -120,10 +151,25 @@ async def kannel_dlr(request: web.Request) -> web.Response:
 @route(
     "POST",
     "/sms/webhook",
-    "云短信平台上行（JSON，X-Signature: HMAC-SHA256 十六进制）",
+    '云短信平台上行（JSON；X-Timestamp: Unix 秒，X-Signature: HMAC-SHA256(密钥, 时间戳 + "." + '
+    "请求体) 十六进制；时间窗外或重复的请求 401）",
     body=s.SmsWebhook,
     auth="public",
     tag=TAG,
+    params=(
+        (
+            TIMESTAMP_HEADER,
+            "header",
+            {"type": "string", "pattern": "^[0-9]{1,12}$"},
+            "签名时间，Unix 秒",
+        ),
+        (
+            SIGNATURE_HEADER,
+            "header",
+            {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            'HMAC-SHA256(sms.webhook_secret, X-Timestamp + "." + 请求体) 的十六进制',
+        ),
+    ),
 )
 async def webhook(request: web.Request) -> web.Response:
     sms = _sms(request)
@@ -131,22 +177,33 @@ async def webhook(request: web.Request) -> web.Response:
     if not secret:
         raise Unavailable("短信 webhook 未配置（sms.webhook_secret）")
     raw = await request.read()
-    given = request.headers.get("X-Signature", "").strip().lower().encode("utf-8", "replace")
-    wanted = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(given, wanted):
-        raise NotAuthenticated("签名校验失败")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    why = refusal(
+        secret,
+        request.headers.get(TIMESTAMP_HEADER, ""),
+        signature,
+        raw,
+        sms.now(),
+        sms.s.webhook_window_s,
+    )
+    if why is not None:
+        raise NotAuthenticated(why)
     body = await read_json(request, s.SmsWebhook)
     msg = sms.parse(body.sender, body.to, body.text, body.id)
-    outcome = await sms.receive(msg)
+    outcome = await sms.receive_signed(msg, signature)
+    if outcome is None:
+        raise NotAuthenticated("重复的请求：这个签名已经用过（重放）")
     return _json(
         {"result": outcome.handled_as, "number": outcome.ticket.number if outcome.ticket else None}
     )
 
 
-def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+def _out_json(
+    m: Outgoing, t: Callable[[datetime | None], str | None], role: Role
+) -> dict[str, Any]:
     return {
         "id": m.id,
-        "recipient": m.recipient,
+        "recipient": mask_for(role, m.recipient),
         "text": m.text,
         "purpose": m.purpose,
         "ticket_id": m.ticket_id,
@@ -156,16 +213,23 @@ def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[s
         "sent_at": t(m.sent_at),
         "delivered_at": t(m.delivered_at),
         "last_error": m.last_error,
+        "folded_into": m.folded_into,
     }
 
 
-@route("GET", "/sms/outbox", "短信发件箱（可按 recipient、ticket_id、status 筛选）", tag=TAG)
+@route(
+    "GET",
+    "/sms/outbox",
+    "短信发件箱（可按 recipient、ticket_id、status 筛选；folded：已并入 folded_into 那条的"
+    "受理回执，limited：超出每日上限、未发送）",
+    tag=TAG,
+)
 async def outbox(request: web.Request) -> web.Response:
-    await require_staff(request, *WATCH)
+    actor = await require_staff(request, *WATCH)
     q = request.query
     status = q.get("status") or None
-    if status is not None and status not in ("queued", "sent", "delivered", "failed", "kept"):
-        raise InvalidInput("status 只能是 queued、sent、delivered、failed 或 kept", field="status")
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise InvalidInput(f"status 只能是 {'、'.join(OUTBOX_STATUSES)}", field="status")
     items = await _sms(request).outbox(
         recipient=q.get("recipient") or None,
         ticket_id=_int_query(request, "ticket_id", 0, 0, 2**62) or None,
@@ -174,7 +238,7 @@ async def outbox(request: web.Request) -> web.Response:
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
     t = services(request).presenter.time
-    return _json({"items": [_out_json(m, t) for m in items]})
+    return _json({"items": [_out_json(m, t, actor.role) for m in items]})
 
 
 @route("GET", "/sms/blocklist", "短信黑名单", tag=TAG)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from agent_ui.accounts import LoginThrottled, NotAuthenticated
-from agent_ui.context import CsrfFailed, MalformedJson, RequestValidation, UnsupportedMediaType
+from agent_ui.accounts import NotAuthenticated
+from agent_ui.context import (
+    BodyTimeout,
+    CsrfFailed,
+    MalformedJson,
+    RequestValidation,
+    UnsupportedMediaType,
+)
+from agent_ui.limits import Throttled
+from agent_ui.oidc import SsoFailed, SsoStateInvalid
+from agent_ui.uploads import StorageFull, TooLarge
 from telephony.sms import TooLong
 from tickets.errors import (
     Conflict,
@@ -19,14 +28,19 @@ from tickets.errors import (
 # most specific first
 HTTP_STATUS: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
-    (LoginThrottled, 429),
+    (SsoFailed, 401),
+    (SsoStateInvalid, 400),
+    (Throttled, 429),
     (CsrfFailed, 403),
     (Forbidden, 403),
     (NotFound, 404),
     (UnsupportedMediaType, 415),
+    (BodyTimeout, 408),
     (MalformedJson, 400),
     (RequestValidation, 422),
     (TooLong, 413),
+    (TooLarge, 413),
+    (StorageFull, 507),
     (InvalidInput, 422),
     (VersionConflict, 409),
     (IllegalTransition, 409),

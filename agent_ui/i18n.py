@@ -246,6 +246,38 @@ CATALOG: dict[str, dict[str, str]] = {
         # siidbUrilejU dagusugad kinan batulagsan-u darag|a qarigu ende garun|a.
         "mn-Mong": "ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠵᠦ ᠳᠠᠭᠤᠰᠤᠭᠠᠳ ᠬᠢᠨᠠᠨ ᠪᠠᠲᠤᠯᠠᠭᠰᠠᠨ ᠤ ᠳᠠᠷᠠᠭ᠎ᠠ ᠬᠠᠷᠢᠭᠤ ᠡᠨᠳᠡ ᠭᠠᠷᠤᠨ᠎ᠠ᠃",
     },
+    "merged_title": {
+        "zh-Hans": "主工单办理情况",
+        # gool ajil-un qudasu-yin siidbUrilekU bayidal
+        "mn-Mong": "ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠬᠦ ᠪᠠᠶᠢᠳᠠᠯ",
+    },
+    "merged_intro": {
+        "zh-Hans": (
+            "其他市民反映过同一问题，您的诉求已并入主工单一并办理；办理进度和答复以主工单为准。"
+        ),
+        # tan-u guyucilal-i gool ajil-un qudasu-du nigedgejU qamtu siidbUrilen|e. siidbUrilekU
+        # yabuca ba qarigu gool ajil-un qudasu-yi dagan|a.
+        "mn-Mong": (
+            "ᠲᠠᠨ ᠤ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠳᠤ ᠨᠢᠭᠡᠳᠭᠡᠵᠦ ᠬᠠᠮᠲᠤ "
+            "ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠨ᠎ᠡ᠃ ᠰᠢᠢᠳᠪᠦᠷᠢᠯᠡᠬᠦ ᠶᠠᠪᠤᠴᠠ ᠪᠠ ᠬᠠᠷᠢᠭᠤ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢ "
+            "ᠳᠠᠭᠠᠨ᠎ᠠ᠃"
+        ),
+    },
+    "main_number_label": {
+        "zh-Hans": "主工单编号",
+        # gool ajil-un qudasu-yin Dugar
+        "mn-Mong": "ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠳ᠋ᠤᠭᠠᠷ",
+    },
+    "merged_rating": {
+        "zh-Hans": "答复由主工单的诉求人评价。如对答复有意见，请拨打 12345 或重新提交诉求。",
+        # qarigu-yi gool ajil-un qudasu-yin guyucilal-i tusiyagsan kUmUn Unelen|e. sanal
+        # bayibal 12345 utasu-bar qolbogdagarai esebesU dakin guyucilal tusiyagarai.
+        "mn-Mong": (
+            "ᠬᠠᠷᠢᠭᠤ ᠶᠢ ᠭᠣᠣᠯ ᠠᠵᠢᠯ ᠤᠨ ᠬᠤᠳᠠᠰᠤ ᠶᠢᠨ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠢ ᠲᠤᠰᠢᠶᠠᠭᠰᠠᠨ ᠬᠦᠮᠦᠨ "
+            "ᠦᠨᠡᠯᠡᠨ᠎ᠡ᠃ ᠰᠠᠨᠠᠯ ᠪᠠᠶᠢᠪᠠᠯ 12345 ᠤᠲᠠᠰᠤ ᠪᠠᠷ ᠬᠣᠯᠪᠣᠭᠳᠠᠭᠠᠷᠠᠢ ᠡᠰᠡᠪᠡᠰᠦ "
+            "ᠳᠠᠬᠢᠨ ᠭᠤᠶᠤᠴᠢᠯᠠᠯ ᠲᠤᠰᠢᠶᠠᠭᠠᠷᠠᠢ᠃"
+        ),
+    },
     "label_satisfaction": {
         "zh-Hans": "您的评价",
         # tan-u Unelelte
@@ -335,6 +367,23 @@ CATALOG: dict[str, dict[str, str]] = {
         "zh-Hans": "请选择满意程度。",
         # Unelelte-ben soNgogarai.
         "mn-Mong": "ᠦᠨᠡᠯᠡᠯᠲᠡ ᠪᠡᠨ ᠰᠣᠩᠭᠣᠭᠠᠷᠠᠢ᠃",
+    },
+    "field_files": {
+        "zh-Hans": "照片或材料",
+        # jiruG buyu materiyal
+        "mn-Mong": "ᠵᠢᠷᠤᠭ ᠪᠤᠶᠤ ᠮᠠᠲ᠋ᠧᠷᠢᠶᠠᠯ",
+    },
+    "files_hint": {
+        "zh-Hans": "最多 3 个 JPEG、PNG 或 PDF 文件，每个不超过 10 MB。",
+        # jiruG material 3 kUrtele, nige bUri 10 (megabait)-aca ilegU Ugei.
+        "mn-Mong": "ᠵᠢᠷᠤᠭ ᠮᠠᠲ᠋ᠧᠷᠢᠶᠠᠯ 3 ᠬᠦᠷᠲᠡᠯ᠂ ᠨᠢᠭᠡ ᠪᠦᠷᠢ 10 ᠮᠧᠭᠠᠪᠠᠢᠲ ᠠᠴᠠ ᠢᠯᠡᠭᠦ ᠦᠭᠡᠢ᠃",
+    },
+    "err_too_many": {
+        "zh-Hans": "尝试次数过多，请稍后再试；急事请拨打 12345。",
+        # hetU olan udag-a oroldagsan, qoyin-a dakin oroldogarai; yaraltai bol 12345 utasdagarai.
+        "mn-Mong": (
+            "ᠬᠡᠲᠦ ᠣᠯᠠᠨ ᠤᠳᠠᠭ᠎ᠠ ᠣᠷᠣᠯᠳᠠᠭᠰᠠᠨ᠂ ᠬᠣᠶᠢᠨ᠎ᠠ ᠳᠠᠬᠢᠨ ᠣᠷᠣᠯᠳᠣᠭᠠᠷᠠᠢ᠃ ᠶᠠᠷᠠᠯᠲᠠᠢ ᠪᠣᠯ 12345 ᠤᠲᠠᠰᠳᠠᠭᠠᠷᠠᠢ᠃"
+        ),
     },
     "err_generic": {
         "zh-Hans": "提交未成功，请检查填写的内容后重试。",
@@ -432,3 +481,16 @@ def translator(lang: str) -> Callable[[str], str]:
         return text(key, lang)
 
     return t
+
+
+def _join_public_catalog() -> None:
+    """The public column's messages live in their own module (agent_ui/i18n_public.py)."""
+    from agent_ui.i18n_public import PUBLIC_CATALOG
+
+    overlap = set(PUBLIC_CATALOG) & set(CATALOG)
+    if overlap:
+        raise KeyError(f"message keys defined twice: {sorted(overlap)}")
+    CATALOG.update(PUBLIC_CATALOG)
+
+
+_join_public_catalog()

@@ -46,6 +46,10 @@ def build_openapi(prefix: str = "/api/v1") -> dict[str, Any]:
             {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
             for n in re.findall(r"{(\w+)}", r.path)
         ]
+        params += [
+            {"name": n, "in": where, "required": False, "schema": schema, "description": text}
+            for n, where, schema, text in r.params
+        ]
         if params:
             op["parameters"] = params
         if r.auth == "staff":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -13,10 +15,23 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from agent_ui import i18n, pages_sms
+from agent_ui import (
+    api_files,
+    i18n,
+    pages_account,
+    pages_admin,
+    pages_audit,
+    pages_kb,
+    pages_list,
+    pages_sms,
+    pages_stats,
+    wallboard,
+)
 from agent_ui import pages_staff as staff
 from agent_ui import schemas as s
-from agent_ui.context import SERVICES, services
+from agent_ui.context import SERVICES, citizen_rate, citizen_track, guard_intake, services
+from agent_ui.limits import Throttled
+from agent_ui.uploads import read_form
 from tickets.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from tickets.model import (
     ACTION_LABELS,
@@ -27,6 +42,7 @@ from tickets.model import (
     NewTicket,
     Satisfaction,
     Ticket,
+    event_label,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +52,7 @@ FORM_FIELDS = ("content", "phone", "name", "address", "region", "kind")
 SATISFACTIONS = ("satisfied", "basic", "unsatisfied")
 # pages reached by POST switch language on the page that shows their form
 _SWITCH_TO = {"/": "/", "/track": "/track", "/track/rate": "/track"}
+MONGOLIAN_LETTERS = re.compile("[\u1820-\u18aa]")
 
 
 # -- language ---------------------------------------------------------------------------------
@@ -84,7 +101,9 @@ def citizen_message(exc: DomainError, lang: str) -> str:
         return exc.message
     field = exc.details.get("field")
     key = "err_generic"
-    if isinstance(exc, NotFound):
+    if isinstance(exc, Throttled):
+        key = "err_too_many"
+    elif isinstance(exc, NotFound):
         key = "err_not_found"
     elif field == "content":
         key = "err_too_long" if "limit" in exc.details else "err_content"
@@ -112,6 +131,7 @@ def _portal(
         "error": error,
         "regions": staff.region_groups(services(request).directory),
         "kinds": [k.value for k in Kind],
+        "max_files": services(request).max_files_per_request,
     }
     return citizen_render(request, "citizen/portal.html", lang, ctx, status=status)
 
@@ -134,13 +154,26 @@ def citizen_request(values: dict[str, Any], lang: str) -> NewTicket:
 
 
 async def submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    svc = services(request)
+    files: list[Any] = []
+    try:
+        await guard_intake(request)
+        if request.content_type == "multipart/form-data":  # with photos or documents
+            form, files = await read_form(request, svc.files, max_files=svc.max_files_per_request)
+        else:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+    except DomainError as exc:
+        lang = page_lang(request)
+        blank = {k: "" for k in FORM_FIELDS} | {"confidential": False}
+        return _portal(request, lang, blank, citizen_message(exc, lang), staff.http_status(exc))
     lang = page_lang(request, form.get("lang"))
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in FORM_FIELDS}
     values["confidential"] = "confidential" in form
-    svc = services(request)
     try:
-        ticket = await svc.tickets.submit(citizen_request(values, lang))
+        new = citizen_request(values, lang)
+        if files:
+            new = dataclasses.replace(new, attachments=tuple(f.meta() for f in files))
+        ticket = await svc.tickets.submit(new)
     except DomainError as exc:
         return _portal(request, lang, values, citizen_message(exc, lang), staff.http_status(exc))
     ctx = {"number": ticket.number, "has_phone": bool(ticket.caller.phone)}
@@ -164,6 +197,7 @@ def _status_page(
     request: web.Request,
     lang: str,
     ticket: Ticket,
+    main: Ticket | None,
     phone: str,
     *,
     error: str | None = None,
@@ -172,12 +206,18 @@ def _status_page(
     note: str = "",
 ) -> web.Response:
     svc = services(request)
-    view = svc.presenter.citizen(ticket)
+    view = svc.presenter.citizen(ticket, main)
+    shown_main = view["merged_into"]
     ctx = {
         "v": view,
         "phone": phone,
         "created": svc.presenter.local(ticket.created_at),
         "answered": svc.presenter.local(ticket.answered_at) if view["answer"] else "",
+        "main_answered": (
+            svc.presenter.local(main.answered_at)
+            if main is not None and shown_main and shown_main["answer"]
+            else ""
+        ),
         "error": error,
         "thanks": thanks,
         "note": note,
@@ -197,11 +237,11 @@ async def track(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     try:
-        ticket = await services(request).tickets.track(number, phone)
+        ticket, main = await citizen_track(request, number, phone)
     except DomainError as exc:
         msg = citizen_message(exc, lang)
         return _track_form(request, lang, number, phone, msg, staff.http_status(exc))
-    return _status_page(request, lang, ticket, phone)
+    return _status_page(request, lang, ticket, main, phone)
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -210,21 +250,29 @@ async def rate(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()[:32]
     phone = str(form.get("phone", "")).strip()[:32]
     note = str(form.get("note", "")).strip()
-    tickets = services(request).tickets
     try:
         try:
             satisfaction = Satisfaction(str(form.get("satisfaction", "")))
         except ValueError:
             raise InvalidInput("请选择满意程度", field="satisfaction") from None
-        ticket = await tickets.rate(number, phone, satisfaction, note or None)
+        resolved = {"yes": True, "no": False}.get(str(form.get("resolved", "")))
+        ticket = await citizen_rate(request, number, phone, satisfaction, note or None, resolved)
     except DomainError as exc:
         msg, code = citizen_message(exc, lang), staff.http_status(exc)
+        if isinstance(exc, Throttled | NotFound):
+            return _track_form(request, lang, number, phone, msg, code)
         try:
-            current = await tickets.track(number, phone)
+            current, main = await citizen_track(request, number, phone)
         except DomainError:
             return _track_form(request, lang, number, phone, msg, code)
-        return _status_page(request, lang, current, phone, error=msg, status=code, note=note)
-    return _status_page(request, lang, ticket, phone, thanks=True)
+        return _status_page(request, lang, current, main, phone, error=msg, status=code, note=note)
+    return _status_page(request, lang, ticket, None, phone, thanks=True)
+
+
+def text_lang(text: str) -> str:
+    """The language tag for a text shown to citizens that nobody tagged (an answer): Mongolian
+    when it has Mongolian letters, else Chinese, which departments write in."""
+    return i18n.MN if MONGOLIAN_LETTERS.search(text) else i18n.ZH
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -236,7 +284,9 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
         return staff.redirect("/staff/login?" + urlencode({"next": target}))
     try:
         if is_staff:
-            ctx = {**await staff.staff_context(request), "message": message, "status": status}
+            # 503: the database is away, and with it the session the header would show
+            known = await staff.staff_context(request) if status != 503 else staff.NO_SESSION
+            ctx = {**known, "message": message, "status": status}
             return staff.render(request, "staff/error.html", ctx, status=status)
         lang = page_lang(request)
         ctx = {"message": message, "status": status}
@@ -251,6 +301,41 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
 
 
 # -- wiring -----------------------------------------------------------------------------------
+# npm package → (URL under /static/vendor/, folder inside the package) served from assets_dir
+MONGOLIAN_FONT = "@fontsource/noto-sans-mongolian"
+VENDOR = {
+    "echarts": ("echarts", "dist"),
+    MONGOLIAN_FONT: ("fonts/noto-sans-mongolian", ""),
+}
+# the package's @font-face for the Mongolian block only (family "Noto Sans Mongolian")
+MONGOLIAN_FONT_CSS = "/static/vendor/fonts/noto-sans-mongolian/mongolian-400.css"
+
+
+def add_vendor_routes(app: web.Application, assets_dir: Path | None) -> set[str]:
+    """Serve the front-end packages npm installed (never copies in the repository);
+    returns the packages served."""
+    missing, served = [], set()
+    for package, (url, sub) in VENDOR.items():
+        folder = (assets_dir / package / sub) if assets_dir else None
+        if folder is None or not folder.is_dir():
+            missing.append(package)
+            continue
+        app.router.add_static(f"/static/vendor/{url}", folder)
+        served.add(package)
+    if missing:
+        log.warning(
+            "前端资源未安装 (%s)：图表和蒙古文字体不可用；在仓库目录运行 npm ci 安装",
+            ", ".join(missing),
+        )
+    return served
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        HERE / "static" / "favicon.svg", headers={"Content-Type": "image/svg+xml"}
+    )
+
+
 def setup(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app,
@@ -263,10 +348,12 @@ def setup(app: web.Application) -> None:
     presenter = app[SERVICES].presenter
     directory = app[SERVICES].directory
     env.filters["local"] = presenter.local
+    env.filters["text_lang"] = text_lang
     env.globals.update(
         LABELS=LABELS,
         STATUS_LABELS=STATUS_LABELS,
         ACTION_LABELS=ACTION_LABELS,
+        event_label=event_label,
         ASSIGNMENT_STATE_LABELS=ASSIGNMENT_STATE_LABELS,
         dept_name=directory.department_name,
         region_name=directory.region_name,
@@ -276,6 +363,20 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/track", track_form)
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
+    api_files.add_routes(app)  # before the action route, which would take "attachments"
+    pages_audit.add_routes(app)  # and "caller"
     staff.add_routes(app)
+    pages_list.add_routes(app)
+    wallboard.add_routes(app)
+    pages_admin.add_routes(app)
     pages_sms.add_routes(app)
+    pages_account.add_routes(app)
+    pages_kb.add_routes(app)
+    pages_stats.add_routes(app)
+    served = add_vendor_routes(app, app[SERVICES].web.assets_dir)
+    # linked only when served: without the package pages fall back to system fonts, with no
+    # 404 for the browser to report
+    env.globals["mongolian_font_css"] = MONGOLIAN_FONT_CSS if MONGOLIAN_FONT in served else ""
     app.router.add_static("/static", HERE / "static")
+    # browsers ask for /favicon.ico whatever the page links; answer with the same icon
+    app.router.add_get("/favicon.ico", favicon)

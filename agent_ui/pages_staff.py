@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import re
+import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -14,7 +17,6 @@ from multidict import MultiMapping
 from pydantic import ValidationError
 
 from agent_ui import schemas as s
-from agent_ui.accounts import LoginThrottled
 from agent_ui.api import ACTIONS, set_session_cookie
 from agent_ui.context import (
     SESSION_COOKIE,
@@ -26,61 +28,37 @@ from agent_ui.context import (
     services,
 )
 from agent_ui.errors import status_for
+from agent_ui.limits import Throttled
+from agent_ui.views import CLOCK_LABELS, FIELD_LABELS, time_left
 from routing.directory import Department, Directory, Region
-from tickets.errors import DomainError, InvalidInput
+from tickets import timing
+from tickets.access import REVEAL_ROLES, caller_view
+from tickets.errors import DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     ACTION_LABELS,
     LABELS,
     Action,
     Actor,
     AssignmentState,
+    Caller,
     Channel,
     ExtensionState,
     Kind,
     Role,
     Status,
     Ticket,
-    TicketEvent,
-    TicketFilter,
     Urgency,
 )
+from tickets.workflow import ROLES, check_role
 
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
 SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
-# the reply clock runs in these states; past reply_due they are shown as overdue
-RUNNING = frozenset(
-    {Status.DISPATCHED, Status.ACCEPTED, Status.RETURNED, Status.REWORK, Status.REOPENED}
-)
+AUDIT_PAGE_ROLES = (Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)  # agent_ui.api_audit.AUDIT_ROLES
 CSP = (
-    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'{form_to}; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-FIELD_LABELS = {
-    "version": "版本号",
-    "text": "内容",
-    "lead": "主办单位",
-    "assists": "协办单位",
-    "note": "说明",
-    "reason": "理由",
-    "department": "下派单位",
-    "until": "延期至",
-    "satisfaction": "满意度",
-    "master": "主工单编号",
-    "summary": "诉求汇总",
-    "title": "标题",
-    "kind": "类型",
-    "urgency": "紧急程度",
-    "category": "分类",
-    "region": "区划",
-    "address": "地址",
-    "content": "诉求内容",
-    "channel": "渠道",
-    "phone": "电话",
-    "name": "姓名",
-    "language": "语言",
-    "confidential": "保密",
-}
 NEW_FIELDS: tuple[str, ...] = (
     "channel",
     "content",
@@ -107,7 +85,10 @@ def render(
     resp = aiohttp_jinja2.render_template(
         template, request, {"lang": lang, **context}, status=status
     )
-    resp.headers["Content-Security-Policy"] = CSP
+    # a form's redirect counts as its target: logging out of a single sign-on session goes on
+    # to the identity provider's logout
+    extra = "".join(f" {origin}" for origin in services(request).web.form_action)
+    resp.headers["Content-Security-Policy"] = CSP.format(form_to=extra)
     resp.headers["Cache-Control"] = "no-store"  # pages carry callers' personal data
     return resp
 
@@ -143,12 +124,30 @@ def region_groups(directory: Directory) -> list[tuple[Region, list[Region]]]:
     return [(league, directory.children(league.code)) for league in directory.children(root.code)]
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def safe_next(value: object) -> str:
     """Only a local staff path may follow a login (no open redirect)."""
     path = str(value or "")
-    if path.startswith("/staff/") and not path.startswith("//") and "\\" not in path:
+    if (
+        path.startswith("/staff/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not _LINE_BREAKS.search(path)  # a CR/LF would split the Location header
+    ):
         return path
     return "/staff/tickets"
+
+
+# what the staff pages' frame shows without a signed-in user (or with no database to ask)
+NO_SESSION: dict[str, Any] = {
+    "can_see_sms": False,
+    "user": None,
+    "role_label": "",
+    "csrf": "",
+    "can_register": False,
+}
 
 
 async def staff_context(request: web.Request) -> dict[str, Any]:
@@ -160,6 +159,8 @@ async def staff_context(request: web.Request) -> dict[str, Any]:
         "role_label": LABELS[user.role.value] if user else "",
         "csrf": session.csrf_token if session else "",
         "can_register": bool(user and user.role in INTAKE_ROLES),
+        "can_take_calls": bool(user and user.role in INTAKE_ROLES),  # the softphone
+        "can_audit": bool(user and user.role in AUDIT_PAGE_ROLES),
     }
 
 
@@ -167,12 +168,49 @@ def _text(form: MultiMapping[Any], name: str) -> str:
     return str(form.get(name, "")).strip()
 
 
+def _int(form: MultiMapping[Any], name: str) -> int:
+    try:
+        return max(0, int(_text(form, name) or 0))
+    except ValueError:
+        return 0
+
+
 # -- login and logout -------------------------------------------------------------------------
+LOGIN_CSRF_COOKIE = "hotline_login_csrf"
+
+
+def login_page(request: web.Request, ctx: dict[str, Any], status: int = 200) -> web.Response:
+    """The login form with a fresh token of its own (double submit: the same value in a
+    cookie only this site's pages can set and in the form), so another site cannot post a
+    login form into this one (login CSRF) even where SameSite is not enforced."""
+    token = secrets.token_urlsafe(24)
+    svc = services(request)
+    ctx = {
+        **ctx,
+        "login_csrf": token,
+        "sso_enabled": svc.sso is not None,
+        "local_login": svc.accounts.local_login,
+    }
+    resp = render(request, "staff/login.html", ctx, status=status)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=services(request).web.cookie_secure,
+        path="/staff/login",
+        max_age=3600,
+    )
+    return resp
+
+
 async def login_form(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if await current_session(request) is not None:
         return redirect(next_path)
-    notice = "您已退出登录" if "out" in request.query else None
+    notice = {"1": "您已退出登录", "all": "已退出所有设备上的登录"}.get(
+        request.query.get("out", ""), "您已退出登录" if "out" in request.query else None
+    )
     ctx = {
         **await staff_context(request),
         "error": None,
@@ -180,7 +218,7 @@ async def login_form(request: web.Request) -> web.Response:
         "username": "",
         "next": next_path,
     }
-    return render(request, "staff/login.html", ctx)
+    return login_page(request, ctx)
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -189,6 +227,10 @@ async def login_submit(request: web.Request) -> web.Response:
     next_path = safe_next(form.get("next"))
     svc = services(request)
     try:
+        sent = str(form.get("login_csrf", ""))
+        kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not kept or not hmac.compare_digest(sent, kept):
+            raise CsrfFailed("登录页面已过期，请重新输入后登录")
         if not username or not password:
             raise InvalidInput("请输入用户名和密码")
         if len(username) > 64 or len(password) > 256:
@@ -202,11 +244,12 @@ async def login_submit(request: web.Request) -> web.Response:
             "username": username,
             "next": next_path,
         }
-        resp = render(request, "staff/login.html", ctx, status=http_status(exc))
-        if isinstance(exc, LoginThrottled):
-            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        resp = login_page(request, ctx, status=http_status(exc))
+        if isinstance(exc, Throttled):
+            resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
     resp = redirect(next_path)
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
     max_age = int(svc.accounts.session_ttl.total_seconds())
     set_session_cookie(resp, token, svc.web.cookie_secure, max_age)
     return resp
@@ -214,75 +257,29 @@ async def login_submit(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     await require_staff(request, write=True)
-    await services(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
-    resp = redirect("/staff/login?out=1")
+    return await end_session(request, everywhere=False)
+
+
+async def end_session(request: web.Request, *, everywhere: bool) -> web.Response:
+    """End this session (or every session of the account), then, for a single sign-on
+    session, the provider's session too (RP-initiated logout) when it offers that."""
+    svc = services(request)
+    session = await current_session(request)
+    assert session is not None  # the caller checked
+    if everywhere:
+        await svc.accounts.logout_everywhere(session.user.id)
+    else:
+        await svc.accounts.logout(request.cookies.get(SESSION_COOKIE, ""))
+    target = "/staff/login?out=" + ("all" if everywhere else "1")
+    if svc.sso is not None:
+        target = await svc.sso.logout_url(session, target) or target
+    resp = redirect(target)
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
 
 
 async def staff_home(request: web.Request) -> web.Response:
     return redirect("/staff/tickets")
-
-
-# -- the list ---------------------------------------------------------------------------------
-def _enum_param(request: web.Request, name: str, enum: Any) -> Any:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return enum(raw)
-    except ValueError:
-        raise InvalidInput(f"筛选条件“{FIELD_LABELS.get(name, name)}”的值无效") from None
-
-
-async def ticket_list(request: web.Request) -> web.Response:
-    actor = await require_staff(request)
-    svc = services(request)
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
-    flt = TicketFilter(
-        status=_enum_param(request, "status", Status),
-        channel=_enum_param(request, "channel", Channel),
-        kind=_enum_param(request, "kind", Kind),
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
-    )
-    found, total = await svc.tickets.list_tickets(actor, flt)
-    filters = {
-        k: v.value
-        for k, v in (("status", flt.status), ("channel", flt.channel), ("kind", flt.kind))
-        if v
-    }
-    pages = max(1, -(-total // PAGE_SIZE))
-
-    def page_url(n: int) -> str:
-        return "/staff/tickets?" + urlencode({**filters, "page": n})
-
-    ctx = {
-        **await staff_context(request),
-        "tickets": found,
-        "total": total,
-        "page": page,
-        "pages": pages,
-        "prev_url": page_url(page - 1) if page > 1 else None,
-        "next_url": page_url(page + 1) if page < pages else None,
-        "filters": filters,
-        "statuses": list(Status),
-        "channels": list(Channel),
-        "kinds": list(Kind),
-        "now": svc.tickets.clock(),
-        "running": RUNNING,
-    }
-    return render(request, "staff/list.html", ctx)
-
-
-async def find_ticket(request: web.Request) -> web.Response:
-    actor = await require_staff(request)
-    number = request.query.get("number", "").strip()
-    ticket = await services(request).tickets.get_by_number(actor, number)
-    return redirect(f"/staff/tickets/{ticket.id}")
 
 
 # -- registering an order (agents) ------------------------------------------------------------
@@ -305,7 +302,9 @@ async def new_ticket_form(request: web.Request) -> web.Response:
     await require_staff(request, *INTAKE_ROLES)
     blank = dict.fromkeys(NEW_FIELDS, "")
     defaults = {"channel": "phone", "kind": "other", "urgency": "normal", "language": "zh-Hans"}
-    return await _new_form(request, {**blank, **defaults, "confidential": False})
+    # from the screen pop: the caller's number and the call the order is for
+    prefill = {k: request.query.get(k, "")[:40] for k in ("phone", "call")}
+    return await _new_form(request, {**blank, **defaults, **prefill, "confidential": False})
 
 
 async def new_ticket_submit(request: web.Request) -> web.Response:
@@ -316,15 +315,37 @@ async def new_ticket_submit(request: web.Request) -> web.Response:
     values["confidential"] = "confidential" in form
     data: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
     data["category"] = [c for c in _CODES.split(values["category"]) if c]
+    then = _text(form, "then")
+    extra = {k: _text(form, k) for k in ("then", "answer", "lead", "call")}
     svc = services(request)
     try:
+        if then == "answer" and not extra["answer"]:
+            raise InvalidInput("直接答复请填写答复内容", field="answer")
+        if then == "dispatch" and not svc.directory.has_department(extra["lead"]):
+            raise InvalidInput("派单请填写正确的主办单位代码", field="lead")
         try:
             body = s.StaffTicket.model_validate(data)
         except ValidationError as exc:
             raise RequestValidation(validation_message(exc)) from None
         ticket = await svc.tickets.submit(body.to_new_ticket(), actor)
     except DomainError as exc:
-        return await _new_form(request, values, exc.message, http_status(exc))
+        return await _new_form(request, {**values, **extra}, exc.message, http_status(exc))
+    if extra["call"] and svc.calls is not None:
+        session = await current_session(request)
+        if session is not None:
+            await svc.calls.link_ticket(extra["call"], ticket.id, session.user.username)
+    try:  # one step: registered, then answered or dispatched
+        if then == "answer":
+            await svc.tickets.answer(actor, ticket.id, ticket.version, extra["answer"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=answer")
+        if then == "dispatch":
+            await svc.tickets.dispatch(actor, ticket.id, ticket.version, extra["lead"])
+            return redirect(f"/staff/tickets/{ticket.id}?done=dispatch")
+    except DomainError as exc:
+        # the order stands; say what did not happen
+        return await detail_page(
+            request, actor, ticket.id, error=f"工单已登记，但后续操作未完成：{exc.message}"
+        )
     return redirect(f"/staff/tickets/{ticket.id}?done=create")
 
 
@@ -334,10 +355,13 @@ def _ticket_id(request: web.Request) -> int:
 
 
 def _dispatch_scope(directory: Directory, ticket: Ticket, wanted: str | None) -> Region:
-    """Where the dispatch form looks for departments: chosen, else the order's city, else all."""
+    """Where the dispatch form looks for departments: chosen, else the order's city (or the
+    one the triage found in its text), else all."""
     if wanted and directory.has_region(wanted):
         return directory.regions[wanted]
-    region = directory.regions.get(ticket.region or "")
+    found = (ticket.suggestion or {}).get("region")
+    code = ticket.region or (found.get("code") if isinstance(found, dict) else None) or ""
+    region = directory.regions.get(str(code))
     if region is not None and region.parent is not None:
         parent = directory.regions[region.parent]
         return parent if parent.parent is not None else region
@@ -358,66 +382,6 @@ def _scope_departments(directory: Directory, scope: Region) -> list[Department]:
     return out
 
 
-def _iso_local(svc: Any, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        return "—"
-    try:
-        return str(svc.presenter.local(datetime.fromisoformat(value)))
-    except ValueError:
-        return value
-
-
-def _show(directory: Directory, key: str, value: object) -> str:
-    if value is None or value == "" or value == []:
-        return "（空）"
-    if key in ("kind", "urgency", "channel", "satisfaction"):
-        return LABELS.get(str(value), str(value))
-    if key == "region":
-        return directory.region_name(str(value))
-    if isinstance(value, list):
-        return "、".join(str(v) for v in value)
-    return str(value)
-
-
-def describe_event(svc: Any, e: TicketEvent) -> str:
-    """What an audit event changed, in a sentence (the reason is shown next to it)."""
-    d: Directory = svc.directory
-    new, old = e.new or {}, e.old or {}
-    if e.action == "create":
-        channel = LABELS.get(str(new.get("channel", "")), "")
-        return f"编号 {new.get('number', '')}，渠道：{channel}"
-    if e.action == Action.DISPATCH:
-        text = f"主办：{d.department_name(str(new.get('lead', '')))}"
-        assists = [d.department_name(str(c)) for c in new.get("assists") or []]
-        return text + (f"；协办：{'、'.join(assists)}" if assists else "")
-    if e.action == Action.FORWARD:
-        src, dst = str(old.get("department", "")), str(new.get("department", ""))
-        return f"{d.department_name(src)} → {d.department_name(dst)}"
-    if e.action == Action.REQUEST_EXTENSION:
-        return f"申请延期至 {_iso_local(svc, new.get('requested_until'))}"
-    if e.action in (Action.APPROVE_EXTENSION, Action.DENY_EXTENSION):
-        before, after = _iso_local(svc, old.get("reply_due")), _iso_local(svc, new.get("reply_due"))
-        return f"办理时限：{before} → {after}"
-    if e.action == Action.EDIT:
-        return "；".join(
-            f"{FIELD_LABELS.get(k, k)}：{_show(d, k, old.get(k))} → {_show(d, k, v)}"
-            for k, v in new.items()
-        )
-    if e.action == Action.MERGE:
-        return f"并入主工单 {new.get('master', '')}"
-    if e.action == "merged_in":
-        return f"重复工单 {new.get('duplicate', '')} 并入本工单"
-    if e.action in (Action.ANSWER, Action.APPROVE) and new.get("answer"):
-        return f"答复：{new['answer']}"
-    if e.action in (Action.REVISIT, Action.REOPEN) and new.get("satisfaction"):
-        return f"满意度：{LABELS.get(str(new['satisfaction']), '')}"
-    if e.action == Action.URGE:
-        return f"第 {new.get('urge_count', '')} 次催办"
-    if "assignment_state" in new and "role" in new:
-        return f"（{LABELS.get(str(new['role']), '')}）"
-    return ""
-
-
 async def detail_page(
     request: web.Request,
     actor: Actor,
@@ -426,9 +390,12 @@ async def detail_page(
     error: str | None = None,
     status: int = 200,
     posted: tuple[str, Mapping[str, Any]] | None = None,
+    conflict: Conflicted | None = None,
+    revealed: Caller | None = None,
 ) -> web.Response:
+    """The order's page; `revealed`: the caller in full, after an audited 显示号码."""
     svc = services(request)
-    ticket = await svc.tickets.get(actor, ticket_id)
+    ticket = await svc.tickets.get(actor, ticket_id, with_clocks=True)
     events = await svc.tickets.events(actor, ticket_id)
     actions = svc.tickets.actions_for(actor, ticket)
     if not any(a.extension_state is ExtensionState.REQUESTED for a in ticket.assignments):
@@ -453,16 +420,51 @@ async def detail_page(
             return posted_values[name]
         return default
 
+    now = svc.tickets.now()
+    last_event = max((e.id for e in events), default=0)
+    suggested = svc.presenter.suggested_department(ticket.suggestion)
+    dispatch_groups = _grouped(d, _scope_departments(d, scope))
+
+    def clock_phase(assignment_id: int, kind: str) -> str:
+        for c in ticket.clocks:
+            if c.assignment_id == assignment_id and c.kind.value == kind:
+                p = timing.phase(c, now)
+                return p.value if p else ""
+        return ""
+
+    shown = dataclasses.replace(ticket, caller=revealed) if revealed else caller_view(actor, ticket)
     ctx = {
         **await staff_context(request),
-        "t": ticket,
-        "events": [(e, describe_event(svc, e)) for e in events],
+        "t": shown,
+        "revealed": revealed is not None,
+        "can_reveal": actor.role in REVEAL_ROLES,
+        "events": [(e, svc.presenter.describe(e)) for e in events],
         "actions": [a.value for a in actions],
         "error": error,
         "notice": notice,
+        "situation": situation(svc, ticket),
         "pv": pv,
-        "now": svc.tickets.clock(),
-        "running": RUNNING,
+        "now": now,
+        "marks": svc.presenter.timing(ticket)["marks"],
+        "deadline": timing.next_deadline(ticket, now),
+        "clock_labels": CLOCK_LABELS,
+        "suggestion": svc.presenter.suggestion_lines(ticket.suggestion),
+        "suggested_lead": suggested,
+        "suggested_in_list": suggested in {dep.code for _, deps in dispatch_groups for dep in deps},
+        "time_left": lambda due: time_left(due, now),
+        "clock_phase": clock_phase,
+        "in_review": timing.in_review_queue(ticket),
+        "attachments": svc.presenter.ticket(ticket)["attachments"],
+        "can_attach": _may_attach(actor, ticket),
+        "max_mb": svc.files.max_bytes // (1024 * 1024) if svc.files else 0,
+        # a form carries the version the person saw; after a conflict it keeps the one they
+        # had and asks them to confirm against the new state (confirm_version)
+        "form_version": conflict.version if conflict else ticket.version,
+        "seen": last_event,
+        "conflict": conflict,
+        "changes": [
+            (e, svc.presenter.describe(e)) for e in events if conflict and e.id > conflict.seen
+        ],
         "pending": AssignmentState.PENDING,
         "accepted": AssignmentState.ACCEPTED,
         "ext_none": ExtensionState.NONE,
@@ -470,7 +472,7 @@ async def detail_page(
         "scope": scope,
         "regions": region_groups(d),
         "root": d.root(),
-        "dispatch_groups": _grouped(d, _scope_departments(d, scope)),
+        "dispatch_groups": dispatch_groups,
         "forward_groups": _grouped(d, forward_targets),
         "kinds": list(Kind),
         "urgencies": list(Urgency),
@@ -479,9 +481,47 @@ async def detail_page(
     return render(request, "staff/detail.html", ctx, status=status)
 
 
+def _may_attach(actor: Actor, t: Ticket) -> bool:
+    if t.status in (Status.CLOSED, Status.MERGED) or actor.role not in ROLES[Action.ATTACH]:
+        return False
+    if actor.role is Role.DEPARTMENT:
+        return any(a.active and a.department == actor.department for a in t.assignments)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Conflicted:
+    """A form was sent against an older version of the order."""
+
+    version: int  # the version the person saw
+    seen: int  # the last audit event their page showed
+
+
+def situation(svc: Any, t: Ticket) -> str | None:
+    """What staff must know first about the order's state (why it waits, for whom)."""
+    if t.status is Status.REOPENED:
+        due = svc.presenter.local(t.reply_due) if t.reply_due else "—"
+        return (
+            f"市民回访不满意，工单已重启，需要重新派单。新的办理期限自重启时起算，至 {due}"
+            "（已批准的延期不因重启而缩短）。"
+        )
+    if t.status is Status.RETURNED:
+        reasons = [a.return_reason for a in t.assignments if a.return_reason]
+        why = f"（理由：{reasons[-1]}）" if reasons else ""
+        return f"承办单位已退单{why}，需要重新派单；办理期限不变，热线持有期间照常计时。"
+    if timing.in_review_queue(t):
+        return "分类置信度不足，等待派单员确认：请核对下方分类建议后派单或直接答复。"
+    if t.master_id is not None:
+        return "本工单已合并到主工单，随主工单办理。"
+    return None
+
+
 async def ticket_detail(request: web.Request) -> web.Response:
     actor = await require_staff(request)
-    return await detail_page(request, actor, _ticket_id(request))
+    svc = services(request)
+    ticket = await svc.tickets.get(actor, _ticket_id(request))
+    await svc.privacy.opened(actor, ticket, client_address(request))
+    return await detail_page(request, actor, ticket.id)
 
 
 def _until(raw: str, svc: Any) -> datetime | None:
@@ -516,7 +556,7 @@ async def _action_payload(
             continue
         value = _text(form, name)
         if name == "lead":
-            value = _text(form, "lead_code") or value
+            value = value or _text(form, "lead_code")  # the list first, else a typed code
         if name == "until":
             data[name] = _until(value, svc)
         elif value:
@@ -543,7 +583,13 @@ async def ticket_action(request: web.Request) -> web.Response:
     model, call, _ = ACTIONS[action]
     svc = services(request)
     try:
+        # who may touch the order, and this action at all, before the form is read
+        await svc.tickets.get(actor, ticket_id)
+        check_role(actor.role, action)
         data = await _action_payload(request, actor, action, form)
+        if form.get("confirm") == "1" and _text(form, "confirm_version"):
+            # the person saw what changed since their version and confirmed the new state
+            data["version"] = _text(form, "confirm_version")
         try:
             body = model.model_validate(data)
         except ValidationError as exc:
@@ -552,13 +598,19 @@ async def ticket_action(request: web.Request) -> web.Response:
     except DomainError as exc:
         # shown on the order's page; if the actor may not see the order, that error wins
         kept = {k: form.getall(k) if k == "assists" else str(form[k]) for k in form}
+        conflict = None
+        message = exc.message
+        if isinstance(exc, VersionConflict):
+            conflict = Conflicted(version=_int(form, "version"), seen=_int(form, "seen"))
+            message = "提交前工单已被他人修改。请核对下方“最新变化”，确认后再提交（或放弃操作）。"
         return await detail_page(
             request,
             actor,
             ticket_id,
-            error=exc.message,
+            error=message,
             status=http_status(exc),
             posted=(action.value, kept),
+            conflict=conflict,
         )
     return redirect(f"/staff/tickets/{ticket_id}?done={action.value}")
 
@@ -569,8 +621,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/staff/login", login_form)
     r.add_post("/staff/login", login_submit)
     r.add_post("/staff/logout", logout)
-    r.add_get("/staff/tickets", ticket_list)
-    r.add_get("/staff/tickets/find", find_ticket)
     r.add_get("/staff/tickets/new", new_ticket_form)
     r.add_post("/staff/tickets/new", new_ticket_submit)
     r.add_get(r"/staff/tickets/{id:\d{1,18}}", ticket_detail)

@@ -59,6 +59,7 @@ class Rating(Strict):
     phone: Short
     satisfaction: Satisfaction
     note: Short | None = None
+    resolved: bool | None = Field(None, description="问题是否已解决（解决率）")
 
 
 class StaffTicket(Strict):
@@ -137,6 +138,7 @@ class ReplyBody(Versioned):
 class RevisitBody(Versioned):
     satisfaction: Satisfaction
     note: Short | None = None
+    resolved: bool | None = Field(None, description="市民认为问题是否已解决（解决率）")
 
 
 class MergeBody(Versioned):

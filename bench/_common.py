@@ -356,13 +356,16 @@ class ServerProcess:
         config: str | None = None,
         extra_env: dict[str, str] | None = None,
         log_name: str = "server.log",
+        serve_args: Sequence[str] = (),
     ) -> None:
+        """`serve_args`: arguments after `hotline serve`, e.g. ("--role", "web")."""
         self.workdir = workdir
         self.port = port
         self.database_url = database_url
         self.config = config
         self.extra_env = dict(extra_env or {})
         self.log_path = workdir / log_name
+        self.serve_args = list(serve_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -383,6 +386,9 @@ class ServerProcess:
                 "HOTLINE__SERVER__PORT": str(self.port),
                 "HOTLINE__SERVER__PUBLIC_URL": self.url,
                 "HOTLINE__DATABASE__URL": self.database_url,
+                # the load comes from one address: the per-address abuse limits would stop it
+                "HOTLINE__SECURITY__INTAKE_PER_HOUR": "100000",
+                "HOTLINE__SECURITY__LOOKUPS_PER_MINUTE": "10000",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -390,7 +396,7 @@ class ServerProcess:
         cmd = hotline_command()
         if self.config:
             cmd += ["--config", self.config]
-        cmd.append("serve")
+        cmd += ["serve", *self.serve_args]
         with self.log_path.open("ab") as log:
             log.write(f"\n--- {time.strftime('%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -423,15 +429,19 @@ class ServerProcess:
         return self.proc.returncode
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time the server process has used so far (Linux /proc)."""
+        """User + system CPU time the server has used so far, its worker processes (triage,
+        SIP) included (Linux /proc)."""
         if not self.alive():
             return None
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in _process_tree(self.pid):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # a worker that just exited
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -439,6 +449,20 @@ class ServerProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (from /proc/PID/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:
+                continue
+    return out
 
 
 async def wait_healthy(server: ServerProcess, timeout_s: float = 60.0) -> float:
@@ -540,3 +564,52 @@ def prepare_bodies(corpus_path: Path | None, count: int, seed: int | None) -> li
     if not corpus:
         print(f"note: corpus {corpus_path} not found; using generated text", file=sys.stderr)
     return build_bodies(max(1, count), corpus, seed)
+
+
+# -- background work: the triage and notice backlog, read from the database ---------------------
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Orders in the database, those the triage has not decided yet, and those still without
+    their acknowledgement SMS (every bench request carries a mobile number)."""
+
+    orders: int
+    untriaged: int
+    unacknowledged: int
+
+
+class BacklogProbe:
+    """Reads the backlog straight from the server's database (SQLite file or PostgreSQL), so it
+    measures any version of the server and adds no HTTP load."""
+
+    def __init__(self, database_url: str) -> None:
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self.engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+
+    def read(self) -> Backlog:
+        from telephony.tables import sms_outbox
+        from tickets.tables import tickets
+
+        sa = self._sa
+        with self.engine.connect() as conn:
+            orders = conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one()
+            untriaged = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(tickets)
+                .where(tickets.c.route_state == "pending", tickets.c.status == "new")
+            ).scalar_one()
+            acks = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(sms_outbox)
+                .where(sms_outbox.c.purpose == "ack")
+            ).scalar_one()
+        return Backlog(int(orders), int(untriaged), max(0, int(orders) - int(acks)))
+
+    async def aread(self) -> Backlog:
+        return await asyncio.get_running_loop().run_in_executor(None, self.read)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -29,6 +29,7 @@ from tests.hotline_server import Server, StaffClient  # noqa: E402
 from tests.sms.fakesmsc import FakeSmsc  # noqa: E402
 from tests.test_telephony_sip import add_user  # noqa: E402
 
+TOKEN = "bench-gateway-token-0001"  # Kannel's proof on every MO and DLR call
 TEXTS = [
     "小区停水三天了，请尽快处理",
     "路灯不亮，晚上出行很危险",
@@ -54,6 +55,7 @@ def main() -> int:
             "HOTLINE__TELEPHONY__ENABLED": "false",
             "HOTLINE__LOG__LEVEL": "WARNING",
             "HOTLINE__SMS__BACKEND": "kannel",
+            "HOTLINE__SMS__GATEWAY_TOKEN": TOKEN,
             "HOTLINE__SMS__SENDSMS_URL": f"http://127.0.0.1:{ports.sendsms}/cgi-bin/sendsms",
             "HOTLINE__SMS__USERNAME": "hotline",
             "HOTLINE__SMS__PASSWORD": "hotline-sms",
@@ -69,7 +71,7 @@ def main() -> int:
         add_user(db_url, "agent1", "agent")
         agent = StaffClient(server, "agent1", "test-password-1")
         kannel = start_kannel(
-            work / "kannel", ports=ports, sms_url=mo_url(server.base), log_level=3
+            work / "kannel", ports=ports, sms_url=mo_url(server.base, TOKEN), log_level=3
         )
         assert ports.fake_smsc is not None
         phone = FakeSmsc(ports.fake_smsc, work / "fakesmsc")

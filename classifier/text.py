@@ -136,6 +136,13 @@ class Segmenter:
         """Model tokens of text that already went through normalize()."""
         return self._merge_terms(self._keep(self._tokenizer.cut(text)))
 
+    def search_tokens(self, text: str) -> list[str]:
+        """Tokens for search: the same dictionary and stop words, but dictionary words only
+        (HMM guesses split one phrase differently by context: 路灯 vs 的路 灯不亮) and, as in
+        jieba's search mode, also the dictionary words inside a long word."""
+        words = self._tokenizer.cut_for_search(normalize(text), HMM=False)
+        return self._merge_terms(self._keep(words))
+
     def retokenize(self, segmented: str) -> list[str]:
         """Model tokens of text that was segmented elsewhere (tokens separated by spaces)."""
         return self._merge_terms(self._keep(normalize(segmented).split()))

@@ -18,6 +18,15 @@ class EventBus(Protocol):
     def unsubscribe(self, q: asyncio.Queue[Any]) -> None: ...
 
 
+def fan_out(subscribers: list[asyncio.Queue[Any]], event: Any) -> None:
+    """Put `event` on every queue; a full queue loses its oldest event, never blocks."""
+    for q in subscribers:
+        if q.full():
+            q.get_nowait()
+            log.warning("event subscriber lagging; dropped its oldest event")
+        q.put_nowait(event)
+
+
 class InProcessBus:
     """Fan-out to asyncio queues; a slow subscriber loses its oldest events, never blocks."""
 
@@ -29,11 +38,7 @@ class InProcessBus:
         subscribers = self._subscribers.get(topic, [])
         for ev in events:
             self.published += 1
-            for q in subscribers:
-                if q.full():
-                    q.get_nowait()
-                    log.warning("event subscriber lagging; dropped its oldest event")
-                q.put_nowait(ev)
+            fan_out(subscribers, ev)
 
     def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]:
         q: asyncio.Queue[Any] = asyncio.Queue(maxsize)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from aiohttp import web
 
 from agent_ui.context import SERVICES, Services
-from tickets.errors import Conflict, IllegalTransition, VersionConflict
+from tickets.errors import Conflict
 from tickets.model import Actor, Caller, Channel, Kind, NewTicket, Role, TicketFilter, Urgency
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,11 @@ async def seed_demo(app: web.Application) -> None:
         dispatcher = await _actor(svc, "dispatcher")
         first = await svc.tickets.submit(DEMO_ORDERS[0], await _actor(svc, "agent"))
         second = await svc.tickets.submit(DEMO_ORDERS[1])
-        # triage runs beside this: when it dispatched an order first, its choice stands
-        with contextlib.suppress(VersionConflict, IllegalTransition):
-            await svc.tickets.dispatch(dispatcher, first.id, first.version, "150102-housing")
-        with contextlib.suppress(VersionConflict, IllegalTransition):
-            await svc.tickets.dispatch(
-                dispatcher, second.id, second.version, "150200-ecology", ["150100-urban"]
-            )
+        # seeded before the triage starts (hotline.cli), so these dispatches are the first
+        await svc.tickets.dispatch(dispatcher, first.id, first.version, "150102-housing")
+        await svc.tickets.dispatch(
+            dispatcher, second.id, second.version, "150200-ecology", ["150100-urban"]
+        )
         await svc.tickets.submit(DEMO_ORDERS[2])
     lines = [f"演示账号（密码均为 {DEMO_PASSWORD}）:"]
     for username, role, dept, name in DEMO_USERS:

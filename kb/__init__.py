@@ -1,1 +1,2 @@
-"""Knowledge base: service guides, FAQ, past replies, search backends (later issue)."""
+"""Knowledge base (service guides, FAQ, the reply library) and the search port with its two
+adapters: SQLite FTS5 (embedded) and Elasticsearch."""

@@ -94,6 +94,31 @@ class Directory:
         r = self.regions.get(code)
         return r.name if r else code
 
+    # -- the statistics' tickets.stats.StatsDirectory port -----------------------------------
+    def regions_under(self, code: str) -> list[str]:
+        """`code` and every region below it."""
+        out, todo = [], [code]
+        while todo:
+            current = todo.pop()
+            out.append(current)
+            todo.extend(self._children.get(current, []))
+        return out
+
+    def league_of(self, code: str) -> str | None:
+        """The league or city (盟市) a region is in (itself at that level); None for the
+        autonomous region itself or an unknown code."""
+        r = self.regions.get(code)
+        while r is not None and r.level is Level.COUNTY and r.parent:
+            r = self.regions.get(r.parent)
+        return r.code if r is not None and r.level is Level.CITY else None
+
+    def department_region(self, code: str) -> str | None:
+        d = self.departments.get(code)
+        return d.region if d else None
+
+    def department_codes(self) -> list[str]:
+        return list(self.departments)
+
     def forward_targets(self, from_code: str) -> list[Department]:
         src = self.departments.get(from_code)
         if src is None:

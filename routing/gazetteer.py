@@ -100,6 +100,26 @@ class Gazetteer:
             return by_text
         return by_address
 
+    def canonical(self, text: str) -> str:
+        """`text` with each name that points at one place written as its official name
+        (呼市 → 呼和浩特市, 准旗 → 准格尔旗), for search: words that only contain a name
+        (大兴安岭) and names weak alone stay as written."""
+
+        def official(m: re.Match[str]) -> str:
+            name = self._names.get(m.group())
+            if name is None or name.weak or len(name.codes) != 1:
+                return m.group()
+            return self._directory.regions[name.codes[0]].name
+
+        return self._pattern.sub(official, text)
+
+    def place_names(self) -> list[str]:
+        """Every league/city and banner/county name of the directory, and the aliases that
+        point at one place."""
+        official = [r.name for r in self._directory.regions.values() if r.level is not Level.REGION]
+        aliases = [n for n, name in self._names.items() if len(name.codes) == 1 and not name.weak]
+        return sorted({*official, *aliases})
+
     # -- matching -----------------------------------------------------------------------------
     def _scan(self, s: str) -> list[_Hit]:
         hits = []

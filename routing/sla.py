@@ -81,6 +81,10 @@ class WorkCalendar:
         raise ValueError("no working days in the calendar")
 
 
+# no statutory limit is longer than this; beyond it warnings use calendar time
+_WORKING_TIME_HORIZON = timedelta(days=3 * 366)
+
+
 class DeadlinePolicy:
     """Implements tickets.service.DeadlinePolicy from [sla] settings."""
 
@@ -113,7 +117,9 @@ class DeadlinePolicy:
         ratio = self.settings.warn_ratio
         if due <= start:
             return due
-        if urgency is not Urgency.NORMAL:
+        if urgency is not Urgency.NORMAL or due - start > _WORKING_TIME_HORIZON:
+            # calendar time; and a limit years away (a date stored before inputs were
+            # bounded) is not walked day by day
             return start + (due - start) * ratio
         budget = self.calendar.working_time_between(start, due)
         if budget <= timedelta():

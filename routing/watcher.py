@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+from tickets.errors import DatabaseUnavailable
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,19 @@ class DeadlineWatcher:
             if n < self.batch:
                 return total
 
-    async def run(self) -> None:
+    async def run(self, lease: Any = None) -> None:
+        """Watch until cancelled. With a `lease` (hotline/lease.py), a pass runs only while this
+        process holds it: one watcher works at a time, the others stand by."""
         while True:
             try:
+                if lease is not None and not await lease.hold():
+                    await asyncio.sleep(self.interval_s)
+                    continue
                 n = await self.run_once()
                 if n:
                     log.info("deadline watcher: %d clocks fired", n)
+            except DatabaseUnavailable:  # logged once per outage by the database
+                pass
             except Exception:  # the next pass retries; a bad moment must not stop watching
                 log.exception("deadline watcher pass failed")
             await asyncio.sleep(self.interval_s)

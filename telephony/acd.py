@@ -42,6 +42,14 @@ class Agent:
     call: str | None = None
     wrapup_until: float | None = None
     answered: int = 0
+    role: str = "agent"  # the staff role (agent, dispatcher, supervisor): transfer targets
+    # where a transfer's target goes back to when the transfer is taken back
+    resume: tuple[AgentState, str] | None = None
+
+    @property
+    def softphone(self) -> bool:
+        """Takes calls in the browser (uri "webrtc:<username>") rather than on a SIP phone."""
+        return self.uri.startswith("webrtc:")
 
 
 @dataclass
@@ -71,11 +79,11 @@ class Acd:
         self.waiting: OrderedDict[str, Waiting] = OrderedDict()
 
     # -- agents -------------------------------------------------------------------------------
-    def login(self, username: str, uri: str, now: float) -> Agent:
+    def login(self, username: str, uri: str, now: float, role: str = "agent") -> Agent:
         agent = self.agents.get(username)
         if agent is not None and agent.call is not None:
             raise AcdError("通话中不能重新签入")
-        agent = Agent(username, uri, AgentState.PAUSED, now, now, reason="刚签入")
+        agent = Agent(username, uri, AgentState.PAUSED, now, now, reason="刚签入", role=role)
         self.agents[username] = agent
         return agent
 
@@ -158,6 +166,7 @@ class Acd:
         if agent is not None:
             agent.state, agent.since, agent.call = AgentState.TALKING, now, call
             agent.answered += 1
+            agent.resume = None
         return waiting
 
     def ring_failed(self, call: str, username: str, now: float, *, missed: bool = True) -> None:
@@ -185,6 +194,35 @@ class Acd:
         agent.state, agent.since, agent.call = AgentState.RINGING, now, call
         return agent
 
+    def transfer_to(self, username: str, call: str, now: float) -> Agent:
+        """A transfer or consultation rings this agent: an agent must be free; a supervisor
+        may be paused or in wrap-up (the one they go back to if it is taken back)."""
+        agent = self._agent(username)
+        free: tuple[AgentState, ...] = (AgentState.AVAILABLE,)
+        if agent.role != "agent":
+            free = (AgentState.AVAILABLE, AgentState.PAUSED, AgentState.WRAPUP)
+        if agent.state not in free or agent.call is not None:
+            raise AcdError(f"{username} 当前{AGENT_STATE_LABELS[agent.state]}，不能转接")
+        agent.resume = (agent.state, agent.reason)
+        agent.state, agent.since, agent.call = AgentState.RINGING, now, call
+        return agent
+
+    def left(self, call: str, username: str, now: float, *, wrapup: bool) -> None:
+        """The agent is out of a call that goes on (transferred away, consultation over):
+        wrap-up after talking, else back to where a transfer found them."""
+        agent = self.agents.get(username)
+        if agent is None or agent.call != call:
+            return
+        if wrapup:
+            self._free(agent, now, wrapup=self.wrapup_s > 0)
+            return
+        state, reason = agent.resume or (AgentState.AVAILABLE, "")
+        agent.call, agent.resume = None, None
+        agent.state, agent.since, agent.reason = state, now, reason
+        if state is AgentState.AVAILABLE:
+            agent.idle_since = now
+        agent.wrapup_until = now + self.wrapup_s if state is AgentState.WRAPUP else None
+
     def ended(self, call: str, username: str, now: float) -> None:
         """The conversation is over: wrap-up, then available again."""
         agent = self.agents.get(username)
@@ -193,6 +231,7 @@ class Acd:
 
     def _free(self, agent: Agent, now: float, *, wrapup: bool) -> None:
         agent.call = None
+        agent.resume = None
         if wrapup:
             agent.state, agent.since, agent.reason = AgentState.WRAPUP, now, ""
             agent.wrapup_until = now + self.wrapup_s

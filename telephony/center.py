@@ -19,21 +19,21 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from telephony import store
+from telephony import retention, store
 from telephony.acd import Acd, AcdError, Agent, AgentState
 from telephony.config import TelephonySettings
 from telephony.model import CallRecord, CallStats, CtiEvent
 from telephony.protocol import Link, LinkError, accept
+from telephony.softphone import Conversations, softphone_uri
 from telephony.voicemail import VoicemailFiler
 from tickets.access import normalize_phone
 from tickets.db import Database
-from tickets.errors import Conflict, InvalidInput, NotFound
+from tickets.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from tickets.model import Actor, Role, Satisfaction, Status, Ticket
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
-PURGED = {"recording_purged": True}
 # sip:user@host[:port][;params] — no URI headers (?…), nothing a dial string could smuggle in
 AGENT_URI = re.compile(
     r"^sips?:[A-Za-z0-9._~+-]{1,64}@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:]+\])"
@@ -63,6 +63,9 @@ class LiveCall:
     link: Link | None
     started: float
     agent: str | None = None
+    agents: set[str] = field(default_factory=set)  # agents in the conversation now
+    queued: float | None = None  # monotonic time the caller joined the queue
+    view: dict[str, Any] = field(default_factory=dict)  # the worker's last conversation view
     # set once the record's row is committed: updates wait for it (handlers run as separate
     # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
     stored: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,6 +118,7 @@ class CallCenter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self.worker_joined = asyncio.Event()
+        self.conversations = Conversations(self)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1") -> None:
@@ -194,7 +198,9 @@ class CallCenter:
         elif op == "status":
             return {"status": await self._status(str(args["number"]), str(args.get("caller", "")))}
         elif op == "enqueue":
-            return await self._enqueue(call, str(args.get("kind", "other")))
+            return await self._enqueue(
+                call, str(args.get("kind", "other")), str(args.get("path", ""))
+            )
         elif op == "position":
             return {"position": self.acd.position(call)}
         elif op == "answered":
@@ -205,6 +211,16 @@ class CallCenter:
             await self._agent_event(str(args["agent"]))
         elif op == "voicemail":
             return await self._voicemail(call)
+        elif op == "ringing":
+            path, transfer = str(args.get("path", "")), bool(args.get("transfer"))
+            await self.conversations.ringing(call, str(args["agent"]), path, transfer)
+        elif op == "joined":
+            await self.conversations.joined(call, str(args["agent"]))
+        elif op == "left":
+            await self.conversations.left(call, str(args["agent"]), bool(args.get("wrapup")))
+        elif op == "conversation":
+            parties = [p for p in args.get("parties", []) if isinstance(p, dict)]
+            await self.conversations.conversation(call, bool(args.get("held")), parties)
         elif op == "survey_done":
             await self._survey_done(call, int(args["ticket"]), str(args.get("answer", "")))
         elif op == "ended":
@@ -263,14 +279,18 @@ class CallCenter:
             return hhmm >= start
         return start <= hhmm < dtime.fromisoformat(s.open_until)
 
-    async def _enqueue(self, call: str, kind: str) -> dict[str, Any]:
+    async def _enqueue(self, call: str, kind: str, path: str = "") -> dict[str, Any]:
         live = self.calls.get(call)
         if live is None:
             raise KeyError("unknown call")
         live.record.kind = kind
+        if path:
+            live.record.ivr_path = path[:400]
         if not self.is_open(self.now()):
             return {"queued": False, "reason": "closed"}
-        live.record.queued_at = self.now()
+        if live.record.queued_at is None:  # queued again after a transfer: the first time counts
+            live.record.queued_at = self.now()
+            live.queued = self.monotonic()
         position = self.acd.enqueue(call, kind, live.record.caller, self.monotonic())
         await self._cti("call.queued", call, caller=live.record.caller, kind=kind)
         self._match()
@@ -284,6 +304,7 @@ class CallCenter:
         if agent:
             self.acd.answered(call, agent, self.monotonic())
             live.agent = agent
+            live.agents.add(agent)
         self._update(call, answered_at=self.now(), agent=agent or None, recording=recording or None)
         rec = live.record
         values = {"answered_at": rec.answered_at, "agent": rec.agent, "recording": rec.recording}
@@ -341,9 +362,10 @@ class CallCenter:
                 rec.outcome = "failed"
             else:
                 rec.outcome = "ivr"
-        if live.agent is not None:
-            self.acd.ended(call, live.agent, self.monotonic())
-            await self._agent_event(live.agent)
+        for agent in sorted(live.agents | ({live.agent} if live.agent else set())):
+            self.acd.ended(call, agent, self.monotonic())
+            await self._agent_event(agent)
+        await self.conversations.ended(call, live)
         values = {
             "ended_at": rec.ended_at,
             "ivr_path": rec.ivr_path,
@@ -370,6 +392,8 @@ class CallCenter:
                     # a voicemail whose filing failed (database away) is retried here
                     last_sweep = self.monotonic()
                     await self.voicemail.recover(live=set(self.calls))
+            except DatabaseUnavailable:  # logged once per outage; the sweep comes again
+                pass
             except Exception:  # the queue must keep running whatever one caller did
                 log.exception("call queue tick failed")
 
@@ -395,13 +419,24 @@ class CallCenter:
 
     async def _ring(self, link: Link, call: str, agent: Agent) -> None:
         await self._agent_event(agent.username)
+        # call.ringing (the screen pop, the softphone's ring) follows once the worker reports
+        # the agent's phone or page ringing (Conversations.ringing): a browser can answer then
         try:
             await link.request("connect", call=call, agent=agent.username, uri=agent.uri)
         except LinkError:
             self.acd.ring_failed(call, agent.username, self.monotonic())
 
     # -- agents (called by the web console) ---------------------------------------------------
-    async def agent_login(self, username: str, uri: str) -> Agent:
+    async def softphone_login(self, username: str, role: str = "agent") -> Agent:
+        """Sign in to take calls in the browser (telephony/webrtc.py in the workers)."""
+        if not self.settings.webrtc.enabled:
+            raise Conflict("软电话未启用（telephony.webrtc.enabled = false），请用话机签入")
+        uri = softphone_uri(username)
+        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic(), role))
+        await self._agent_event(username)
+        return agent
+
+    async def agent_login(self, username: str, uri: str, role: str = "agent") -> Agent:
         m = AGENT_URI.match(uri)
         if m is None:
             raise InvalidInput("坐席电话地址应为 sip:用户@主机[:端口] 形式", field="uri")
@@ -410,7 +445,7 @@ class CallCenter:
             raise InvalidInput(
                 "坐席电话须在本中心的话机/注册服务器上（telephony.agent_hosts）", field="uri"
             )
-        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic()))
+        agent = self._acd(lambda: self.acd.login(username, uri, self.monotonic(), role))
         await self._agent_event(username)
         return agent
 
@@ -443,6 +478,12 @@ class CallCenter:
                 agent=username,
                 state=agent.state.value,
                 reason=agent.reason,
+                softphone=agent.softphone,
+                wrapup_s=(
+                    round(max(0.0, agent.wrapup_until - self.monotonic()), 1)
+                    if agent.wrapup_until is not None
+                    else None
+                ),
             )
 
     def snapshot(self) -> dict[str, Any]:
@@ -545,6 +586,18 @@ class CallCenter:
         ready = [w for w in self.workers.values() if not w.link.closed.is_set()]
         return min(ready, key=lambda w: len(w.calls), default=None)
 
+    async def link_ticket(self, call_id: str, ticket_id: int, agent: str) -> bool:
+        """The order an agent registered for the call they took: the call record points at it.
+        Only the agent who answered may link it (False otherwise, or for an unknown call)."""
+        rec = await self.db.read(lambda c: store.get_call(c, call_id))
+        if rec is None or rec.agent != agent or rec.ticket_id is not None:
+            return False
+        live = self.calls.get(call_id)
+        if live is not None:
+            live.record.ticket_id = ticket_id
+        values = {"ticket_id": ticket_id}
+        return bool(await self.db.write(partial(store.update_call, call_id=call_id, values=values)))
+
     # -- reading ------------------------------------------------------------------------------
     async def list_calls(self, **filters: Any) -> list[CallRecord]:
         return await self.db.read(lambda c: store.list_calls(c, **filters))
@@ -553,14 +606,13 @@ class CallCenter:
         return await self.db.read(lambda c: store.call_stats(c, since, until, answer_s))
 
     async def purge_recordings(self, limit: int = 500) -> int:
-        """Delete recordings older than the retention period (the call record stays)."""
-        before = self.now() - timedelta(days=self.settings.recording_retention_days)
-        old = await self.db.read(lambda c: store.list_recordings_before(c, before, limit))
-        for rec in old:
-            if rec.recording:
-                await asyncio.to_thread(Path(rec.recording).unlink, missing_ok=True)
-            await self.db.write(partial(store.update_call, call_id=rec.id, values=PURGED))
-        return len(old)
+        """Delete recordings older than the retention period (the call record stays); the
+        same rule as `hotline purge` (telephony/retention.py)."""
+        now = self.now()
+        before = now - timedelta(days=self.settings.recording_retention_days)
+        return await asyncio.to_thread(
+            retention.purge_recordings, self.db, before, now, limit=limit
+        )
 
     async def _cti(self, type_: str, call: str | None, **data: Any) -> None:
         caller = data.pop("caller", None)

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from telephony.config import TelephonySettings
 from telephony.prompts import PromptLibrary, concat, digits
 from telephony.protocol import LinkError
+from telephony.room import Browsers, Kind, Role, Room
 from telephony.sip import Leg, SipError
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,25 @@ class Session:
     hungup: asyncio.Event = field(default_factory=asyncio.Event)
     media_up: asyncio.Event = field(default_factory=asyncio.Event)
     commands: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    agent_leg: Leg | None = None
+    agent_leg: Leg | None = None  # the call-back's second leg (the citizen)
     agent_up: asyncio.Event = field(default_factory=asyncio.Event)
     agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
+    browsers: Browsers | None = None  # the worker's WebRTC side, for browser agents
+    room: Room | None = None  # the conversation with agents, once one is rung
 
     @property
     def call(self) -> str:
         return self.leg.id
+
+    # -- the second leg of a call-back (legs of a room report to their party) -----------------
+    def leg_up(self, leg: Leg) -> None:
+        if self.agent_leg is leg:
+            self.agent_up.set()
+
+    def leg_gone(self, leg: Leg) -> None:
+        if self.agent_leg is leg:
+            self.agent_gone.set()
+            self.agent_leg = None
 
     # -- waiting, interrupted by hang-up ------------------------------------------------------
     async def _until(self, aw: Awaitable[T], wait_s: float | None) -> T | None:
@@ -213,11 +226,19 @@ class Session:
         else:
             await self.say("status_unknown")
 
-    async def queue(self, kind: str) -> None:
+    async def _enqueue(self, kind: str) -> bool:
         answer = await self.center.request(
-            "enqueue", call=self.call, kind=kind, caller=self.leg.caller, language=self.language
+            "enqueue",
+            call=self.call,
+            kind=kind,
+            caller=self.leg.caller,
+            language=self.language,
+            path=">".join(self.path),
         )
-        if not answer.get("queued"):
+        return bool(answer.get("queued"))
+
+    async def queue(self, kind: str) -> None:
+        if not await self._enqueue(kind):
             self.path.append("closed")
             await self.voicemail(kind, "closed")
             return
@@ -246,45 +267,32 @@ class Session:
                 await self.voicemail(kind, "voicemail")
                 return
             if cmd["op"] == "connect":
-                if await self.connect_agent(cmd["agent"], cmd["uri"]):
+                outcome = await self.connect_agent(cmd["agent"], cmd["uri"])
+                if outcome == "talked":
                     return
+                if outcome == "requeue":  # a blind transfer nobody answered: back in line
+                    self.path.append("requeue")
+                    if not await self._enqueue(kind):
+                        await self.voicemail(kind, "voicemail")
+                        return
                 self.leg.play(self.media.prompts.path(self.language, "moh"), loop=True)
 
-    async def connect_agent(self, agent: str, uri: str) -> bool:
-        """Ring the agent's phone; bridged and recorded when it answers; True once talked."""
-        self.agent_up.clear()
-        self.agent_gone.clear()
+    async def connect_agent(self, agent: str, uri: str) -> str:
+        """Ring the agent (desk phone or browser); then the conversation, with its controls,
+        until it is over: "talked", "requeue", or "missed" / "unavailable" when the agent never
+        answered."""
+        room = Room(self, self.browsers)
+        self.room = room
         try:
-            leg = self.dialer.call(uri)
-        except SipError as exc:
-            # our side could not place the call: not the agent's fault, so not "未接听"
-            await self.center.notify("ring_unavailable", call=self.call, agent=agent)
-            log.warning("call %s: cannot ring agent %s: %s", self.call, agent, exc)
-            return False
-        self.agent_leg = leg
-        leg.owner = self  # the worker routes the agent leg's events here
-        up = await self._until(self.agent_up.wait(), self.settings.ring_agent_s)
-        if not up or leg.state == "disconnected":
-            leg.hangup(0)
-            self.agent_leg = None
-            await self.center.notify("ring_failed", call=self.call, agent=agent, code=leg.last_code)
-            return False
-        if not self.leg.bridge(leg):
-            leg.hangup(0)
-            self.agent_leg = None
-            await self.center.notify("ring_unavailable", call=self.call, agent=agent)
-            return False
-        recording = self.media.recordings / f"{self.call}.wav"
-        self.leg.record(recording, with_peer=True)
-        self.path.append(f"agent:{agent}")
-        await self.center.notify("answered", call=self.call, agent=agent, recording=str(recording))
-        await self._until(self.agent_gone.wait(), None)
-        # the agent hung up first: the caller is told goodbye and released
-        self.leg.unbridge()
-        self.leg.stop_recording()
-        with contextlib.suppress(Hangup):
-            await self.say("goodbye", barge_in=False)
-        return True
+            room.ring(Kind.AGENT, agent, uri, Role.PRIMARY)
+            outcome = await room.run()
+        finally:
+            self.room = None
+        if outcome == "talked":
+            # the agents hung up first: the caller is told goodbye and released
+            with contextlib.suppress(Hangup):
+                await self.say("goodbye", barge_in=False)
+        return outcome
 
     async def voicemail(self, kind: str, prompt: str) -> None:
         """The caller's message goes to the spool first; the centre turns it into an order."""

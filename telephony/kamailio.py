@@ -121,6 +121,7 @@ loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "sanity.so"
 loadmodule "dispatcher.so"
+loadmodule "pike.so"
 
 # Timers for transactions that are not a new call (BYE, re-INVITE, keepalive OPTIONS): generous
 # enough for callers on lossy links. New calls to workers get short per-call timers instead
@@ -134,6 +135,12 @@ modparam("tm", "failure_reply_mode", 3)
 # Two Record-Route headers when a call enters on one transport and leaves on another (a TCP
 # caller, UDP workers), so each side gets a route it can reach.
 modparam("rr", "enable_double_rr", 1)
+
+# Flood guard: over {settings.kamailio_pike_requests} requests from one address in 2 s blocks it
+# (its requests are dropped without an answer) until it stays under the rate for 4 s.
+modparam("pike", "sampling_time_unit", 2)
+modparam("pike", "reqs_density_per_unit", {settings.kamailio_pike_requests})
+modparam("pike", "remove_latency", 4)
 
 modparam("dispatcher", "list_file", {_quote(str(list_file))})
 # flags=2: keep the not-yet-tried workers in an XAVP so ds_next_dst() can fail over.
@@ -159,6 +166,13 @@ request_route {{
     # get a 400 from sanity itself and go no further.
     if (!sanity_check()) {{
         xlog("L_NOTICE", "malformed request from $si:$sp dropped\\n");
+        exit;
+    }}
+
+    # A scanner or flood from one address is dropped here, before any transaction or worker
+    # (the workers' own traffic — keepalive answers, BYEs — is never limited).
+    if (!ds_is_from_list("{WORKER_SET}") && !pike_check_req()) {{
+        xlog("L_WARN", "flood from $si: request dropped (pike)\n");
         exit;
     }}
 

@@ -1,11 +1,16 @@
 """Notifications by SMS from work-order events: acknowledgement, dispatch notice, deadline
-warnings and overdue notices, the reply notice and the 回访 survey."""
+warnings and overdue notices, the reply notice and the 回访 survey.
+
+Driven by the durable work queue (tickets/outbox.py, topic "notice"): each event that calls
+for a notice has a job written in its own transaction, so no notice is lost to a crash, a
+lagging bus or an outage, and none needs a catch-up at start. A job done twice is harmless:
+each notice carries a dedupe key made of the event, and the outbox keeps one per key."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from routing.directory import Directory
@@ -13,20 +18,15 @@ from telephony.sms import SmsService
 from tickets.access import normalize_phone
 from tickets.errors import DomainError, InvalidInput
 from tickets.model import Actor, Channel, Role, Ticket, TicketEvent
+from tickets.outbox import EVENT_TOPICS, NOTICE, Job, WorkQueue, consume
 
 log = logging.getLogger(__name__)
 
 _READER = Actor(Role.SYSTEM, name="短信通知")
 CLOCK_LABELS = {"sign": "签收", "reply": "办结", "revisit": "回访"}
 ACK_CHANNELS = frozenset({Channel.WEB, Channel.SMS, Channel.PHONE})
-NOTIFIED_ACTIONS = (
-    "create",
-    "dispatch",
-    "deadline_warning",
-    "deadline_overdue",
-    "answer",
-    "approve",
-)
+NOTIFIED_ACTIONS = EVENT_TOPICS[NOTICE] or frozenset()  # the events that enqueue a notice job
+BATCH = 200  # events per claim: one read of the events, one of their orders
 
 
 def mobile(phone: str | None) -> str | None:
@@ -46,25 +46,29 @@ class Notifier:
         self.directory = directory
         self.tz = ZoneInfo(timezone)
 
-    async def catch_up(self, hours: float = 24) -> int:
-        """Notices for the events of the last hours (a crash between an order's commit and its
-        notice, a lagging bus): each event's notice is queued once, so repeats cost nothing."""
-        since = datetime.now(UTC) - timedelta(hours=hours)
-        seen = await self.sms.tickets.events_since(since, NOTIFIED_ACTIONS)
-        for ev in seen:
-            try:
-                await self.handle(ev)
-            except Exception:  # one bad event must not stop the catch-up
-                log.exception("notice catch-up for event %d failed", ev.id)
-        return len(seen)
+    async def handle_jobs(self, jobs: list[Job]) -> dict[int, str]:
+        """The notices of a claimed batch of events; returns {job id: error} to retry."""
+        wanted = {int(j.payload["event_id"]) for j in jobs if "event_id" in j.payload}
+        events = await self.sms.tickets.events_by_id(sorted(wanted))
+        orders = await self.sms.tickets.get_many(sorted({ev.ticket_id for ev in events}))
+        done = await asyncio.gather(
+            *(self.handle(ev, orders.get(ev.ticket_id)) for ev in events),
+            return_exceptions=True,
+        )
+        errors: dict[int, str] = {}
+        for ev, result in zip(events, done, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                errors[ev.id] = f"{type(result).__name__}: {result}"
+                log.debug("notice for event %d failed, will retry: %s", ev.id, result)
+        return {
+            j.id: errors[j.payload["event_id"]] for j in jobs if j.payload.get("event_id") in errors
+        }
 
-    async def run(self, events: asyncio.Queue[TicketEvent]) -> None:
-        while True:
-            ev = await events.get()
-            try:
-                await self.handle(ev)
-            except Exception:  # one event's notice must not stop the others
-                log.exception("notice for event %s of order %d failed", ev.action, ev.ticket_id)
+    async def run(self, queue: WorkQueue, wake: asyncio.Event | None = None) -> None:
+        """Make the notices of every event from the durable queue, forever."""
+        await consume(queue, self.handle_jobs, batch=BATCH, wake=wake)
 
     def _local(self, iso: str | None) -> str:
         if not iso:
@@ -75,15 +79,20 @@ class Notifier:
             .strftime("%m月%d日%H:%M")
         )
 
-    async def handle(self, ev: TicketEvent) -> None:
+    async def handle(self, ev: TicketEvent, ticket: Ticket | None = None) -> None:
+        """The notices `ev` calls for (`ticket`: its order, if already read)."""
         key = f"{ev.action}:{ev.id}"  # one notice per event, however often it is seen
-        if ev.action == "create":
+        if ticket is not None:
+            t: Ticket | None = ticket
+        elif ev.action in NOTIFIED_ACTIONS:
             t = await self._ticket(ev)
+        else:
+            return
+        if ev.action == "create":
             phone = mobile(t.caller.phone) if t else None
             if t and phone and t.channel in ACK_CHANNELS:
                 await self.sms.notify(phone, "ack", t, urgent=True, dedupe=f"ack:{key}")
         elif ev.action == "dispatch":
-            t = await self._ticket(ev)
             if t is None:
                 return
             for a in t.assignments:
@@ -99,7 +108,6 @@ class Notifier:
                         due=self._local(a.sign_due.isoformat() if a.sign_due else None),
                     )
         elif ev.action in ("deadline_warning", "deadline_overdue"):
-            t = await self._ticket(ev)
             if t is None:
                 return
             purpose = "warning" if ev.action == "deadline_warning" else "overdue"
@@ -118,7 +126,6 @@ class Notifier:
                 )
         elif ev.action in ("answer", "approve"):
             # the citizen-visible answer is final: tell the caller, then ask for the rating
-            t = await self._ticket(ev)
             phone = mobile(t.caller.phone) if t else None
             if t and phone:
                 await self.sms.notify(phone, "reply", t, dedupe=f"reply:{key}")

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from sqlalchemy.engine import Connection
 
 from telephony import sms_store as store
 from telephony.config import SmsSettings
 from tickets.access import mask_phone, normalize_phone
 from tickets.db import Database
-from tickets.errors import DomainError, InvalidInput, VersionConflict
+from tickets.errors import DatabaseUnavailable, DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     CITIZEN,
     Actor,
@@ -35,6 +36,7 @@ from tickets.model import (
     TicketFilter,
 )
 from tickets.service import TicketService
+from tickets.workflow import IN_HAND
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +54,10 @@ SURVEY_WORDS = {
     "不满意": Satisfaction.UNSATISFIED,
 }
 STOP_WORDS = {"TD", "T", "STOP", "退订", "N"}
-OPEN = frozenset(
-    {
-        Status.NEW,
-        Status.DISPATCHED,
-        Status.ACCEPTED,
-        Status.RETURNED,
-        Status.REPLIED,
-        Status.REWORK,
-        Status.REOPENED,
-    }
-)
+OPEN = IN_HAND  # the orders an SMS from the same citizen can add to (市民补充)
 _CENTRE = Actor(Role.SYSTEM, name="短信接入")  # reads orders on the citizen's behalf
 CITIZEN_PURPOSES = frozenset({"ack", "supplement", "reply", "survey", "survey_thanks", "stopped"})
+CAP_PERIOD = timedelta(hours=24)  # [sms] citizen_texts_per_day counts texts within this
 
 
 class TooLong(InvalidInput):
@@ -222,6 +215,29 @@ class SmsService:
             await self.notify(phone, "stopped", None, urgent=True)
         return outcome
 
+    async def receive_signed(self, msg: Incoming, signature: str) -> Outcome | None:
+        """A message from the signed webhook, the signature already checked: None when that
+        signature was taken before (a replayed request). Signatures are kept two windows,
+        long enough to outlive every request their timestamps let in."""
+        now = self.now()
+        sig = signature.strip().lower()
+        keep = timedelta(seconds=2 * self.s.webhook_window_s)
+        first = await self.db.write(
+            partial(store.remember_signature, signature=sig, now=now, forget_before=now - keep)
+        )
+        if not first:
+            log.warning("SMS webhook: replayed request from %s refused", mask_phone(msg.sender))
+            return None
+        try:
+            return await self.receive(msg)
+        except Exception:
+            # not taken: the provider's retry of this very request must still get in
+            try:
+                await self.db.write(lambda c: store.forget_signature(c, sig))
+            except Exception:
+                log.exception("SMS webhook: could not forget signature of a failed request")
+            raise
+
     async def _route(self, msg: Incoming) -> Outcome:
         phone = msg.sender
         since = self.now() - timedelta(days=self.s.survey_days)
@@ -279,9 +295,13 @@ class SmsService:
         return done
 
     # -- outgoing -----------------------------------------------------------------------------
-    def render(self, purpose: str, ticket: Ticket | None, **extra: str) -> str:
+    def render(
+        self, purpose: str, ticket: Ticket | None, template: str | None = None, **extra: str
+    ) -> str:
+        """The text of a notice; `template` names another template than the purpose's own."""
+        key = template or purpose
         mn = ticket is not None and ticket.language == "mn-Mong" and purpose in CITIZEN_PURPOSES
-        template = (self.s.templates_mn.get(purpose) if mn else None) or self.s.templates[purpose]
+        text_of = (self.s.templates_mn.get(key) if mn else None) or self.s.templates[key]
         values = {
             "number": ticket.number if ticket else "",
             "link": f"{self.public_url}/track?number={ticket.number}" if ticket else "",
@@ -289,9 +309,11 @@ class SmsService:
             "department": "",
             "due": "",
             "clock": "",
+            "count": "",
+            "numbers": "",
             **extra,
         }
-        text = template.format(**values)
+        text = text_of.format(**values)
         # Kannel sends at most max-messages parts (10 × 67 UCS-2 characters) and silently cuts
         # the rest: cut it here, visibly
         return text if len(text) <= MAX_MT_CHARS else text[: MAX_MT_CHARS - 1] + "…"
@@ -326,25 +348,78 @@ class SmsService:
         next_at = now
         if purpose in CITIZEN_PURPOSES and not urgent:
             next_at = self.in_quiet_hours(now) or now
-        status = "queued" if self.s.backend != "outbox" else "kept"
-        msg_id = await self.db.write(
-            lambda c: store.enqueue(
-                c,
-                {
-                    "recipient": recipient,
-                    "text": text,
-                    "purpose": purpose,
-                    "ticket_id": ticket.id if ticket else None,
-                    "status": status,
-                    "attempts": 0,
-                    "next_at": next_at,
-                    "created_at": now,
-                    "dedupe": dedupe,
-                },
-            )
-        )
+        row: dict[str, Any] = {
+            "recipient": recipient,
+            "text": text,
+            "purpose": purpose,
+            "ticket_id": ticket.id if ticket else None,
+            "status": "queued" if self.s.backend != "outbox" else "kept",
+            "attempts": 0,
+            "next_at": next_at,
+            "created_at": now,
+            "dedupe": dedupe,
+        }
+        if purpose in CITIZEN_PURPOSES:
+            msg_id = await self.db.write(partial(self._enqueue_for_citizen, row=row, ticket=ticket))
+        else:  # staff notices: each is work for someone, never folded or capped
+            msg_id = await self.db.write(lambda c: store.enqueue(c, row))
         self.wake.set()
         return msg_id
+
+    def _enqueue_for_citizen(
+        self, conn: Connection, row: dict[str, Any], ticket: Ticket | None
+    ) -> int | None:
+        """Queue a citizen's notice under the number's lock (one decision at a time across
+        threads and processes): an acknowledgement is folded into the number's open one, or
+        opens the next window; past the daily cap the text is kept as "limited"."""
+        recipient, now = row["recipient"], row["created_at"]
+        store.lock_recipient(conn, recipient, now)
+        if row["dedupe"] is not None and store.dedupe_taken(conn, row["dedupe"]):
+            return None  # this event's notice exists (perhaps folded): once is enough
+        window = timedelta(seconds=self.s.ack_window_s)
+        if row["purpose"] == "ack" and window and ticket is not None:
+            last = store.last_ack_carrier(conn, recipient)
+            if last is not None and last.fold_until is not None and now < last.fold_until:
+                if store.hold_unsent(conn, last.id):
+                    msg_id = store.enqueue(
+                        conn, {**row, "status": "folded", "next_at": None, "folded_into": last.id}
+                    )
+                    numbers = store.carried_numbers(conn, last.id)
+                    store.set_text(conn, last.id, self._folded_ack(ticket, numbers))
+                    return msg_id
+                # a sender has the window's text already: this one opens the next window
+                row = {**row, "next_at": last.fold_until, "fold_until": last.fold_until + window}
+            else:
+                row = {**row, "fold_until": row["next_at"] + window}
+        cap = self.s.citizen_texts_per_day
+        if store.count_texts_to(conn, recipient, CITIZEN_PURPOSES, now - CAP_PERIOD) >= cap:
+            log.warning("SMS to %s over the daily cap: kept, not sent", mask_phone(recipient))
+            row = {
+                **row,
+                "status": "limited",
+                "next_at": None,
+                "fold_until": None,
+                "last_error": f"超出每个号码 24 小时 {cap} 条的上限，未发送",
+            }
+        return store.enqueue(conn, row)
+
+    def _folded_ack(self, ticket: Ticket, numbers: list[str]) -> str:
+        """One acknowledgement for several orders: the first numbers and how many in all."""
+        if len(numbers) == 1:
+            return self.render("ack", ticket)
+        shown = numbers[: self.s.ack_fold_max_numbers]
+        mn = ticket.language == "mn-Mong"
+        listed = (", " if mn else "、").join(shown)
+        if len(shown) < len(numbers):
+            listed += f" … ({len(numbers)})" if mn else f"等{len(numbers)}件"
+        return self.render(
+            "ack",
+            ticket,
+            template="ack_folded",
+            count=str(len(numbers)),
+            numbers=listed,
+            link=f"{self.public_url}/track",
+        )
 
     async def send_due(self, gateway: Gateway, limit: int = 50) -> int:
         """One pass of the sender: each recipient's oldest due message (so at most one per
@@ -354,14 +429,15 @@ class SmsService:
         gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
         async def one(msg: store.Outgoing) -> bool:
-            claimed = await self.db.write(
+            text = await self.db.write(
                 partial(store.claim, msg_id=msg.id, now=now, lease=SEND_LEASE)
             )
-            if not claimed:  # another sender took it
+            if text is None:  # another sender took it
                 return False
             async with gate:
                 try:
-                    await gateway.send(msg.id, msg.recipient, msg.text)
+                    # the text as claimed: acknowledgements folded in since it was read count
+                    await gateway.send(msg.id, msg.recipient, text)
                 except SendError as exc:
                     await self._failed(msg, exc, now)
                     return False
@@ -396,7 +472,9 @@ class SmsService:
             try:
                 while await self.send_due(gateway):
                     pass
-            except Exception:  # the database may be away for a moment; keep the sender alive
+            except DatabaseUnavailable:  # logged once per outage by the database
+                pass
+            except Exception:  # keep the sender alive whatever one pass met
                 log.exception("SMS sender pass failed")
             self.wake.clear()
             try:

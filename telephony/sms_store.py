@@ -10,7 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from telephony.tables import sms_blocklist, sms_inbox, sms_optout, sms_outbox
+from telephony.tables import (
+    sms_blocklist,
+    sms_inbox,
+    sms_optout,
+    sms_outbox,
+    sms_recipient_locks,
+    sms_webhook_seen,
+)
+from tickets.tables import tickets
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,8 @@ class Outgoing:
     sent_at: datetime | None
     delivered_at: datetime | None
     last_error: str | None
+    fold_until: datetime | None = None
+    folded_into: int | None = None
 
 
 def _outgoing(row: Any) -> Outgoing:
@@ -127,16 +137,96 @@ def update_outbox(conn: Connection, msg_id: int, values: dict[str, Any]) -> bool
     return conn.execute(stmt).rowcount == 1
 
 
-def claim(conn: Connection, msg_id: int, now: datetime, lease: timedelta) -> bool:
-    """Take a due message for sending (one sender wins, whatever the number of processes);
-    if the sender dies, the lease runs out and the message is due again."""
+def claim(conn: Connection, msg_id: int, now: datetime, lease: timedelta) -> str | None:
+    """Take a due message for sending (one sender wins, whatever the number of processes) and
+    return its text as it is now (acknowledgements folded into it until this moment included);
+    None if another sender has it. If the sender dies, the lease runs out and it is due again."""
     c = sms_outbox.c
     stmt = (
         sms_outbox.update()
         .where(c.id == msg_id, c.status.in_(UNSENT), c.next_at <= now)
         .values(status="sending", next_at=now + lease)
+        .returning(c.text)
+    )
+    return conn.execute(stmt).scalar()
+
+
+# -- a citizen's notices: folding and the daily cap ---------------------------------------------
+def lock_recipient(conn: Connection, phone: str, now: datetime) -> None:
+    """Hold this number's lock until the transaction ends (created on first use)."""
+    locks = sms_recipient_locks
+    touch = locks.update().where(locks.c.phone == phone).values(locked_at=now)
+    if conn.execute(touch).rowcount == 1:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(locks.insert().values(phone=phone, locked_at=now))
+    except IntegrityError:  # another writer created it first: wait for its lock
+        conn.execute(touch)
+
+
+def dedupe_taken(conn: Connection, dedupe: str) -> bool:
+    c = sms_outbox.c
+    return conn.execute(sa.select(c.id).where(c.dedupe == dedupe)).first() is not None
+
+
+def last_ack_carrier(conn: Connection, recipient: str) -> Outgoing | None:
+    """The latest acknowledgement to this number that is (or was) a text of its own."""
+    c = sms_outbox.c
+    row = conn.execute(
+        sa.select(sms_outbox)
+        .where(c.recipient == recipient, c.purpose == "ack", c.fold_until.is_not(None))
+        .order_by(c.id.desc())
+        .limit(1)
+    ).first()
+    return _outgoing(row) if row else None
+
+
+def hold_unsent(conn: Connection, msg_id: int) -> bool:
+    """Lock a message that no sender has taken yet (False: one has, or it is done): a sender's
+    claim then waits for this transaction and reads the text it leaves."""
+    c = sms_outbox.c
+    stmt = (
+        sms_outbox.update()
+        .where(c.id == msg_id, c.status.in_(("queued", "kept")))
+        .values(status=c.status)
     )
     return conn.execute(stmt).rowcount == 1
+
+
+def carried_numbers(conn: Connection, carrier_id: int) -> list[str]:
+    """The order numbers a carrier acknowledges: its own, then those folded into it."""
+    c = sms_outbox.c
+    stmt = (
+        sa.select(tickets.c.number)
+        .select_from(sms_outbox.join(tickets, tickets.c.id == c.ticket_id))
+        .where(sa.or_(c.id == carrier_id, c.folded_into == carrier_id))
+        .order_by(c.id)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def set_text(conn: Connection, msg_id: int, text: str) -> None:
+    conn.execute(sms_outbox.update().where(sms_outbox.c.id == msg_id).values(text=text))
+
+
+def count_texts_to(
+    conn: Connection, recipient: str, purposes: frozenset[str], since: datetime
+) -> int:
+    """Texts of these purposes to a number written since `since` (folded and limited ones
+    are no texts)."""
+    c = sms_outbox.c
+    stmt = (
+        sa.select(sa.func.count())
+        .select_from(sms_outbox)
+        .where(
+            c.recipient == recipient,
+            c.created_at >= since,
+            c.purpose.in_(purposes),
+            c.status.not_in(("folded", "limited")),
+        )
+    )
+    return int(conn.execute(stmt).scalar_one())
 
 
 def report_delivery(conn: Connection, msg_id: int, values: dict[str, Any]) -> bool:
@@ -219,5 +309,53 @@ def is_opted_out(conn: Connection, phone: str) -> bool:
     )
 
 
+# -- webhook signatures ------------------------------------------------------------------------
+def remember_signature(
+    conn: Connection, signature: str, now: datetime, forget_before: datetime
+) -> bool:
+    """False when this signature was taken before (a replay); drops the ones too old to matter."""
+    conn.execute(sms_webhook_seen.delete().where(sms_webhook_seen.c.seen_at < forget_before))
+    try:
+        with conn.begin_nested():
+            conn.execute(sms_webhook_seen.insert().values(signature=signature, seen_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_signature(conn: Connection, signature: str) -> None:
+    conn.execute(sms_webhook_seen.delete().where(sms_webhook_seen.c.signature == signature))
+
+
 def hour_ago(now: datetime) -> datetime:
     return now - timedelta(hours=1)
+
+
+# -- retention ----------------------------------------------------------------------------------
+def _old_inbox(before: datetime, column: Any, mark: str) -> Any:
+    c = sms_inbox.c
+    return sa.and_(c.received_at < before, c.handled_as != "pending", column != mark)
+
+
+def _old_outbox(before: datetime, column: Any, mark: str) -> Any:
+    c = sms_outbox.c
+    return sa.and_(c.created_at < before, c.status.not_in(UNSENT), column != mark)
+
+
+def redact_old_messages(
+    conn: Connection, before: datetime, mark: str, *, numbers: bool, dry_run: bool
+) -> int:
+    """Messages (received, or sent and finished with) older than `before`: their bodies, or
+    with `numbers` their senders and recipients, replaced by `mark`. Returns how many."""
+    targets = (
+        (sms_inbox, sms_inbox.c.sender if numbers else sms_inbox.c.text, _old_inbox),
+        (sms_outbox, sms_outbox.c.recipient if numbers else sms_outbox.c.text, _old_outbox),
+    )
+    n = 0
+    for table, column, old in targets:
+        where = old(before, column, mark)
+        if dry_run:
+            n += int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
+        else:
+            n += int(conn.execute(table.update().where(where).values({column.name: mark})).rowcount)
+    return n

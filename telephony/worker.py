@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections import defaultdict, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,39 @@ from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
 from telephony.protocol import Link, LinkError, connect
+from telephony.room import Browsers, ControlError
 from telephony.sip import Leg, SipConfig, SipError, SipStack
+from telephony.webrtc import MediaThread
 
 log = logging.getLogger("telephony.worker")
 
 ENV_SETTINGS = "HOTLINE_SIP_SETTINGS"
 ENV_TOKEN = "HOTLINE_SIP_TOKEN"
 IDLE_WAIT_MS = 100  # an outbound call ordered by the centre may start this much later
+STOP_GRACE_S = 3.0  # at shutdown, dialogues get this long to close their browser peers
+REPORT_EVERY_S = 10.0  # refused INVITEs are logged in one summary per this long, not one by one
+REPORT_LINES = 5  # the most frequent kinds of refusal each summary names
+
+
+class InviteRate:
+    """INVITEs per source address in one-second windows, at O(1) per INVITE. An address that
+    sent more than `limit` in this second or the one before is flooding: what it sends while
+    refused counts too, so it stays refused until it keeps under the limit for a second."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._second = 0
+        self._now: dict[str, int] = {}
+        self._before: dict[str, int] = {}
+
+    def flooding(self, address: str, now: float) -> bool:
+        second = int(now)
+        if second != self._second:
+            self._before = self._now if second == self._second + 1 else {}
+            self._now = {}
+            self._second = second
+        n = self._now[address] = self._now.get(address, 0) + 1
+        return n > self.limit or self._before.get(address, 0) > self.limit
 
 
 class Worker:
@@ -47,41 +73,63 @@ class Worker:
             ),
             self,
         )
+        self.browsers: Browsers | None = None
+        if settings.webrtc.enabled:
+            # aiortc runs on a thread of its own: this loop blocks in pjsip's select()
+            self.browsers = Browsers(settings.webrtc, MediaThread(), self.stack)
         self.link: Link | None = None
         self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
-        self._invites: dict[str, deque[float]] = defaultdict(deque)
+        self._rate = InviteRate(settings.max_invites_per_s)
+        self._refused: Counter[str] = Counter()  # refusals since the last report, by kind
+        self._report_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- LegHandler (called while pumping, on the loop's thread) -------------------------------
-    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
+    def screen(self, dialled: str, source: str) -> int:
+        """Every new INVITE, before pjsua opens sockets for it: what is refused here costs
+        next to nothing (no sockets, no log line of its own), so a flood cannot take the
+        worker down, nor keep other callers waiting."""
         s = self.settings
+        address = source.rsplit(":", 1)[0]
+        if self._rate.flooding(address, time.monotonic()):
+            return self._refuse(503, f"INVITE flood from {address} (over {s.max_invites_per_s}/s)")
         if s.numbers and dialled not in s.numbers:
-            log.info("refused a call to unknown number %r (404)", dialled)
-            return 404
-        if self._flooding(source.rsplit(":", 1)[0]):
-            log.warning("INVITE flood from %s: 503", source.rsplit(":", 1)[0])
-            return 503
+            return self._refuse(404, f"calls to unknown numbers from {address}")
         if self.link is None or self.link.closed.is_set():
             return 503  # no call centre: a proxy in front tries another worker
-        callers = sum(1 for x in self.stack.legs.values() if not x.outbound and x is not leg)
-        if callers >= self.settings.callers_per_worker:
+        callers = sum(1 for x in self.stack.legs.values() if not x.outbound)
+        if callers >= s.callers_per_worker:
             # keep call slots for the agents' legs these callers will need (486: Kamailio
             # tries the next worker)
             return 486
+        return 0
+
+    def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
+        """An INVITE screen() let in, now with its sockets: the caller's dialogue starts."""
+        if self.link is None or self.link.closed.is_set():
+            return 503
         session = self._session(leg)
         self._spawn(session.run_inbound())
         return 200
 
-    def _flooding(self, source: str) -> bool:
-        now = time.monotonic()
-        window = self._invites[source]
-        while window and window[0] < now - 1.0:
-            window.popleft()
-        window.append(now)
-        if len(self._invites) > 10_000:  # forget idle sources
-            for key in [k for k, v in self._invites.items() if not v]:
-                del self._invites[key]
-        return len(window) > self.settings.max_invites_per_s
+    def _refuse(self, code: int, kind: str) -> int:
+        self._refused[kind] += 1
+        if time.monotonic() >= self._report_at:
+            self._report()
+        return code
+
+    def _report(self) -> None:
+        """Log the refusals since the last report: the first one at once, then a summary at
+        most every REPORT_EVERY_S (a line per refused INVITE would be a flood of its own)."""
+        if self._refused:
+            top = self._refused.most_common(REPORT_LINES)
+            for kind, n in top:
+                log.warning("%s: %d INVITE(s) refused", kind, n)
+            rest = len(self._refused) - len(top)
+            if rest:
+                log.warning("and %d more kinds of refused INVITEs (other addresses)", rest)
+            self._refused.clear()
+        self._report_at = time.monotonic() + REPORT_EVERY_S
 
     def on_confirmed(self, leg: Leg) -> None:
         self._maybe_up(leg)
@@ -98,9 +146,8 @@ class Worker:
         if session is not None:
             session.media_up.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_up.set()
+        if leg.owner is not None:  # a room's party, or a call-back's second leg
+            leg.owner.leg_up(leg)
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         session = self.sessions.get(leg.id)
@@ -112,10 +159,8 @@ class Worker:
         if session is not None:
             session.hungup.set()
             return
-        owner = leg.owner
-        if owner is not None and owner.agent_leg is leg:
-            owner.agent_gone.set()
-            owner.agent_leg = None
+        if leg.owner is not None:
+            leg.owner.leg_gone(leg)
 
     def _session(self, leg: Leg) -> Session:
         session = Session(
@@ -125,6 +170,7 @@ class Worker:
             media=self.media,
             dialer=self.stack,
             worker=self.index,
+            browsers=self.browsers,
         )
         self.sessions[leg.id] = session
         return session
@@ -146,11 +192,41 @@ class Worker:
                 raise KeyError("no such call")
             session.commands.put_nowait({"op": op, **args})
             return {}
+        if op in ("answer", "control"):
+            return await self._room_command(op, args)
         if op == "originate":
             return self._originate(args)
+        if op == "stats":
+            t = os.times()
+            return {
+                "pid": os.getpid(),
+                "cpu_s": round(t.user + t.system, 3),
+                "calls": len(self.stack.legs),
+                "ports": len(self.stack.ports),
+                "peers": [
+                    {"call": call, **st}
+                    for call, sn in self.sessions.items()
+                    if sn.room is not None
+                    for st in sn.room.stats()
+                ],
+            }
         if op == "ping":
             return {"calls": len(self.stack.legs), "pid": os.getpid()}
         raise ValueError(f"unknown op {op!r}")
+
+    async def _room_command(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """An agent's answer (a browser's SDP offer) or control of a call in this worker."""
+        session = self.sessions.get(str(args.get("call")))
+        room = session.room if session is not None else None
+        agent = str(args.get("agent", ""))
+        try:
+            if room is None:
+                raise ControlError("通话已结束")
+            if op == "answer":
+                return {"sdp": await room.answer(agent, str(args["sdp"]))}
+            return room.control(agent, str(args["action"]), dict(args.get("args") or {}))
+        except ControlError as exc:
+            return {"error": str(exc)}
 
     def _originate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Outbound calls only come from the centre, which takes the number from a work order."""
@@ -196,12 +272,23 @@ class Worker:
         try:
             while not stop.is_set() and not self.link.closed.is_set():
                 self.stack.pump(busy_ms if self.stack.legs else IDLE_WAIT_MS)
-                self.stack.collect_garbage()
+                self.stack.collect_garbage()  # browser agents' retired media ports
+                if self._refused and time.monotonic() >= self._report_at:
+                    self._report()
                 await asyncio.sleep(0)
         finally:
+            self._report()
             for session in list(self.sessions.values()):
                 session.hungup.set()
+            # dialogues end first (rooms close browser peers and their ports) with SIP pumped
+            deadline = time.monotonic() + STOP_GRACE_S
+            while self._tasks and time.monotonic() < deadline:
+                self.stack.pump(5)
+                self.stack.collect_garbage()
+                await asyncio.sleep(0.01)
             self.stack.shutdown()
+            if self.browsers is not None:
+                self.browsers.media.stop()
             for task in list(self._tasks):
                 task.cancel()
             await self.link.close()

@@ -4,6 +4,7 @@ and an API client that logs in as each role."""
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from argon2 import PasswordHasher
 from hotline.app import load_routing, make_app
 from hotline.config import Settings, load_settings
 from hotline.db import open_database
+from tests.search_fixtures import analyzer, es_node, search  # noqa: F401 - shared fixtures
 from tickets.db import Database
 from tickets.model import Role
 
@@ -34,6 +36,38 @@ def pg_server() -> Iterator[Any]:
     server = PostgresServer()
     server.start()
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One real Redis for the whole run (make test installs it; never skipped)."""
+    from tests.redisserver import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def keycloak(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One real Keycloak for the whole run, with the test realm (tests/kcserver.py: the
+    distribution from Maven Central, built and seeded once into a cache; never skipped)."""
+    from tests.kcserver import KeycloakServer
+
+    server = KeycloakServer()
+    try:
+        server.start()
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"keycloak: ready at {server.base} (cache preparation {server.prepare_s:.0f} s, "
+                f"start {server.start_s:.0f} s)"
+            )
         yield server
     finally:
         server.stop()
@@ -59,6 +93,14 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hotline.db'}"
 
 
+# every test client is 127.0.0.1: per-address limits off unless a test is about them
+UNLIMITED = {
+    "HOTLINE__SECURITY__INTAKE_PER_HOUR": "100000",
+    "HOTLINE__SECURITY__LOOKUPS_PER_MINUTE": "10000",
+    "HOTLINE__SECURITY__LOGIN_ADDRESS_FAILURES": "10000",
+}
+
+
 def make_settings(db_url: str, **env: str) -> Settings:
     # background triage would race the lifecycle tests' own dispatching: on where tested
     # SIP workers only where a test asks for them (tests/test_telephony*.py)
@@ -66,6 +108,11 @@ def make_settings(db_url: str, **env: str) -> Settings:
         "HOTLINE__DATABASE__URL": db_url,
         "HOTLINE__TRIAGE__ENABLED": "false",
         "HOTLINE__TELEPHONY__ENABLED": "false",
+        # near-duplicate detection adds audit events of its own to orders: on where tested
+        "HOTLINE__SIMILAR__ENABLED": "false",
+        # the embedded search index of this test's own (never the repository's var/)
+        "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(prefix="hotline-search-")) / "s.db"),
+        **UNLIMITED,
         **env,
     }
     return load_settings(REPO / "config.toml", environ=environ)

@@ -184,6 +184,24 @@ class PostgresServer:
             self._tmp = None
             self._port = None
 
+    def pause(self) -> None:
+        """An outage: stop the server (fast shutdown, as a crash or a restart looks to its
+        clients) but keep its data and port, so `resume()` brings the same database back."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("PostgresServer is not running")
+        self._shutdown(proc)
+
+    def resume(self) -> None:
+        """The end of the outage: start the paused server again on the same port and data."""
+        if self._proc is not None or self._port is None:
+            raise RuntimeError("PostgresServer is not paused")
+        proc = self._spawn(self._port)
+        self._proc = proc
+        if not self._wait_ready(proc):
+            self._proc = None
+            raise RuntimeError(f"postgres did not come back:\n{self._log_tail()}")
+
     def create_database(self, name: str) -> str:
         """Create database `name`; returns its SQLAlchemy URL."""
         self.psql(f"CREATE DATABASE {_quote_ident(name)}")

@@ -576,15 +576,13 @@ async def test_create_ticket_by_wrong_role_is_403(api: Any, snapshot: Snapshot, 
     assert await snapshot() == before
 
 
-async def test_other_departments_order_is_403_and_not_listed(api: Any, snapshot: Snapshot) -> None:
+async def test_other_departments_order_is_404_and_not_listed(api: Any, snapshot: Snapshot) -> None:
     t = await dispatched_order(api)  # to 150100-housing
     ecology: Api = await api("ecology")
     before = await snapshot()
     for path in (f"/tickets/{t['id']}", f"/tickets/by-number/{t['number']}"):
-        assert_error(await send(ecology, "GET", path), 403, "department_forbidden")
-    assert_error(
-        await send(ecology, "GET", f"/tickets/{t['id']}/events"), 403, "department_forbidden"
-    )
+        assert_error(await send(ecology, "GET", path), 404, "not_found")
+    assert_error(await send(ecology, "GET", f"/tickets/{t['id']}/events"), 404, "not_found")
     for action, body in [
         ("sign", {}),
         ("return", {"reason": "不是我们的"}),
@@ -594,7 +592,7 @@ async def test_other_departments_order_is_403_and_not_listed(api: Any, snapshot:
         reply = await send(
             ecology, "POST", f"/tickets/{t['id']}/{action}", {"version": t["version"], **body}
         )
-        assert_error(reply, 403, "department_forbidden")
+        assert_error(reply, 404, "not_found")
     listing = await ecology.get("/tickets")
     assert listing["total"] == 0
     assert listing["items"] == []
@@ -605,7 +603,7 @@ async def test_other_departments_order_is_403_and_not_listed(api: Any, snapshot:
     before = await snapshot()
     housing: Api = await api("housing")
     reply = await send(housing, "POST", f"/tickets/{fresh['id']}/sign", {"version": 1})
-    assert_error(reply, 403, "department_forbidden")
+    assert_error(reply, 404, "not_found")
     assert await snapshot() == before
 
 

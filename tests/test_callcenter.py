@@ -154,6 +154,8 @@ async def test_call_answered_by_agent_emits_cti_events_in_order_and_records_it(r
     await asyncio.wait_for(rig.worker.got_command.wait(), 5)
     op, args = rig.worker.commands[0]
     assert (op, args["agent"], args["uri"]) == ("connect", "agent1", "sip:agent1@127.0.0.1:5090")
+    # the worker's room rings the agent's phone and says so
+    await rig.notify("ringing", call="c1", agent="agent1", path="lang:mn>menu:2>queue")
     rig.clock.advance(4)
     await rig.notify("answered", call="c1", agent="agent1", recording="/r/c1.wav")
     rig.clock.advance(60)
@@ -165,9 +167,11 @@ async def test_call_answered_by_agent_emits_cti_events_in_order_and_records_it(r
         ("call.offered", None, None),
         ("call.queued", None, "complaint"),
         ("agent.state", "agent1", "ringing"),
+        ("call.ringing", "agent1", "complaint"),  # the screen pop for the console
         ("call.answered", "agent1", None),
         ("agent.state", "agent1", "talking"),
         ("agent.state", "agent1", "wrapup"),
+        ("call.state", "agent1", None),  # the agent's console: this call is over for you
         ("call.ended", None, "answered"),
     ]
     (rec,) = await c.list_calls(caller="13800000001")

@@ -184,7 +184,7 @@ async def test_service_twenty_concurrent_dispatches_one_winner(
     assert [(a.department, a.state.value) for a in winner.assignments] == [
         (winner.assignments[0].department, "pending")
     ]
-    fresh = await service.get(actors[0], t.id)
+    fresh = await service.get(actors[0], t.id, with_clocks=True)
     assert fresh == winner
     assert count_events(database, t.id, "dispatch") == 1
     dispatches = [e for e in publisher(service).published if e.action == "dispatch"]

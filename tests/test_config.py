@@ -87,6 +87,86 @@ def test_env_override_is_typed(env: dict[str, str], path: str, expected: Any) ->
     assert type(value) is type(expected)
 
 
+def _text_settings(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every setting whose declared type is text (str, str | None, Literal of strings)."""
+    from hotline.config import _is_text, _strip_annotated
+
+    out: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        tp = _strip_annotated(field.annotation)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            out += _text_settings(tp, (*prefix, name))
+        elif _is_text(tp):
+            out.append((*prefix, name))
+    return out
+
+
+TEXT_SETTINGS = [p for p in _text_settings(Settings) if p != ("base_dir",)]
+
+
+def test_text_settings_are_found() -> None:
+    assert ("sms", "sender") in TEXT_SETTINGS
+    assert ("sms", "password") in TEXT_SETTINGS
+    assert ("server", "host") in TEXT_SETTINGS
+    assert ("server", "port") not in TEXT_SETTINGS
+
+
+@pytest.mark.parametrize("path", TEXT_SETTINGS, ids=".".join)
+def test_env_override_of_digits_stays_text_for_every_text_setting(path: tuple[str, ...]) -> None:
+    """HOTLINE__SMS__SENDER=12345 is the text "12345", never the TOML integer 12345."""
+    name = "HOTLINE__" + "__".join(p.upper() for p in path)
+    try:
+        s = load_settings(DEFAULT_CONFIG, environ={name: "12345"})
+    except ConfigError as exc:
+        # a setting with its own rule (a URL, a time of day, a level) may refuse digits, but
+        # with its own message, never "not a string"
+        assert "valid string" not in str(exc), str(exc)
+        assert name in str(exc)
+        return
+    value: Any = s
+    for part in path:
+        value = getattr(value, part)
+    assert value == "12345"
+
+
+@pytest.mark.parametrize(
+    ("env", "path", "expected"),
+    [
+        ({"SMS__SUPERVISOR_PHONES": "[13800000000]"}, "sms.supervisor_phones", ["13800000000"]),
+        ({"TELEPHONY__NUMBERS": '[12345, "96345"]'}, "telephony.numbers", ["12345", "96345"]),
+        (
+            {"ROUTING__CONTACTS__150100-HOUSING": "13800000000"},
+            "routing.contacts",
+            {"150100-housing": "13800000000"},
+        ),
+        ({"SMS__PASSWORD": "0012"}, "sms.password", "0012"),
+        ({"SMS__QUIET_FROM": '"00:00"'}, "sms.quiet_from", "00:00"),  # a quoted TOML string
+    ],
+)
+def test_env_override_of_digits_in_lists_and_tables_stays_text(
+    env: dict[str, str], path: str, expected: Any
+) -> None:
+    value: Any = load(**env)
+    for part in path.split("."):
+        value = getattr(value, part)
+    assert value == expected
+
+
+def test_sso_settings_for_a_provider() -> None:
+    s = load(
+        SSO__ISSUER="https://id.example.gov.cn/realms/hotline/",
+        SSO__CLIENT_ID="hotline",
+        SSO__CLIENT_SECRET="0123",
+        SSO__LOCAL_LOGIN="admins",
+        SSO__ROLES__HOTLINE_DEPT_STAFF="department",
+    )
+    assert s.sso.enabled and s.sso.issuer == "https://id.example.gov.cn/realms/hotline"
+    assert s.sso.client_secret == "0123"  # digits stay text
+    assert s.sso.roles["hotline_dept_staff"] == "department"
+    assert not load().sso.enabled
+    assert load(SSO__ISSUER="http://127.0.0.1:8180/realms/h", SSO__CLIENT_ID="h").sso.enabled
+
+
 def test_env_overrides_the_file(tmp_path: Path) -> None:
     cfg = tmp_path / "site.toml"
     cfg.write_text("[server]\nport = 9000\n", encoding="utf-8")
@@ -128,6 +208,19 @@ def test_other_environment_variables_are_ignored() -> None:
         ({"SLA__WARN_RATIO": "1.5"}, "sla.warn_ratio"),
         ({"SLA__REPLY_WORKING_DAYS__CONSULT": "0"}, "sla.reply_working_days"),
         ({"SLA__REPLY_WORKING_DAYS__BOGUS": "3"}, "sla.reply_working_days"),
+        ({"SECURITY__SESSION_IDLE_MINUTES": "0"}, "security.session_idle_minutes"),
+        # an identity provider over plain http (only loopback may), or half configured
+        ({"SSO__ISSUER": "http://id.example.org/realms/h", "SSO__CLIENT_ID": "h"}, "sso.issuer"),
+        ({"SSO__ISSUER": "ftp://id.example.org/realms/h", "SSO__CLIENT_ID": "h"}, "sso.issuer"),
+        ({"SSO__ISSUER": "https://id.example.org/realms/h"}, "client_id"),
+        (
+            {"SSO__ISSUER": "https://id.example.org/r", "SSO__CLIENT_ID": "h", "SSO__SCOPES": "[]"},
+            "openid",
+        ),
+        # passwords restricted without an identity provider: nobody could log in
+        ({"SSO__LOCAL_LOGIN": "admins"}, "local_login"),
+        ({"SSO__LOCAL_LOGIN": "some"}, "sso.local_login"),
+        ({"SSO__ROLES__BOSS": "root"}, "sso.roles"),
     ],
 )
 def test_wrong_env_value_raises_config_error_naming_key(env: dict[str, str], key: str) -> None:

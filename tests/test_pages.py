@@ -6,18 +6,25 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from yarl import URL
 
 from agent_ui import i18n
-from tests.conftest import PASSWORD
+from agent_ui.pages import MONGOLIAN_FONT_CSS
+from hotline.app import make_app
+from hotline.db import open_database
+from tests.conftest import PASSWORD, make_settings
 from tickets.model import STATUS_LABELS, Kind, Status
 
 PHONE = "13812345678"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 # -- a small browser ---------------------------------------------------------------------------
@@ -247,7 +254,12 @@ async def test_pages_every_action_form_carries_version_and_csrf(browser: Any) ->
     number = await citizen_submits(await browser())
     for user in ("dispatcher", "supervisor"):
         page = await open_ticket(await browser(user), number)
-        forms = [f for f in page.forms if re.fullmatch(r"/staff/tickets/\d+/\w+", f.action)]
+        forms = [
+            f
+            for f in page.forms
+            if re.fullmatch(r"/staff/tickets/\d+/\w+", f.action)
+            and not f.action.endswith("/attachments")  # adding a file needs no version
+        ]
         assert {f.action.rsplit("/", 1)[1] for f in forms} >= {"dispatch", "answer", "edit"}
         for f in forms:
             assert f.method == "post"
@@ -263,15 +275,16 @@ async def test_pages_extension_datetime_local_is_shanghai_time(browser: Any, api
     housing = await browser("housing")
     page = await open_ticket(housing, number)
     page = await housing.submit(page, "act-sign")
+    day = (datetime.now(SHANGHAI) + timedelta(days=60)).strftime("%Y-%m-%d")
     page = await housing.submit(
-        page, "act-request_extension", until="2031-01-02T09:30", reason="需协调多个部门"
+        page, "act-request_extension", until=f"{day}T09:30", reason="需协调多个部门"
     )
-    assert "申请延期至 2031-01-02 09:30" in page.text
+    assert f"申请延期至 {day} 09:30" in page.text
     page = await dispatcher.get(page.url.path)
     page = await dispatcher.submit(page, "act-approve_extension", reason="同意")
     detail = await (await api("dispatcher")).get(page.url.path.replace("/staff", ""))
-    assert detail["reply_due"] == "2031-01-02T09:30:00+08:00"
-    assert "2031-01-02 09:30" in page.element("assignments") or "2031-01-02 09:30" in page.text
+    assert detail["reply_due"] == f"{day}T09:30:00+08:00"
+    assert f"{day} 09:30" in page.element("assignments") or f"{day} 09:30" in page.text
 
 
 # -- citizens ----------------------------------------------------------------------------------
@@ -287,11 +300,12 @@ async def test_pages_mongolian_portal_is_vertical_and_remembered(browser: Any, a
     assert page.form("/").value("lang") == "mn-Mong"
 
     css = (await citizen.get("/static/site.css")).text
-    rule = re.search(r'html\[lang="mn-Mong"\] main \{([^}]*)\}', css)
-    assert rule, "no vertical-writing rule for Mongolian"
+    rule = re.search(r'html\[lang="mn-Mong"\] :where\(main h1,[^{]*\{([^}]*)\}', css)
+    assert rule, "no vertical-writing rule for Mongolian text"
     assert "writing-mode: vertical-lr" in rule.group(1)
     assert "text-orientation: mixed" in rule.group(1)
-    assert '"Mongolian Baiti", "Noto Sans Mongolian", "Menksoft Qagan"' in css
+    assert '"Noto Sans Mongolian", "Mongolian Baiti", "Menksoft Qagan"' in css
+    assert f'href="{MONGOLIAN_FONT_CSS}"' in page.text  # the web font, from npm
 
     page = await citizen.submit(page, "/", status=422, content="")  # the error in Mongolian
     assert page.status == 422 and page.element("form-error") == i18n.text("err_content", "mn-Mong")
@@ -301,6 +315,23 @@ async def test_pages_mongolian_portal_is_vertical_and_remembered(browser: Any, a
 
     page = await citizen.get("/?lang=zh-Hans")
     assert '<html lang="zh-Hans">' in page.text
+
+
+async def test_pages_without_the_npm_packages_pages_work_without_the_web_font(
+    sqlite_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    settings = make_settings(sqlite_url, HOTLINE__SERVER__ASSETS_DIR=str(tmp_path / "absent"))
+    db = open_database(settings)
+    try:
+        client = await aiohttp_client(make_app(settings, db))
+        resp = await client.get("/?lang=mn-Mong")
+        assert resp.status == 200
+        page = await resp.text()
+        assert i18n.text("submit_title", "mn-Mong") in page
+        assert "/static/vendor/" not in page  # no link the browser would report as a 404
+        assert (await client.get(MONGOLIAN_FONT_CSS)).status == 404
+    finally:
+        db.close()
 
 
 async def test_pages_citizen_errors_keep_the_form_values(browser: Any) -> None:
@@ -338,6 +369,31 @@ async def test_pages_citizen_cannot_rate_before_the_answer(browser: Any) -> None
     data = {"number": number, "phone": PHONE, "satisfaction": "satisfied"}
     page = await citizen.post("/track/rate", data, status=409)
     assert page.element("form-error") == i18n.text("err_cannot_rate", "zh-Hans")
+
+
+async def test_pages_merged_duplicate_follows_later_merges_of_its_main_order(
+    browser: Any, api: Any
+) -> None:
+    citizen = await browser()
+    dup = await citizen_submits(citizen, phone="13900001234")
+    middle = await citizen_submits(citizen, phone="13900005678", name="赵六")
+    main = await citizen_submits(citizen, phone="13900009999", name="钱七")
+    agent = await api("agent")
+    for duplicate, into in ((dup, middle), (middle, main)):
+        await agent.act(await agent.get("/tickets/by-number/" + duplicate), "merge", master=into)
+
+    view = await (await api()).get(f"/requests/{dup}", phone="13900001234")
+    assert (view["status"], view["merged_into"]["number"]) == ("merged", main)
+    assert view["merged_into"]["status"] == "new" and view["merged_into"]["answer"] is None
+    page = await citizen.post("/track", {"number": dup, "phone": "13900001234"})
+    assert page.element("merged-number") == main
+    assert page.element("main-status-label") == "已受理"
+    for private in ("赵六", "钱七", "13900005678", "13900009999"):
+        assert private not in page.text
+    data = {"number": dup, "phone": "13900001234", "satisfaction": "satisfied"}
+    page = await citizen.post("/track/rate", data, status=409)
+    assert page.element("form-error") == i18n.text("err_cannot_rate", "zh-Hans")
+    assert page.element("merged-number") == main
 
 
 # -- staff: security ---------------------------------------------------------------------------
@@ -392,7 +448,9 @@ async def test_pages_post_without_or_with_wrong_csrf_is_403_and_changes_nothing(
     await dispatcher.get("/staff/tickets", status=303, follow=False)
 
 
-async def test_pages_stale_version_is_409_on_the_page(browser: Any) -> None:
+async def test_pages_stale_version_is_409_on_the_page_and_shows_what_changed(browser: Any) -> None:
+    """After a 409 the form keeps the version the person saw: one more click must not override
+    the colleague's change unseen; they confirm against the new state."""
     number = await citizen_submits(await browser())
     dispatcher = await browser("dispatcher")
     stale = await open_ticket(dispatcher, number)
@@ -401,17 +459,32 @@ async def test_pages_stale_version_is_409_on_the_page(browser: Any) -> None:
     page = await dispatcher.submit(
         stale, "act-dispatch", status=409, lead="150100-housing", note="旧页面上的派单"
     )
-    assert page.element("form-error") == "工单已被他人修改，请刷新后重试"
+    assert "已被他人修改" in page.element("form-error")
+    changes = page.text.split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert "供暖不达标（已核实）" in changes  # what the colleague changed
     assert page.element("status-label") == "已受理"
-    assert page.form("act-dispatch").value("version") == "2"  # the fresh order
-    assert page.form("act-dispatch").value("note") == "旧页面上的派单"  # what was typed is kept
+    form = page.form("act-dispatch")
+    assert form.value("version") == "1"  # still the version the person saw
+    assert form.value("confirm_version") == "2"
+    assert form.value("note") == "旧页面上的派单"  # what was typed is kept
+    # the same click again, without confirming: still refused, nothing overridden
+    again = await dispatcher.submit(page, "act-dispatch", status=409, lead="150100-housing")
+    assert again.element("status-label") == "已受理"
+    # confirmed against the new state: done
+    done = await dispatcher.submit(page, "act-dispatch", lead="150100-housing", confirm="1")
+    assert done.element("status-label") == "已派单"
 
 
 async def test_pages_department_sees_only_its_own_orders(browser: Any) -> None:
     number = await citizen_submits(await browser(), confidential="1")
     dispatcher = await browser("dispatcher")
     page = await open_ticket(dispatcher, number)
-    assert PHONE in page.element("caller")
+    # a confidential caller is masked for the centre too, until revealed with a reason
+    assert PHONE not in page.text and "138****5678" in page.element("caller")
+    shown = await dispatcher.submit(page, "reveal-form", reason="回拨市民核实诉求")
+    assert PHONE in shown.element("caller") and "本次查看已记录" in shown.text
+    refused = await dispatcher.submit(page, "reveal-form", status=422, reason=" ")
+    assert PHONE not in refused.text
     page = await dispatcher.submit(page, "act-dispatch", lead="150100-housing")
     path = page.url.path
 
@@ -423,11 +496,11 @@ async def test_pages_department_sees_only_its_own_orders(browser: Any) -> None:
     assert "150102-housing" in forward and "150200-ecology" not in forward
 
     ecology = await browser("ecology")
-    page = await ecology.get(path, status=403)
-    assert page.element("form-error") == "该工单未派给本单位，无权查看或办理"
+    page = await ecology.get(path, status=404)  # reads as an order that does not exist
+    assert page.element("form-error") == "工单不存在"
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf
-    await ecology.post(path + "/sign", {"version": "2", "csrf_token": csrf.group(1)}, status=403)
+    await ecology.post(path + "/sign", {"version": "2", "csrf_token": csrf.group(1)}, status=404)
     assert number not in (await ecology.get("/staff/tickets")).text
     assert number in (await housing.get("/staff/tickets")).text
     await ecology.get("/staff/tickets/new", status=403)

@@ -1,26 +1,32 @@
 """SMS through a real gateway: Kannel (bearerbox + smsbox) with its fake SMSC in front of the
-real `hotline serve`. A Chinese message becomes an order and the acknowledgement with its
+real `hotline serve`, on the configuration `hotline telephony kannel-config` writes (the gateway
+token in its get-url). A Chinese message becomes an order and the acknowledgement with its
 number reaches the phone; the 回访 survey closes the loop; with Kannel stopped while notices are
-due, every message arrives exactly once after it is back."""
+due, every message arrives exactly once after it is back; acknowledgements to one phone are
+folded into one text per window."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telephony.kannel import mo_url
-from telephony.kannel_run import KannelPorts, KannelProcess, start_kannel
-from tests.hotline_server import Server, StaffClient
+from telephony.kannel_run import KannelPorts, KannelProcess
+from tests.hotline_server import HOTLINE, Server, StaffClient
 from tests.sms.fakesmsc import FakeSmsc, Sms
 from tests.test_telephony_sip import add_user
+from tests.waiting import wait_until_sync
 
 SERVICE = "12345"
 PASSWORD = "test-password-1"
 WAIT_S = 60.0
+GATEWAY_TOKEN = "kannel-test-token-0001"  # Kannel proves itself with it (backend = "kannel")
 
 
 @dataclass
@@ -40,45 +46,77 @@ class Gateway:
         return list(body["items"])
 
 
+def kannel_config(out: Path, env: dict[str, str], ports: KannelPorts, platform: str) -> Path:
+    """`hotline telephony kannel-config` with the platform's settings; the path it wrote."""
+    assert ports.fake_smsc is not None
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+    environ.update(env)
+    done = subprocess.run(
+        [
+            str(HOTLINE),
+            "telephony",
+            "kannel-config",
+            "--out",
+            str(out),
+            "--platform-url",
+            platform,
+            "--fake-smsc-port",
+            str(ports.fake_smsc),
+            "--admin-port",
+            str(ports.admin),
+            "--box-port",
+            str(ports.box),
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    conf = Path(done.stdout.strip())
+    assert f"&token={GATEWAY_TOKEN}" in conf.read_text("utf-8")
+    return conf
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("sms")
     ports = KannelPorts.free()
     db_url = f"sqlite:///{tmp / 'hotline.db'}"
-    server = Server(
-        tmp,
-        db_url,
-        env={
-            "HOTLINE__TRIAGE__ENABLED": "false",
-            "HOTLINE__TELEPHONY__ENABLED": "false",
-            "HOTLINE__SERVER__PUBLIC_URL": "http://127.0.0.1:{http_port}",
-            "HOTLINE__SMS__BACKEND": "kannel",
-            "HOTLINE__SMS__SENDSMS_URL": f"http://127.0.0.1:{ports.sendsms}/cgi-bin/sendsms",
-            "HOTLINE__SMS__USERNAME": "hotline",
-            "HOTLINE__SMS__PASSWORD": "hotline-sms",
-            "HOTLINE__SMS__SENDER": f'"{SERVICE}"',
-            "HOTLINE__SMS__RETRY_BASE_S": "1",
-            "HOTLINE__SMS__RETRY_MAX_S": "2",
-            "HOTLINE__SMS__POLL_INTERVAL_S": "0.2",
-            # the tests run at any hour: no quiet hours
-            "HOTLINE__SMS__QUIET_FROM": '"00:00"',
-            "HOTLINE__SMS__QUIET_UNTIL": '"00:00"',
-        },
-    )
+    env = {
+        "HOTLINE__TRIAGE__ENABLED": "false",
+        "HOTLINE__TELEPHONY__ENABLED": "false",
+        "HOTLINE__SERVER__PUBLIC_URL": "http://127.0.0.1:{http_port}",
+        "HOTLINE__SMS__BACKEND": "kannel",
+        "HOTLINE__SMS__GATEWAY_TOKEN": GATEWAY_TOKEN,
+        "HOTLINE__SMS__SENDSMS_URL": f"http://127.0.0.1:{ports.sendsms}/cgi-bin/sendsms",
+        "HOTLINE__SMS__USERNAME": "hotline",
+        "HOTLINE__SMS__PASSWORD": "hotline-sms",
+        "HOTLINE__SMS__SENDER": f'"{SERVICE}"',
+        "HOTLINE__SMS__RETRY_BASE_S": "1",
+        "HOTLINE__SMS__RETRY_MAX_S": "2",
+        "HOTLINE__SMS__POLL_INTERVAL_S": "0.2",
+        # acknowledgements to one number: one text per 10 s (the folding test waits it out)
+        "HOTLINE__SMS__ACK_WINDOW_S": "10",
+        # the tests run at any hour: no quiet hours
+        "HOTLINE__SMS__QUIET_FROM": '"00:00"',
+        "HOTLINE__SMS__QUIET_UNTIL": '"00:00"',
+    }
+    server = Server(tmp, db_url, env=env)
     kannel: KannelProcess | None = None
     phone: FakeSmsc | None = None
     try:
         server.wait_ready()
         add_user(db_url, "agent1", "agent")
-        kannel = start_kannel(
-            tmp / "kannel",
-            ports=ports,
-            sms_url=mo_url(server.base),
-            sender=SERVICE,
-            log_level=1,
-            http_retry_delay_s=1,
-        )
+        # the operator's way: kannel.conf from the platform's own settings (token included)
         assert ports.fake_smsc is not None
+        conf = kannel_config(tmp / "kannel", env, ports, server.base)
+        kannel = KannelProcess(
+            conf, tmp / "kannel", ports, username="hotline", password="hotline-sms", log_level=1
+        )
+        kannel.start()
+        kannel.wait_listening(ports.fake_smsc)
         phone = FakeSmsc(ports.fake_smsc, tmp / "fakesmsc")
         phone.start(ready=kannel.smsc_online)
         yield Gateway(server, kannel, phone, StaffClient(server, "agent1", PASSWORD))
@@ -173,3 +211,26 @@ def test_notices_due_while_kannel_is_down_arrive_once_when_it_is_back(
     _, box = gateway.agent.get("/sms/outbox")
     states = {m["status"] for m in box["items"] if m["recipient"] in citizens}
     assert states <= {"sent", "delivered"}
+
+
+def test_web_orders_naming_one_phone_reach_it_in_one_text_per_window(gateway: Gateway) -> None:
+    """Issue 10 item 3 through the real gateway: five web submissions naming one phone (well
+    within the 10-second window) make at most two texts that carry all five numbers."""
+    citizen = "13800000320"
+    numbers = []
+    for i in range(5):
+        status, _, made = gateway.server.request(
+            "POST", "/api/v1/requests", {"content": f"第{i}件：路面塌陷", "phone": citizen}
+        )
+        assert status == 201, made
+        numbers.append(made["number"])
+
+    def every_number_arrived() -> list[str]:
+        texts = [m.text for m in gateway.phone.messages() if m.receiver == citizen]
+        return texts if all(any(n in t for t in texts) for n in numbers) else []
+
+    texts = wait_until_sync(every_number_arrived, timeout=WAIT_S)
+    assert len(texts) <= 2, texts
+    _, box = gateway.agent.get(f"/sms/outbox?recipient={citizen}")
+    assert len(box["items"]) == 5
+    assert sum(m["status"] == "folded" for m in box["items"]) >= 3

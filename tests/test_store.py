@@ -40,6 +40,7 @@ SCHEMA = {
     "sms_outbox",
     "sms_blocklist",
     "sms_optout",
+    "work_queue",
 }
 
 

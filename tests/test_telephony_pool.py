@@ -5,7 +5,9 @@ worker can hold (4) — none may fail — and surviving a worker's death."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from telephony.kamailio import KamailioProcess, start_kamailio
 from tests.hotline_server import Server, StaffClient
 from tests.ports import free_port, free_port_block
 from tests.sip.pcap import write_rtp_pcap
-from tests.sip.sipp import run_sipp
+from tests.sip.sipp import run_sipp, start_sipp
 from tests.test_telephony_sip import add_user
 
 WORKERS = 3
@@ -135,3 +137,78 @@ def test_a_dead_worker_is_skipped_and_restarted(
     else:
         pytest.fail(f"worker {victim['index']} was not restarted: {snap}")
     assert "restarting" in server.output()
+
+
+# -- scanners and floods at the front door ---------------------------------------------------------
+def _sv(tool: str, *args: str, timeout_s: float = 120) -> str:
+    """Run a sipvicious tool (Debian's sipvicious) and return what it printed."""
+    out = subprocess.run(
+        [tool, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    return out.stdout + out.stderr
+
+
+def test_sip_scanners_learn_nothing_and_break_nothing(
+    pool: tuple[Server, KamailioProcess], tmp_path: Path
+) -> None:
+    """svmap, svwar and svcrack against the public SIP port: no crash, no outbound call, and
+    nothing learned beyond what any caller knows (the hotline's public number)."""
+    server, _ = pool
+    supervisor = StaffClient(server, "super1", PASSWORD)
+    _, before = supervisor.get("/callcenter")
+    target = f"127.0.0.1:{server.front_port}"  # type: ignore[attr-defined]
+    found = _sv("svmap", target, "-p", str(server.front_port))  # type: ignore[attr-defined]
+    assert "hotline" in found.lower() or "12345" in found or target in found, found
+    wordlist = tmp_path / "words.txt"
+    wordlist.write_text("\n".join(["1234", "12345", "admin", "password", "hotline"]))
+    extensions = _sv("svwar", "-e", "100-120,12340-12350,8000-8010", "-m", "INVITE", target)
+    crack = _sv("svcrack", "-u", "12345", "-d", str(wordlist), target)
+    # what it enumerated is only the public number; nothing authenticates, nothing cracks
+    listed = set(re.findall(r"\|\s*(\d+)\s*\|", extensions))
+    assert listed <= {"12345"}, extensions
+    # a cracked row would read "| 12345 | <password> |"
+    cracked = re.search(r"\|\s*12345\s*\|\s*(1234|12345|admin|password|hotline)\s*\|", crack)
+    assert cracked is None, crack
+    _, after = supervisor.get("/callcenter")
+    assert [w["pid"] for w in after["workers"]] == [w["pid"] for w in before["workers"]]
+    _, calls = supervisor.get("/calls?limit=200")
+    assert not [c for c in calls["items"] if c["direction"] == "out"]  # no call placed out
+
+
+def test_kamailio_drops_a_flood_before_the_workers(
+    pool: tuple[Server, KamailioProcess], tmp_path: Path
+) -> None:
+    """pike at the front: one address flooding is dropped by Kamailio (logged), while a caller
+    from another address gets through."""
+    server, kamailio = pool
+    pcap = write_rtp_pcap(tmp_path / "flood.pcap", duration_s=2)
+    flood = start_sipp(
+        "caller_call",
+        tmp_path / "flood",
+        ("127.0.0.1", server.front_port),  # type: ignore[attr-defined]
+        calls=400,
+        rate=100,
+        pcap=pcap,
+        values={"hold_ms": 1000},
+        keys={"caller": "13800000301"},
+        timeout_s=120,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "flood from 127.0.0.1" not in kamailio.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "flood from 127.0.0.1" in kamailio.log(), kamailio.log()[-2000:]
+        other = run_sipp(
+            "caller_try",
+            tmp_path / "other",
+            ("127.0.0.1", server.front_port),  # type: ignore[attr-defined]
+            calls=1,
+            local_ip="127.0.0.2",
+            values={"hold_ms": 1000},
+            keys={"caller": "13800000302"},
+            timeout_s=120,
+            wait_s=150,
+        )
+        assert other.successful == 1, other.summary()  # a final answer, through the flood
+    finally:
+        flood.stop(grace_s=30)

@@ -13,8 +13,10 @@ from hotline.app import build_services, load_triage_parts
 from hotline.bus import InProcessBus
 from hotline.config import Settings
 from routing.triage import Triage, TriageSettings, run_triage
+from tests.waiting import wait_until
 from tickets.db import Database
 from tickets.model import Actor, Caller, Channel, Kind, NewTicket, Role, Status, TicketFilter
+from tickets.outbox import TRIAGE, WorkQueue
 from tickets.service import TicketService
 from tickets.store import list_events
 
@@ -171,30 +173,51 @@ async def test_people_decisions_become_labelled_examples(
     assert all("墙皮脱落" in text for text, *_ in examples)
 
 
-async def test_orders_left_untriaged_by_a_crash_are_triaged_at_start(
-    settings: Settings, tickets: TicketService
+async def test_orders_are_triaged_from_the_durable_queue(
+    settings: Settings, tickets: TicketService, database: Database
 ) -> None:
+    """Orders taken in while no triage ran (a crash, a restart) wait in the work queue; the
+    consumer triages them from there, one read and one prediction call per batch."""
     first = await submit(tickets)
     second = await submit(tickets)
     predictor = FakePredictor(probability=0.2)
     triage = make_triage(settings, tickets, predictor)
-    bus_queue: asyncio.Queue[Any] = asyncio.Queue()
-    task = asyncio.create_task(run_triage(triage, bus_queue))
+    task = asyncio.create_task(run_triage(triage, WorkQueue(database, TRIAGE), idle_s=0.05))
 
     async def states() -> list[str]:
         return [(await tickets.get(DISPATCHER, t)).route_state for t in (first, second)]
 
+    async def held() -> bool:
+        # both held for review, and their jobs done (completed after the writes)
+        done = (await WorkQueue(database, TRIAGE).stats()).depth == 0
+        return done and await states() == ["review", "review"]
+
     try:
-        # until both are held for review (the prediction comes before the write: waiting for
-        # the prediction alone raced the second order's write on a busy machine)
-        for _ in range(1000):
-            if await states() == ["review", "review"]:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(held)
     finally:
         task.cancel()
-    assert await states() == ["review", "review"]
     assert len(predictor.seen) == 2
+
+
+async def test_stale_dispatch_rule_sends_the_order_to_review(
+    settings: Settings, tickets: TicketService
+) -> None:
+    """A confident prediction whose department cannot take it (a rule naming a department that
+    is gone) is not left untriaged: it waits for a dispatcher with the suggestion."""
+
+    @dataclass
+    class Route:
+        department: str
+
+    class GoneDepartment:
+        def department_for(self, category_path: Any, region_code: Any) -> Route:
+            return Route("150100-closed")
+
+    gazetteer, _rules = load_triage_parts(settings, tickets.directory)  # type: ignore[arg-type]
+    triage = Triage(tickets, FakePredictor(), gazetteer, GoneDepartment(), TriageSettings())
+    tid = await submit(tickets)
+    assert await triage.triage(tid) == "review"
+    assert (await tickets.get(DISPATCHER, tid)).route_state == "review"
 
 
 async def test_app_triages_new_web_requests(

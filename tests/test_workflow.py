@@ -102,6 +102,8 @@ EXPECTED_TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.CLOSED, A.REOPEN): S.REOPENED,
     # 已合并 merged: nothing
 }
+# 添加附件 in every state but the final ones
+EXPECTED_TRANSITIONS.update({(s, A.ATTACH): s for s in Status if s not in (S.CLOSED, S.MERGED)})
 
 EXPECTED_ROLES: dict[Action, set[Role]] = {
     A.ANSWER: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR},
@@ -123,6 +125,7 @@ EXPECTED_ROLES: dict[Action, set[Role]] = {
     A.URGE: {Role.DISPATCHER, Role.SUPERVISOR, Role.SYSTEM},
     A.EDIT: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR},
     A.SUPPLEMENT: {Role.CITIZEN},
+    A.ATTACH: {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.DEPARTMENT},
 }
 
 EXPECTED_ASSIGNMENT: dict[tuple[AssignmentState, Action], AssignmentState] = {
@@ -166,7 +169,7 @@ def test_transition_table_has_exactly_the_expected_legal_pairs() -> None:
             continue
         legal.add((status, action))
     assert legal == set(EXPECTED_TRANSITIONS)
-    assert len(legal) == 59
+    assert len(legal) == 59 + 10  # and 添加附件 in the ten states that are not final
 
 
 def test_final_states_allow_nothing_but_reopen_from_closed() -> None:
@@ -308,7 +311,9 @@ def test_next_assignment_state_named_cases(
 def test_department_actions_are_exactly_the_department_role_actions() -> None:
     expected = {A.SIGN, A.RETURN, A.FORWARD, A.REQUEST_EXTENSION, A.REPLY}
     assert set(DEPARTMENT_ACTIONS) == expected
-    assert {a for a, roles in EXPECTED_ROLES.items() if Role.DEPARTMENT in roles} == expected
+    # and 添加附件, which a department may do on an order it handles (not a task step)
+    department = {a for a, roles in EXPECTED_ROLES.items() if Role.DEPARTMENT in roles}
+    assert department == expected | {A.ATTACH}
 
 
 # -- what the UI offers -------------------------------------------------------------------------
@@ -317,7 +322,11 @@ def test_department_actions_are_exactly_the_department_role_actions() -> None:
 )
 def test_allowed_actions_match_both_tables(status: Status, role: Role) -> None:
     expected = [
-        a for a in Action if (status, a) in EXPECTED_TRANSITIONS and role in EXPECTED_ROLES[a]
+        a
+        for a in Action
+        if (status, a) in EXPECTED_TRANSITIONS
+        and role in EXPECTED_ROLES[a]
+        and a is not A.ATTACH  # attachments have their own form, not an action form
     ]
     got = allowed_actions(status, role)
     assert got == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,13 @@ from sqlalchemy.engine import Connection
 from tickets import store
 from tickets.model import (
     SYSTEM,
+    AssignmentRole,
     AssignmentState,
     Clock,
     ClockKind,
     ClockState,
+    EventType,
+    ExtensionState,
     Status,
     Ticket,
     TicketEvent,
@@ -29,25 +33,50 @@ def wanted_clocks(
 ) -> dict[tuple[ClockKind, int | None], tuple[datetime, datetime]]:
     """The clocks the order should have running now: (kind, assignment) → (start, due)."""
     wanted: dict[tuple[ClockKind, int | None], tuple[datetime, datetime]] = {}
+    # the statutory clock runs from receipt, or from the latest 重启 (a new handling period)
+    period_start = t.handling_from or t.created_at
     for a in t.assignments:
         if a.state is AssignmentState.PENDING and a.sign_due:
             wanted[(ClockKind.SIGN, a.id)] = (a.created_at, a.sign_due)
         if a.active and a.reply_due:
-            # the statutory clock runs from receipt
-            start = min(t.created_at, a.created_at)
-            wanted[(ClockKind.REPLY, a.id)] = (start, a.reply_due)
+            wanted[(ClockKind.REPLY, a.id)] = (min(period_start, a.created_at), a.reply_due)
+    if t.status in (Status.RETURNED, Status.REOPENED) and t.reply_due:
+        # the centre holds the order until it is dispatched again: its time keeps running
+        wanted[(ClockKind.REPLY, None)] = (period_start, t.reply_due)
     if t.status in (Status.ANSWERED, Status.REVIEWED) and t.answered_at:
         due = deadlines.revisit_due(t.answered_at)
         wanted[(ClockKind.REVISIT, None)] = (t.answered_at, due)
     return wanted
 
 
-def sync(conn: Connection, t: Ticket, now: datetime, deadlines: DeadlinePolicy) -> None:
+def reopened_reply_due(t: Ticket, now: datetime, deadlines: DeadlinePolicy) -> datetime:
+    """重启 (回访不满意, or a supervisor's reopen) starts a new handling period now (GB/T 33358:
+    重新办理); a deadline already granted by an approved extension is never taken back."""
+    fresh = deadlines.reply_due(t.kind, t.urgency, now)
+    granted = [
+        a.extension_until
+        for a in t.assignments
+        if a.role is AssignmentRole.LEAD
+        and a.extension_state is ExtensionState.APPROVED
+        and a.extension_until is not None
+    ]
+    return max([fresh, *granted])
+
+
+def sync(
+    conn: Connection,
+    t: Ticket,
+    now: datetime,
+    deadlines: DeadlinePolicy,
+    live: Sequence[Clock] | None = None,
+) -> None:
     """Derive the clocks from the order's state: start new ones, stop finished ones, move
-    ones whose deadline changed (延期)."""
+    ones whose deadline changed (延期). `live`: the order's running clocks, when the caller
+    knows them already (a new order has none); read otherwise."""
     wanted = wanted_clocks(t, deadlines)
-    live = {(c.kind, c.assignment_id): c for c in store.list_live_clocks(conn, t.id)}
-    for key, c in live.items():
+    running = store.list_live_clocks(conn, t.id) if live is None else live
+    live_by = {(c.kind, c.assignment_id): c for c in running}
+    for key, c in live_by.items():
         if key not in wanted:
             store.update_clock(
                 conn,
@@ -68,7 +97,7 @@ def sync(conn: Connection, t: Ticket, now: datetime, deadlines: DeadlinePolicy) 
                 },
             )
     for (kind, assignment_id), (start, due) in wanted.items():
-        if (kind, assignment_id) in live:
+        if (kind, assignment_id) in live_by:
             continue
         warn = deadlines.warn_at(t.urgency, start, due)
         store.insert_clock(
@@ -102,14 +131,14 @@ def fire(conn: Connection, c: Clock, now: datetime) -> TicketEvent:
             c.id,
             {"state": ClockState.WARNED.value, "warned_at": now, "next_at": c.due_at},
         )
-        action = "deadline_warning"
+        action = EventType.DEADLINE_WARNING
     else:
         store.update_clock(
             conn,
             c.id,
             {"state": ClockState.OVERDUE.value, "overdue_at": now, "next_at": None},
         )
-        action = "deadline_overdue"
+        action = EventType.DEADLINE_OVERDUE
         values: dict[str, Any] = {"updated_at": now}
         if c.kind is ClockKind.SIGN:
             values["urge_count"] = t.urge_count + 1  # 催办

@@ -11,13 +11,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tickets import clocks, store
+from tickets import clocks, stats_store, store
 from tickets.access import (
     access_ticket,
     department_assignments,
+    involvement_end,
     normalize_phone,
     optional_text,
     require_text,
+    visible_events,
 )
 from tickets.db import Database
 from tickets.errors import (
@@ -35,10 +37,12 @@ from tickets.model import (
     Actor,
     Assignment,
     Clock,
+    EventType,
     ExtensionState,
     Kind,
     NewTicket,
     Role,
+    RouteState,
     Status,
     Ticket,
     TicketEvent,
@@ -47,6 +51,7 @@ from tickets.model import (
 )
 from tickets.workflow import (
     DEPARTMENT_ACTIONS,
+    ROUTING_DECISIONS,
     allowed_actions,
     check_role,
     next_assignment_state,
@@ -83,6 +88,7 @@ class Limits:
     name: int = 50
     address: int = 200
     reason: int = 1000
+    extension_days: int = 180  # the latest a 延期 may run to, from now
 
 
 @dataclasses.dataclass(slots=True)
@@ -97,6 +103,9 @@ class Change:
     assignment_id: int | None = None
     status: Status | None = None  # explicit target; default: the transition table's
     after: Callable[[Connection, Ticket], None] | None = None  # extra writes after the CAS
+
+
+_UNROUTED = frozenset({RouteState.PENDING.value, RouteState.REVIEW.value})
 
 
 def utcnow() -> datetime:
@@ -124,6 +133,10 @@ class TicketCore:
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self.limits = limits
+
+    def now(self) -> datetime:
+        """The service's "now" in UTC (its clock is injected; tests move it)."""
+        return self._now()
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -174,7 +187,7 @@ class TicketCore:
                 actor_role=actor.role,
                 actor_id=actor.user_id,
                 actor_name=actor.label,
-                action="create",
+                action=EventType.CREATE,
                 from_status=None,
                 to_status=Status.NEW,
                 new={"channel": new.channel.value, "number": number},
@@ -200,6 +213,7 @@ class TicketCore:
                 language=new.language,
                 attachments=new.attachments,
             )
+            stats_store.record_new(conn, ticket, ev, self.tz)  # aggregates, same transaction
             return ticket, [ev]
 
         try:
@@ -214,10 +228,15 @@ class TicketCore:
         return ticket
 
     # -- reading ------------------------------------------------------------------------------
-    async def get(self, actor: Actor, ticket_id: int) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket(c, ticket_id))
+    async def get(self, actor: Actor, ticket_id: int, *, with_clocks: bool = False) -> Ticket:
+        """The order as `actor` may see it (with its live deadline clocks if asked)."""
+
+        def tx(conn: Connection) -> Ticket | None:
+            return _clocked(conn, store.get_ticket(conn, ticket_id), with_clocks)
+
+        ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", ticket_id=ticket_id)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
     async def find_by_intake_key(self, key: str) -> Ticket | None:
@@ -225,37 +244,77 @@ class TicketCore:
         callers are intake adapters, not users)."""
         return await self.db.read(lambda c: store.get_ticket_by_intake_key(c, key))
 
-    async def get_by_number(self, actor: Actor, number: str) -> Ticket:
-        ticket = await self.db.read(lambda c: store.get_ticket_by_number(c, number))
+    async def get_by_number(
+        self, actor: Actor, number: str, *, with_clocks: bool = False
+    ) -> Ticket:
+        def tx(conn: Connection) -> Ticket | None:
+            return _clocked(conn, store.get_ticket_by_number(conn, number), with_clocks)
+
+        ticket = await self.db.read(tx)
         if ticket is None:
-            raise NotFound("工单不存在", number=number)
+            raise NotFound("工单不存在")
         return access_ticket(actor, ticket)
 
-    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+    def _list_scope(self, actor: Actor) -> str | None:
+        """The department a list is limited to (None: every order)."""
         if actor.role is Role.DEPARTMENT:
             if not actor.department:
                 raise DepartmentForbidden("账号未关联承办单位")
-            scope: str | None = actor.department
-        elif actor.role in (Role.CITIZEN,):
+            return actor.department
+        if actor.role in (Role.CITIZEN,):
             raise RoleForbidden("无权查看工单列表")
-        else:
-            scope = None
+        return None
+
+    async def count_due_between(self, start: datetime, end: datetime) -> int:
+        """Orders with a running time limit falling in [start, end) (the wallboard's 今日到期)."""
+        return await self.db.read(lambda c: store.count_due_between(c, start, end))
+
+    async def count_created_between(self, start: datetime, end: datetime) -> int:
+        return await self.db.read(lambda c: store.count_created_between(c, start, end))
+
+    async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
+        scope = self._list_scope(actor)
+        now = self._now()
+        return await self.db.read(lambda c: store.count_tickets(c, f, scope, now))
+
+    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+        scope = self._list_scope(actor)
+
+        now = self._now()
 
         def tx(conn: Connection) -> tuple[list[Ticket], int]:
-            return store.list_tickets(conn, f, scope), store.count_tickets(conn, f, scope)
+            found = store.list_tickets(conn, f, scope, now)
+            live = store.live_clocks_of(conn, [t.id for t in found])
+            found = [dataclasses.replace(t, clocks=tuple(live[t.id])) for t in found]
+            return found, store.count_tickets(conn, f, scope, now)
 
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total
 
-    async def events_since(
-        self, since: datetime, actions: Sequence[str], limit: int = 50_000
-    ) -> list[TicketEvent]:
-        """Events after `since` (no access check: for the platform's own consumers)."""
-        return await self.db.read(lambda c: store.list_events_since(c, since, actions, limit))
+    async def get_many(self, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
+        """Several orders by id, in one read (no access check: for the platform's own
+        background work, which shows nothing to a user)."""
+        found = await self.db.read(lambda c: store.get_tickets(c, ticket_ids))
+        return {t.id: t for t in found}
+
+    async def events_by_id(self, event_ids: Sequence[int]) -> list[TicketEvent]:
+        """Audit events by id, oldest first (no access check: for background work)."""
+        return await self.db.read(lambda c: store.get_events(c, event_ids))
+
+    async def events_after(self, after_id: int, limit: int) -> list[TicketEvent]:
+        """Events with ids after `after_id`, oldest first (no access check: the live push
+        filters them per reader)."""
+        return await self.db.read(lambda c: store.list_events_after(c, after_id, limit))
 
     async def events(self, actor: Actor, ticket_id: int) -> list[TicketEvent]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_events(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[TicketEvent]]:
+            return store.get_ticket(conn, ticket_id), store.list_events(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        return visible_events(actor, ticket, found)
 
     async def track(self, number: str, phone: str) -> Ticket:
         """The citizen's view: number and the phone given at submission must both match."""
@@ -308,7 +367,7 @@ class TicketCore:
             now = self._now()
             ticket = store.get_ticket(conn, ticket_id)
             if ticket is None:
-                raise NotFound("工单不存在", ticket_id=ticket_id)
+                raise NotFound("工单不存在")
             if actor.role is not Role.CITIZEN:  # citizens come in through track(number, phone)
                 access_ticket(actor, ticket)
             check_role(actor.role, action)
@@ -321,8 +380,12 @@ class TicketCore:
             change = decide(conn, ticket, now)
             to_status = change.status or next_status(ticket.status, change.action)
             values = {"status": to_status.value, "updated_at": now, **change.values}
+            if change.action in ROUTING_DECISIONS and ticket.route_state in _UNROUTED:
+                values.setdefault("route_state", RouteState.MANUAL.value)
             if to_status is Status.REOPENED:
                 values["closed_at"] = None
+                values["handling_from"] = now
+                values["reply_due"] = clocks.reopened_reply_due(ticket, now, self.deadlines)
             if not store.update_ticket(conn, ticket.id, version, values):
                 raise VersionConflict("工单已被他人修改，请刷新后重试")
             if change.after is not None:
@@ -330,6 +393,8 @@ class TicketCore:
             fresh = store.get_ticket(conn, ticket.id)
             assert fresh is not None
             clocks.sync(conn, fresh, now, self.deadlines)
+            # the answer carries its clocks: the caller sees its marks without another read
+            fresh = dataclasses.replace(fresh, clocks=tuple(store.list_live_clocks(conn, fresh.id)))
             ev = store.insert_event(
                 conn,
                 ticket_id=ticket.id,
@@ -345,6 +410,7 @@ class TicketCore:
                 new=change.new,
                 assignment_id=change.assignment_id,
             )
+            stats_store.refresh(conn, fresh, self.tz, now)  # aggregates, same transaction
             return fresh, [ev]
 
         ticket, events = await self.db.write(tx)
@@ -365,8 +431,10 @@ class TicketCore:
         action: Action,
         extra: Callable[[Ticket, Assignment, datetime], dict[str, Any]],
         reason: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Ticket:
-        """签收 / 退单 / 办结反馈 on the acting department's own assignment."""
+        """签收 / 退单 / 办结反馈 on the acting department's own assignment; `detail` goes into
+        the audit event (e.g. the reply's text, so the history shows what was answered)."""
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             a = self._own_assignment(actor, t)
@@ -381,50 +449,60 @@ class TicketCore:
                 status=status,
                 reason=reason,
                 old={"assignment_state": a.state.value},
-                new={"assignment_state": a_state.value, "role": a.role.value},
+                new={"assignment_state": a_state.value, "role": a.role.value, **(detail or {})},
                 assignment_id=a.id,
                 after=after,
             )
 
         return await self._apply(actor, ticket_id, version, action, decide)
 
-    # -- triage ---------------------------------------------------------------------------------
-    async def hold_for_review(self, ticket_id: int, suggestion: dict[str, Any]) -> bool:
-        """The triage was not sure: keep the order for a dispatcher, with its suggestion.
-        False when somebody already acted on the order (nothing is changed then)."""
+    # -- attachments ----------------------------------------------------------------------------
+    async def attach(
+        self, actor: Actor, ticket_id: int, meta: dict[str, Any], *, max_files: int
+    ) -> Ticket:
+        """添加附件: a stored file's metadata joins the order (audited; no version needed from
+        the caller: adding a file conflicts with nothing, so a concurrent change is retried)."""
+        for _ in range(5):
+            current = await self.get(SYSTEM, ticket_id)
 
-        def tx(conn: Connection) -> tuple[bool, list[TicketEvent]]:
-            now = self._now()
-            if not store.set_triage(conn, ticket_id, "review", suggestion):
-                return False, []
-            ev = store.insert_event(
-                conn,
-                ticket_id=ticket_id,
-                at=now,
-                actor_role=SYSTEM.role,
-                actor_id=None,
-                actor_name=SYSTEM.label,
-                action="triage_review",
-                from_status=Status.NEW,
-                to_status=Status.NEW,
-                new=suggestion,
-            )
-            return True, [ev]
+            def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
+                if actor.role is Role.DEPARTMENT:
+                    self._own_assignment(actor, t)  # only while it handles the order
+                files = [a for a in t.attachments if a.get("type") == "file"]
+                if len(files) >= max_files:
+                    raise InvalidInput(f"每张工单最多 {max_files} 个附件", field="file")
+                entry = {**meta, "at": now.isoformat(), "by": actor.label}
+                shown: dict[str, Any] = {
+                    k: meta[k] for k in ("name", "media_type", "size") if k in meta
+                }
+                return Change(
+                    Action.ATTACH, values={"attachments": [*t.attachments, entry]}, new=shown
+                )
 
-        held, events = await self.db.write(tx)
-        await self.publisher.publish(events)
-        return held
+            try:
+                return await self._apply(actor, ticket_id, current.version, Action.ATTACH, decide)
+            except VersionConflict:
+                continue
+        raise VersionConflict("工单正忙，请稍后重试")
 
-    async def untriaged(self, limit: int = 500) -> list[int]:
-        return await self.db.read(lambda c: store.pending_triage(c, limit))
-
+    # -- learning -------------------------------------------------------------------------------
     async def training_examples(self) -> list[tuple[str, list[str], str | None, str]]:
         return await self.db.read(store.list_examples)
 
     # -- deadline clocks ----------------------------------------------------------------------
     async def clocks(self, actor: Actor, ticket_id: int) -> list[Clock]:
-        await self.get(actor, ticket_id)
-        return await self.db.read(lambda c: store.list_clocks(c, ticket_id))
+        def tx(conn: Connection) -> tuple[Ticket | None, list[Clock]]:
+            return store.get_ticket(conn, ticket_id), store.list_clocks(conn, ticket_id)
+
+        ticket, found = await self.db.read(tx)
+        if ticket is None:
+            raise NotFound("工单不存在")
+        access_ticket(actor, ticket)
+        if actor.role is Role.DEPARTMENT and involvement_end(actor.department or "", ticket):
+            # a past assignee keeps only its own tasks' clocks
+            own = {a.id for a in ticket.assignments if a.department == actor.department}
+            found = [c for c in found if c.assignment_id in own]
+        return found
 
     async def fire_due_clocks(self, limit: int = 500) -> int:
         """One watcher step: warn at warn_ratio, mark overdue at the deadline; an overdue
@@ -436,15 +514,25 @@ class TicketCore:
         def tx(conn: Connection) -> tuple[int, list[TicketEvent]]:
             now = self._now()
             due = store.due_clocks(conn, now, limit)
-            return len(due), [clocks.fire(conn, c, now) for c in due]
+            fired = [clocks.fire(conn, c, now) for c in due]
+            for ticket_id in dict.fromkeys(e.ticket_id for e in fired):  # overdue counts
+                stats_store.refresh_id(conn, ticket_id, self.tz, now)
+            return len(due), fired
 
         n, events = await self.db.write(tx)
         await self.publisher.publish(events)
         return n
 
 
-def cancel_live_tasks(conn: Connection, ticket_id: int) -> None:
-    store.cancel_active_assignments(conn, ticket_id)
+def _clocked(conn: Connection, t: Ticket | None, with_clocks: bool) -> Ticket | None:
+    """`t` with its live deadline clocks attached, when asked for."""
+    if t is None or not with_clocks:
+        return t
+    return dataclasses.replace(t, clocks=tuple(store.list_live_clocks(conn, t.id)))
+
+
+def cancel_live_tasks(conn: Connection, ticket_id: int, now: datetime) -> None:
+    store.cancel_active_assignments(conn, ticket_id, now)
 
 
 def plain(value: Any) -> Any:

@@ -5,6 +5,11 @@ inside one transaction and commit once. A job's future resolves only after that 
 request acknowledged to a client is already on disk (SQLite WAL with synchronous=FULL, or
 PostgreSQL's commit). One SQLite writer thread also means no lock contention inside the process;
 BEGIN IMMEDIATE makes other processes (the CLI) wait on busy_timeout instead of failing.
+
+When the database is away (PostgreSQL down or restarting, SQLite's disk full or locked too
+long), read() and write() raise DatabaseUnavailable (a 503 for the web layer) instead of the
+driver's error, and the outage is logged twice: once when it starts, once when it ends.
+Nothing is acknowledged that was not committed: a write's future resolves only after COMMIT.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +28,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+
+from tickets.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,7 +52,41 @@ def create_db_engine(url: str, *, pool_size: int = 8, echo: bool = False) -> Eng
         _sqlite_pragmas(engine)
         return engine
     return sa.create_engine(
-        url, echo=echo, pool_size=pool_size + 2, max_overflow=4, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size + 2,
+        max_overflow=4,
+        pool_pre_ping=True,  # after an outage, dead pooled connections are replaced
+        pool_timeout=POOL_TIMEOUT_S,
+        # an unreachable host (packets dropped, not refused) fails in seconds, not minutes
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+
+
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 10
+# SQLite's operational errors that mean "not now" rather than a bug in a statement
+_SQLITE_OUTAGE = ("locked", "busy", "disk i/o", "disk is full", "unable to open", "readonly")
+_MESSAGE = "数据库暂时不可用，请稍后重试"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that say the database is away or cannot take the work just now (a
+    refused or lost connection, an administrator's shutdown, a pool with no connection to
+    give, a locked or full SQLite file), as opposed to a bad statement or a constraint."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.DisconnectionError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig).lower()
+        return any(word in text for word in _SQLITE_OUTAGE)
+    if isinstance(exc, sa_exc.OperationalError):
+        return True  # PostgreSQL: connection refused or lost, shutting down, starting up
+    return type(orig).__module__.startswith("psycopg") and type(orig).__name__ in (
+        "OperationalError",
+        "InterfaceError",
     )
 
 
@@ -102,11 +146,22 @@ class Database:
         for t in self._writers:
             t.start()
         self._closed = False
+        self._down_since: float | None = None  # monotonic time the current outage began
+        self._last_failure = 0.0
+        self._health: tuple[float, bool] | None = None  # (checked at, reachable)
+        self._health_lock: asyncio.Lock | None = None
 
     # -- asyncio side -------------------------------------------------------------------------
     async def read(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.run_read, fn)
+        try:
+            result = await loop.run_in_executor(self._readers, self.run_read, fn)
+        except Exception as exc:
+            if is_outage(exc):
+                raise self._outage(exc) from exc
+            raise
+        self._reachable()
+        return result
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in a write transaction; returns after the commit is durable."""
@@ -115,7 +170,61 @@ class Database:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, loop, fut))
-        return await fut
+        try:
+            result = await fut
+        except Exception as exc:
+            if is_outage(exc):
+                raise self._outage(exc) from exc
+            raise
+        self._reachable()
+        return result
+
+    @property
+    def unavailable(self) -> bool:
+        """True from the first failure of an outage until the database has answered again."""
+        return self._down_since is not None
+
+    async def ping(self, timeout_s: float = 2.0, max_age_s: float = 1.0) -> bool:
+        """Is the database reachable (a SELECT 1 within `timeout_s`)? The answer is kept for
+        `max_age_s`, and one check runs at a time, so health probes cost next to nothing."""
+        if self._health is not None and time.monotonic() - self._health[0] < max_age_s:
+            return self._health[1]
+        if self._health_lock is None:
+            self._health_lock = asyncio.Lock()
+        async with self._health_lock:
+            if self._health is not None and time.monotonic() - self._health[0] < max_age_s:
+                return self._health[1]
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.read(lambda c: c.execute(sa.select(1)).scalar_one())
+                ok = not self.unavailable  # writes may still fail (a full disk)
+            except (DatabaseUnavailable, TimeoutError):
+                ok = False
+            self._health = (time.monotonic(), ok)
+            return ok
+
+    def _outage(self, exc: Exception) -> DatabaseUnavailable:
+        """The error to raise for an outage; logged when the outage starts, not per request."""
+        now = time.monotonic()
+        self._last_failure = now
+        if self._down_since is None:
+            self._down_since = now
+            self._health = None
+            log.error(
+                "数据库不可用，请求答 503 直到恢复（其间不再逐条记录）: %s: %s",
+                type(exc).__name__,
+                _first_line(exc),
+            )
+        return DatabaseUnavailable(_MESSAGE)
+
+    def _reachable(self) -> None:
+        # a success right after a failure may be a read while writes still fail (a full
+        # disk): the outage ends after a second without failures
+        if self._down_since is None or time.monotonic() - self._last_failure < 1.0:
+            return
+        log.warning("数据库已恢复（不可用约 %.0f 秒）", time.monotonic() - self._down_since)
+        self._down_since = None
+        self._health = None
 
     # -- synchronous side (CLI, tests, benchmarks) ----------------------------------------------
     def run_read(self, fn: Callable[[Connection], T]) -> T:
@@ -192,6 +301,11 @@ class Database:
             outcomes = [(False, exc)] * len(batch)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _resolve(job, ok, value)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _transient(exc: BaseException) -> bool:

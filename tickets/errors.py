@@ -58,3 +58,17 @@ class Unavailable(DomainError):
     """A capability that is switched off or has no backend right now (HTTP 503)."""
 
     code = "unavailable"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or cannot take writes just now (an outage, a restart, a
+    full disk): nothing was done, try again later (HTTP 503 with Retry-After). Not a
+    DomainError: no use case raises it on purpose, and handlers that turn a DomainError into a
+    message on their form must not swallow it."""
+
+    code = "unavailable"
+    retry_after_s = 5
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

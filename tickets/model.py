@@ -66,6 +66,7 @@ class Action(StrEnum):
     URGE = "urge"  # 催办
     EDIT = "edit"  # 修改受理信息 (summary, kind, category, urgency, region)
     SUPPLEMENT = "supplement"  # 市民补充 (a later message from the caller, e.g. by SMS)
+    ATTACH = "attach"  # 添加附件 (a photo or document)
 
 
 class AssignmentRole(StrEnum):
@@ -176,6 +177,57 @@ ACTION_LABELS: dict[Action, str] = {
     Action.URGE: "催办",
     Action.EDIT: "修改",
     Action.SUPPLEMENT: "市民补充",
+    Action.ATTACH: "添加附件",
+}
+
+
+class EventType(StrEnum):
+    """Audit events that are not workflow actions (those carry an Action's value)."""
+
+    CREATE = "create"  # 受理
+    MERGED_IN = "merged_in"  # a duplicate joined this order
+    TRIAGE_REVIEW = "triage_review"  # the triage was not sure: a dispatcher decides
+    DEADLINE_WARNING = "deadline_warning"  # 80 % of a time limit used
+    DEADLINE_OVERDUE = "deadline_overdue"  # a time limit passed
+    PURGE = "purge"  # retention: personal data or files removed (tickets/retention.py)
+
+
+EVENT_TYPE_LABELS: dict[EventType, str] = {
+    EventType.CREATE: "受理",
+    EventType.MERGED_IN: "并入重复工单",
+    EventType.TRIAGE_REVIEW: "待人工派单（分类建议）",
+    EventType.DEADLINE_WARNING: "时限预警",
+    EventType.DEADLINE_OVERDUE: "超期",
+    EventType.PURGE: "按保存期限清除",
+}
+
+
+def event_label(action: str) -> str:
+    """The Chinese wording of an audit event's type (a workflow action or an EventType)."""
+    try:
+        return ACTION_LABELS[Action(action)]
+    except ValueError:
+        pass
+    try:
+        return EVENT_TYPE_LABELS[EventType(action)]
+    except ValueError:
+        return action  # an event type from a newer version: show its code rather than fail
+
+
+class RouteState(StrEnum):
+    """How an order found its department (triage)."""
+
+    PENDING = "pending"  # not triaged yet
+    AUTO = "auto"  # dispatched by the classifier
+    REVIEW = "review"  # waits for a dispatcher, with the triage's suggestion
+    MANUAL = "manual"  # a person decided
+
+
+ROUTE_STATE_LABELS: dict[RouteState, str] = {
+    RouteState.PENDING: "待分类",
+    RouteState.AUTO: "自动派单",
+    RouteState.REVIEW: "待人工派单",
+    RouteState.MANUAL: "人工处理",
 }
 
 ASSIGNMENT_STATE_LABELS: dict[AssignmentState, str] = {
@@ -216,6 +268,9 @@ class Caller:
     name: str | None = None
     phone: str | None = None
     confidential: bool = False
+    # what is shown is not the caller's full identity (tickets.access.caller_view): a
+    # confidential caller, or a number the viewer's role does not need
+    masked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +311,7 @@ class Assignment:
     extension_until: datetime | None = None
     extension_reason: str | None = None
     forwarded_from: int | None = None
+    ended_at: datetime | None = None  # returned, forwarded or withdrawn at
 
     @property
     def active(self) -> bool:
@@ -292,9 +348,13 @@ class Ticket:
     rework_count: int = 0
     reply_due: datetime | None = None
     closed_at: datetime | None = None
-    route_state: str = "pending"  # pending | auto | review | manual (triage)
+    route_state: str = "pending"  # a RouteState value (triage)
     suggestion: dict[str, Any] | None = None  # classifier / region / department suggestion
     assignments: tuple[Assignment, ...] = field(default=())
+    # start of the current handling period: receipt, or the latest 重启 (GB/T 33358 重新办理)
+    handling_from: datetime | None = None
+    # the live deadline clocks, when the reader asked for them (lists and pages do)
+    clocks: tuple[Clock, ...] = field(default=())
 
     @property
     def lead(self) -> Assignment | None:
@@ -352,10 +412,73 @@ class Clock:
 class TicketFilter:
     channel: Channel | None = None
     status: Status | None = None
+    statuses: tuple[Status, ...] = ()  # any of these (a queue such as 待重新派单)
     department: str | None = None
+    # with department (or a department's own scope): only orders where its task is in these
+    # states (待签收 = pending, 办理中 = accepted)
+    assignment_states: tuple[AssignmentState, ...] = ()
     kind: Kind | None = None
     phone: str | None = None
     supervised: bool | None = None
     route_state: str | None = None
+    regions: tuple[str, ...] = ()  # any of these region codes (a league and its banners)
+    number_prefix: str | None = None
+    q: str | None = None  # words in the content, summary, title or address
+    overdue: bool | None = None  # a running time limit has passed
+    extension_requested: bool | None = None
+    category: str | None = None  # a category name at any level
+    created_from: datetime | None = None
+    created_until: datetime | None = None  # exclusive
+    urged: bool | None = None  # 催办 at least once
+    sort: str = "new"  # new (newest first) | due (earliest live deadline first)
+    limit: int = 50
+    offset: int = 0
+
+
+class AccessKind(StrEnum):
+    """Reads of personal data that are audited one by one (tickets/privacy.py says when)."""
+
+    PHONE_REVEALED = "phone_revealed"  # 显示号码: a masked caller shown in full, with a reason
+    RECORDING_PLAYED = "recording_played"  # a call or voicemail recording fetched
+    ATTACHMENT_FETCHED = "attachment_fetched"  # a photo or document of an order fetched
+    CONFIDENTIAL_OPENED = "confidential_opened"  # a confidential order's page or record opened
+    ORDERS_EXPORTED = "orders_exported"  # an order list downloaded (CSV), callers included
+
+
+ACCESS_KIND_LABELS: dict[AccessKind, str] = {
+    AccessKind.PHONE_REVEALED: "查看来电人号码",
+    AccessKind.RECORDING_PLAYED: "收听录音",
+    AccessKind.ATTACHMENT_FETCHED: "下载附件",
+    AccessKind.CONFIDENTIAL_OPENED: "打开保密工单",
+    AccessKind.ORDERS_EXPORTED: "导出工单列表",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One audited read: who, in which role, when, what, of which order, why, from where."""
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    actor_role: Role
+    department: str | None
+    kind: AccessKind
+    ticket_id: int | None
+    ticket_number: str | None
+    subject: str | None  # which file or call: "attachment:2", "call:<id>"
+    reason: str | None
+    client: str | None  # the client's address
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFilter:
+    kind: AccessKind | None = None
+    ticket_number: str | None = None
+    actor: str | None = None  # a part of the person's name
+    actor_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
     limit: int = 50
     offset: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -13,6 +13,7 @@ from tickets import store
 from tickets.access import (
     optional_text,
     require_text,
+    time_in_range,
 )
 from tickets.core import (
     Change,
@@ -20,7 +21,6 @@ from tickets.core import (
     Directory,
     Limits,
     Publisher,
-    TicketCore,
     cancel_live_tasks,
     plain,
     utcnow,
@@ -38,6 +38,7 @@ from tickets.model import (
     Actor,
     AssignmentRole,
     AssignmentState,
+    EventType,
     ExtensionState,
     Kind,
     Role,
@@ -47,6 +48,7 @@ from tickets.model import (
     Urgency,
     iso,
 )
+from tickets.system_routing import SystemRouting
 from tickets.workflow import (
     FINAL,
     next_assignment_state,
@@ -55,7 +57,7 @@ from tickets.workflow import (
 __all__ = ["DeadlinePolicy", "Directory", "Limits", "Publisher", "TicketService", "utcnow"]
 
 
-class TicketService(TicketCore):
+class TicketService(SystemRouting):
     """The lifecycle actions of the hotline centre and of the departments."""
 
     # -- the centre's actions -----------------------------------------------------------------
@@ -71,7 +73,7 @@ class TicketService(TicketCore):
                 Action.ANSWER,
                 values={"answer": text, "answered_at": now},
                 new={"answer": text},
-                after=lambda c2, _t: cancel_live_tasks(c2, t.id),  # no unit keeps a live task
+                after=lambda c2, _t: cancel_live_tasks(c2, t.id, now),  # no unit keeps a task
             ),
         )
 
@@ -99,18 +101,20 @@ class TicketService(TicketCore):
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             sign_due = self.deadlines.sign_due(t.urgency, now)
-            if t.status is Status.REOPENED or t.reply_due is None:
-                # a reopened order (回访不满意) is handled anew: a fresh clock from now
-                start = now if t.status is Status.REOPENED else t.created_at
-                reply_due = self.deadlines.reply_due(t.kind, t.urgency, start)
+            if t.status is Status.REOPENED and t.handling_from is None:
+                # reopened before handling periods were kept (migration 0006): anew from now
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, now)
+            elif t.reply_due is None:
+                reply_due = self.deadlines.reply_due(t.kind, t.urgency, t.created_at)
             else:
-                # otherwise the statutory clock runs from receipt, not from this dispatch
+                # the handling period runs from receipt (or from the reopening that started
+                # it, which set reply_due), not from this dispatch
                 reply_due = t.reply_due
 
             by_system = actor.role is Role.SYSTEM
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.cancel_active_assignments(c, t.id)
+                store.cancel_active_assignments(c, t.id, now)
                 if not by_system:
                     source = "dispatch" if t.status is Status.NEW else "redispatch"
                     store.insert_example(c, example_row(t, lead, source, actor, now))
@@ -168,6 +172,15 @@ class TicketService(TicketCore):
             }
             t_values: dict[str, Any] = {}
             if approve:
+                # a request stored before dates were bounded cannot be granted as it is
+                time_in_range(
+                    a.extension_until or now,
+                    now,
+                    past=timedelta(days=366),
+                    future=timedelta(days=self.limits.extension_days),
+                    field="until",
+                    label="申请的延期时间",
+                )
                 a_values["reply_due"] = a.extension_until
                 if a.role is AssignmentRole.LEAD:
                     t_values["reply_due"] = a.extension_until
@@ -221,8 +234,10 @@ class TicketService(TicketCore):
         version: int,
         satisfaction: Satisfaction,
         note: str | None = None,
+        resolved: bool | None = None,
     ) -> Ticket:
-        """回访: 满意 / 基本满意 completes the follow-up; 不满意 reopens for re-dispatch."""
+        """回访: 满意 / 基本满意 completes the follow-up; 不满意 reopens for re-dispatch.
+        `resolved`: the citizen's answer to “问题是否已解决” (解决率), when asked."""
         note = optional_text(note, "note", "回访记录", self.limits.reason)
         action = Action.REOPEN if satisfaction is Satisfaction.UNSATISFIED else Action.REVISIT
 
@@ -239,21 +254,32 @@ class TicketService(TicketCore):
                 values={"satisfaction": satisfaction.value, "satisfaction_note": note},
                 reason=note,
                 old={"satisfaction": t.satisfaction.value if t.satisfaction else None},
-                new={"satisfaction": satisfaction.value},
+                new={"satisfaction": satisfaction.value}
+                | ({} if resolved is None else {"resolved": resolved}),
             )
 
         return await self._apply(actor, ticket_id, version, action, decide)
 
     async def rate(
-        self, number: str, phone: str, satisfaction: Satisfaction, note: str | None = None
+        self,
+        number: str,
+        phone: str,
+        satisfaction: Satisfaction,
+        note: str | None = None,
+        resolved: bool | None = None,
     ) -> Ticket:
         """The citizen rates the answer from the tracking page (number + phone)."""
         ticket = await self.track(number, phone)
+        if ticket.status is Status.MERGED:
+            # the main order's answer is rated once, by its own caller (see track_with_main)
+            raise IllegalTransition(
+                "该诉求已并入主工单办理，答复由主工单的诉求人评价", status=ticket.status.value
+            )
         if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
             raise IllegalTransition(
                 "工单答复后才能评价，或该工单已经评价过", status=ticket.status.value
             )
-        return await self.revisit(CITIZEN, ticket.id, ticket.version, satisfaction, note)
+        return await self.revisit(CITIZEN, ticket.id, ticket.version, satisfaction, note, resolved)
 
     async def reopen(self, actor: Actor, ticket_id: int, version: int, reason: str) -> Ticket:
         reason = require_text(reason, "reason", "重启理由", self.limits.reason)
@@ -275,7 +301,7 @@ class TicketService(TicketCore):
                 Action.CLOSE,
                 values={"closed_at": now},
                 reason=note,
-                after=lambda c, _t: cancel_live_tasks(c, t.id),
+                after=lambda c, _t: cancel_live_tasks(c, t.id, now),
             )
 
         return await self._apply(actor, ticket_id, version, Action.CLOSE, decide)
@@ -293,7 +319,7 @@ class TicketService(TicketCore):
                 raise Conflict("主工单已办结或已合并，不能再并入", master=master_number)
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.cancel_active_assignments(c, t.id)
+                store.cancel_active_assignments(c, t.id, now)
                 store.insert_event(
                     c,
                     ticket_id=master.id,
@@ -301,7 +327,7 @@ class TicketService(TicketCore):
                     actor_role=actor.role,
                     actor_id=actor.user_id,
                     actor_name=actor.label,
-                    action="merged_in",
+                    action=EventType.MERGED_IN,
                     from_status=master.status,
                     to_status=master.status,
                     new={"duplicate": t.number},
@@ -315,6 +341,31 @@ class TicketService(TicketCore):
             )
 
         return await self._apply(actor, ticket_id, version, Action.MERGE, decide)
+
+    async def track_with_main(self, number: str, phone: str) -> tuple[Ticket, Ticket | None]:
+        """The citizen's order (number + phone) and, for a merged duplicate, the main order it
+        now lives on, so its citizen can follow the main order's status and answer."""
+        ticket = await self.track(number, phone)
+        return ticket, await self.main_order(ticket)
+
+    async def main_order(self, ticket: Ticket) -> Ticket | None:
+        """The order a merged duplicate joined, following later merges of that order; None for
+        an order that was not merged. No access check: callers show only its public part."""
+        master_id = ticket.master_id
+        if master_id is None:
+            return None
+
+        def tx(conn: Connection) -> Ticket | None:
+            seen = {ticket.id}
+            main = store.get_ticket(conn, master_id)
+            # a merge refuses a final main order, so the chain is short and has no cycle;
+            # `seen` only guards against a damaged database
+            while main is not None and main.master_id is not None and main.id not in seen:
+                seen.add(main.id)
+                main = store.get_ticket(conn, main.master_id)
+            return main
+
+        return await self.db.read(tx)
 
     async def supervise(
         self, actor: Actor, ticket_id: int, version: int, note: str | None = None
@@ -376,10 +427,12 @@ class TicketService(TicketCore):
             elif key == "address":
                 clean[key] = optional_text(value, key, "地址", lim.address)
             elif key == "kind":
-                clean[key] = Kind(value).value
+                clean[key] = _member(Kind, value, key, "类型")
             elif key == "urgency":
-                clean[key] = Urgency(value).value
+                clean[key] = _member(Urgency, value, key, "紧急程度")
             elif key == "category":
+                if not isinstance(value, list | tuple):
+                    raise InvalidInput("分类应为列表", field=key)
                 clean[key] = [require_text(v, key, "分类", 50) for v in value]
             elif key == "region":
                 if value and not self.directory.has_region(value):
@@ -399,7 +452,7 @@ class TicketService(TicketCore):
                 # a corrected kind or urgency changes the time limits of the live tasks
                 kind = Kind(clean.get("kind", t.kind))
                 urgency = Urgency(clean.get("urgency", t.urgency))
-                reply_due = self.deadlines.reply_due(kind, urgency, t.created_at)
+                reply_due = self.deadlines.reply_due(kind, urgency, t.handling_from or t.created_at)
                 values["reply_due"] = reply_due
 
                 def after(c: Connection, _t: Ticket) -> None:
@@ -440,7 +493,7 @@ class TicketService(TicketCore):
             ticket_id,
             version,
             Action.RETURN,
-            lambda t, a, now: {"return_reason": reason},
+            lambda t, a, now: {"return_reason": reason, "ended_at": now},
             reason=reason,
         )
 
@@ -453,6 +506,7 @@ class TicketService(TicketCore):
             version,
             Action.REPLY,
             lambda t, a, now: {"reply": text, "replied_at": now},
+            detail={"reply": text},
         )
 
     async def forward(
@@ -472,9 +526,9 @@ class TicketService(TicketCore):
             a_state, status = next_assignment_state(t.status, a.role, a.state, Action.FORWARD)
 
             def after(c: Connection, _t: Ticket) -> None:
-                store.update_assignment(c, a.id, {"state": a_state.value})
+                store.update_assignment(c, a.id, {"state": a_state.value, "ended_at": now})
                 # a unit that was assisting becomes the lead: one live task per unit
-                store.cancel_active_assignments(c, t.id, department)
+                store.cancel_active_assignments(c, t.id, now, department)
                 store.insert_assignment(
                     c,
                     ticket_id=t.id,
@@ -503,12 +557,20 @@ class TicketService(TicketCore):
     ) -> Ticket:
         """申请延期 to a new reply deadline, decided by a dispatcher or supervisor."""
         reason = require_text(reason, "reason", "延期理由", self.limits.reason)
-        if until.tzinfo is None:
-            raise InvalidInput("延期时间须带时区", field="until")
+        asked = until
 
         def decide(conn: Connection, t: Ticket, now: datetime) -> Change:
             a = self._own_assignment(actor, t)
             next_assignment_state(t.status, a.role, a.state, Action.REQUEST_EXTENSION)
+            # a sane range: a far date would overflow local time and the working-day walks
+            until = time_in_range(
+                asked,
+                now,
+                past=timedelta(0),
+                future=timedelta(days=self.limits.extension_days),
+                field="until",
+                label="延期时间",
+            )
             if a.extension_state is ExtensionState.REQUESTED:
                 raise Conflict("已有待审批的延期申请")
             if until <= max(now, a.reply_due or now):
@@ -528,6 +590,13 @@ class TicketService(TicketCore):
             )
 
         return await self._apply(actor, ticket_id, version, Action.REQUEST_EXTENSION, decide)
+
+
+def _member(enum: Any, value: object, field: str, label: str) -> str:
+    try:
+        return str(enum(value).value)
+    except ValueError:
+        raise InvalidInput(f"{label}的值无效", field=field) from None
 
 
 def example_row(

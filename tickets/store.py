@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from tickets import outbox
 from tickets.model import (
     Assignment,
     AssignmentRole,
@@ -71,7 +73,16 @@ def insert_ticket(conn: Connection, new: NewTicket, number: str, now: datetime) 
         "created_at": now,
         "updated_at": now,
     }
-    return int(conn.execute(tickets.insert().values(values).returning(tickets.c.id)).scalar_one())
+    return int(conn.execute(_INSERT_TICKET, values).scalar_one())
+
+
+# built once: a statement made per row (insert().values(row)) costs more CPU than the row
+# (SQLAlchemy coerces every value and keys its cache on them); executed with the row as
+# parameters, the compiled form is reused
+_INSERT_TICKET = tickets.insert().returning(tickets.c.id)
+_INSERT_ASSIGNMENT = assignments.insert().returning(assignments.c.id)
+_INSERT_EVENT = events.insert().returning(events.c.id)
+_INSERT_CLOCK = clocks.insert().returning(clocks.c.id)
 
 
 def update_ticket(conn: Connection, ticket_id: int, version: int, values: dict[str, Any]) -> bool:
@@ -118,6 +129,7 @@ def _ticket_from_row(row: Any, assigned: Sequence[Assignment] = ()) -> Ticket:
         route_state=m["route_state"],
         suggestion=m["suggestion"],
         assignments=tuple(assigned),
+        handling_from=m["handling_from"],
     )
 
 
@@ -140,6 +152,7 @@ def _assignment_from_row(row: Any) -> Assignment:
         extension_until=m["extension_until"],
         extension_reason=m["extension_reason"],
         forwarded_from=m["forwarded_from"],
+        ended_at=m["ended_at"],
     )
 
 
@@ -183,11 +196,19 @@ def get_ticket_by_intake_key(conn: Connection, key: str) -> Ticket | None:
     return _ticket_from_row(row, _assignments_of(conn, [row.id])[row.id])
 
 
-def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
+_ACTIVE = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
+
+
+def _filtered(
+    stmt: Any, f: TicketFilter, department_scope: str | None, now: datetime | None = None
+) -> Any:
+    now = now or datetime.now(UTC)
     if f.channel is not None:
         stmt = stmt.where(tickets.c.channel == f.channel.value)
     if f.status is not None:
         stmt = stmt.where(tickets.c.status == f.status.value)
+    if f.statuses:
+        stmt = stmt.where(tickets.c.status.in_([s.value for s in f.statuses]))
     if f.kind is not None:
         stmt = stmt.where(tickets.c.kind == f.kind.value)
     if f.phone is not None:
@@ -199,30 +220,96 @@ def _filtered(stmt: Any, f: TicketFilter, department_scope: str | None) -> Any:
         stmt = stmt.where(tickets.c.supervised == f.supervised)
     if f.route_state is not None:
         stmt = stmt.where(tickets.c.route_state == f.route_state)
-    for dept in (f.department, department_scope):
-        if dept is not None:
-            stmt = stmt.where(
-                sa.exists().where(
-                    assignments.c.ticket_id == tickets.c.id,
-                    assignments.c.department == dept,
+    if f.regions:
+        stmt = stmt.where(tickets.c.region.in_(f.regions))
+    if f.number_prefix:
+        stmt = stmt.where(tickets.c.number.startswith(f.number_prefix, autoescape=True))
+    if f.q:
+        for word in f.q.split():
+            like = sa.or_(
+                *(
+                    col.contains(word, autoescape=True)
+                    for col in (
+                        tickets.c.content,
+                        tickets.c.summary,
+                        tickets.c.title,
+                        tickets.c.address,
+                    )
                 )
             )
+            stmt = stmt.where(like)
+    if f.overdue is not None:
+        late = sa.exists().where(
+            clocks.c.ticket_id == tickets.c.id,
+            clocks.c.state != ClockState.STOPPED.value,
+            sa.or_(clocks.c.state == ClockState.OVERDUE.value, clocks.c.due_at <= now),
+        )
+        stmt = stmt.where(late if f.overdue else ~late)
+    if f.category:
+        # the category path is a JSON list: match one whole name, quoted as JSON writes it
+        as_text = sa.cast(tickets.c.category, sa.Text)
+        stmt = stmt.where(
+            sa.or_(
+                *(
+                    as_text.contains(json.dumps(f.category, ensure_ascii=ascii), autoescape=True)
+                    for ascii in (True, False)  # however the driver's serializer wrote it
+                )
+            )
+        )
+    if f.created_from is not None:
+        stmt = stmt.where(tickets.c.created_at >= f.created_from)
+    if f.created_until is not None:
+        stmt = stmt.where(tickets.c.created_at < f.created_until)
+    if f.urged is not None:
+        stmt = stmt.where((tickets.c.urge_count > 0) if f.urged else (tickets.c.urge_count == 0))
+    if f.extension_requested is not None:
+        asked = sa.exists().where(
+            assignments.c.ticket_id == tickets.c.id,
+            assignments.c.state.in_(_ACTIVE),
+            assignments.c.extension_state == ExtensionState.REQUESTED.value,
+        )
+        stmt = stmt.where(asked if f.extension_requested else ~asked)
+    for dept in (f.department, department_scope):
+        if dept is not None:
+            own = [assignments.c.ticket_id == tickets.c.id, assignments.c.department == dept]
+            if f.assignment_states:
+                own.append(assignments.c.state.in_([s.value for s in f.assignment_states]))
+            stmt = stmt.where(sa.exists().where(*own))
     return stmt
 
 
 def list_tickets(
-    conn: Connection, f: TicketFilter, department_scope: str | None = None
+    conn: Connection,
+    f: TicketFilter,
+    department_scope: str | None = None,
+    now: datetime | None = None,
 ) -> list[Ticket]:
-    """Newest first; `department_scope` limits to orders ever assigned to that department."""
-    stmt = _filtered(sa.select(tickets), f, department_scope)
-    stmt = stmt.order_by(tickets.c.id.desc()).limit(f.limit).offset(f.offset)
+    """Newest first, or by the earliest live deadline (f.sort == "due"); `department_scope`
+    limits to orders ever assigned to that department."""
+    stmt = _filtered(sa.select(tickets), f, department_scope, now)
+    if f.sort == "due":
+        due = (
+            sa.select(sa.func.min(clocks.c.due_at))
+            .where(clocks.c.ticket_id == tickets.c.id, clocks.c.state != ClockState.STOPPED.value)
+            .scalar_subquery()
+        )
+        # orders without a running clock last, then newest first
+        stmt = stmt.order_by(due.is_(None), due, tickets.c.id.desc())
+    else:
+        stmt = stmt.order_by(tickets.c.id.desc())
+    stmt = stmt.limit(f.limit).offset(f.offset)
     rows = conn.execute(stmt).all()
     assigned = _assignments_of(conn, [r.id for r in rows])
     return [_ticket_from_row(r, assigned[r.id]) for r in rows]
 
 
-def count_tickets(conn: Connection, f: TicketFilter, department_scope: str | None = None) -> int:
-    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope)
+def count_tickets(
+    conn: Connection,
+    f: TicketFilter,
+    department_scope: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope, now)
     return int(conn.execute(stmt).scalar_one())
 
 
@@ -237,22 +324,18 @@ def insert_assignment(
     reply_due: datetime | None,
     forwarded_from: int | None = None,
 ) -> int:
-    stmt = (
-        assignments.insert()
-        .values(
-            ticket_id=ticket_id,
-            department=department,
-            role=role.value,
-            state=AssignmentState.PENDING.value,
-            created_at=now,
-            sign_due=sign_due,
-            reply_due=reply_due,
-            extension_state=ExtensionState.NONE.value,
-            forwarded_from=forwarded_from,
-        )
-        .returning(assignments.c.id)
-    )
-    return int(conn.execute(stmt).scalar_one())
+    values = {
+        "ticket_id": ticket_id,
+        "department": department,
+        "role": role.value,
+        "state": AssignmentState.PENDING.value,
+        "created_at": now,
+        "sign_due": sign_due,
+        "reply_due": reply_due,
+        "extension_state": ExtensionState.NONE.value,
+        "forwarded_from": forwarded_from,
+    }
+    return int(conn.execute(_INSERT_ASSIGNMENT, values).scalar_one())
 
 
 def update_assignment(conn: Connection, assignment_id: int, values: dict[str, Any]) -> None:
@@ -260,7 +343,7 @@ def update_assignment(conn: Connection, assignment_id: int, values: dict[str, An
 
 
 def cancel_active_assignments(
-    conn: Connection, ticket_id: int, department: str | None = None
+    conn: Connection, ticket_id: int, now: datetime, department: str | None = None
 ) -> list[int]:
     """Withdraw the live tasks on an order (only `department`'s, if given)."""
     active = (AssignmentState.PENDING.value, AssignmentState.ACCEPTED.value)
@@ -274,7 +357,7 @@ def cancel_active_assignments(
         conn.execute(
             assignments.update()
             .where(assignments.c.id.in_(ids))
-            .values(state=AssignmentState.CANCELLED.value)
+            .values(state=AssignmentState.CANCELLED.value, ended_at=now)
         )
     return ids
 
@@ -311,7 +394,8 @@ def insert_event(
         "new": new,
         "assignment_id": assignment_id,
     }
-    event_id = int(conn.execute(events.insert().values(values).returning(events.c.id)).scalar_one())
+    event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
+    outbox.enqueue_for_event(conn, ticket_id, event_id, action, at)  # same transaction
     return TicketEvent(
         id=event_id,
         ticket_id=ticket_id,
@@ -336,15 +420,20 @@ def list_events(conn: Connection, ticket_id: int) -> list[TicketEvent]:
     return _events(rows)
 
 
-def list_events_since(
-    conn: Connection, since: datetime, actions: Sequence[str], limit: int
-) -> list[TicketEvent]:
-    """Recent events of these kinds, oldest first (for consumers catching up after a restart)."""
+def get_events(conn: Connection, event_ids: Sequence[int]) -> list[TicketEvent]:
+    """These events, oldest first (for the consumers of the work queue)."""
+    ids = list(event_ids)
+    if not ids:
+        return []
+    return _events(
+        conn.execute(sa.select(events).where(events.c.id.in_(ids)).order_by(events.c.id))
+    )
+
+
+def list_events_after(conn: Connection, after_id: int, limit: int) -> list[TicketEvent]:
+    """Events with ids after `after_id`, oldest first (a console catching up)."""
     rows = conn.execute(
-        sa.select(events)
-        .where(events.c.at >= since, events.c.action.in_(list(actions)))
-        .order_by(events.c.id)
-        .limit(limit)
+        sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
     )
     return _events(rows)
 
@@ -385,6 +474,38 @@ def _clock(row: Any) -> Clock:
     )
 
 
+def live_clocks_of(conn: Connection, ticket_ids: Iterable[int]) -> dict[int, list[Clock]]:
+    """The running clocks of several orders (one query, for a page of a list)."""
+    ids = list(ticket_ids)
+    out: dict[int, list[Clock]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = conn.execute(
+        sa.select(clocks)
+        .where(clocks.c.ticket_id.in_(ids), clocks.c.state != ClockState.STOPPED.value)
+        .order_by(clocks.c.ticket_id, clocks.c.id)
+    )
+    for row in rows:
+        out[row.ticket_id].append(_clock(row))
+    return out
+
+
+def count_due_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count(sa.distinct(clocks.c.ticket_id))).where(
+        clocks.c.state != ClockState.STOPPED.value,
+        clocks.c.due_at >= start,
+        clocks.c.due_at < end,
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def count_created_between(conn: Connection, start: datetime, end: datetime) -> int:
+    stmt = sa.select(sa.func.count()).where(
+        tickets.c.created_at >= start, tickets.c.created_at < end
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
 def list_live_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
     rows = conn.execute(
         sa.select(clocks).where(
@@ -402,7 +523,7 @@ def list_clocks(conn: Connection, ticket_id: int) -> list[Clock]:
 
 
 def insert_clock(conn: Connection, values: dict[str, Any]) -> int:
-    return int(conn.execute(clocks.insert().values(values).returning(clocks.c.id)).scalar_one())
+    return int(conn.execute(_INSERT_CLOCK, values).scalar_one())
 
 
 def update_clock(conn: Connection, clock_id: int, values: dict[str, Any]) -> None:
@@ -450,6 +571,25 @@ def list_examples(conn: Connection) -> list[tuple[str, list[str], str | None, st
     return [(r.text, list(r.category or []), r.department, r.source) for r in rows]
 
 
+def update_untriaged(
+    conn: Connection, ticket_id: int, version: int, values: dict[str, Any]
+) -> bool:
+    """Compare-and-set of the triage's routing: only an order at `version`, still new and
+    still waiting for the triage (set_triage keeps the version: the pending state is checked
+    too). False when somebody acted first."""
+    stmt = (
+        tickets.update()
+        .where(
+            tickets.c.id == ticket_id,
+            tickets.c.version == version,
+            tickets.c.status == Status.NEW.value,
+            tickets.c.route_state == "pending",
+        )
+        .values(version=tickets.c.version + 1, **values)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
 def set_triage(
     conn: Connection, ticket_id: int, route_state: str, suggestion: dict[str, Any] | None
 ) -> bool:
@@ -463,12 +603,17 @@ def set_triage(
     return conn.execute(stmt).rowcount == 1
 
 
-def pending_triage(conn: Connection, limit: int) -> list[int]:
-    """New orders the triage has not seen (e.g. after a crash between intake and triage)."""
-    stmt = (
-        sa.select(tickets.c.id)
-        .where(tickets.c.route_state == "pending", tickets.c.status == Status.NEW.value)
-        .order_by(tickets.c.id)
-        .limit(limit)
-    )
-    return list(conn.execute(stmt).scalars())
+def get_tickets(
+    conn: Connection, ticket_ids: Sequence[int], *, untriaged: bool = False
+) -> list[Ticket]:
+    """These orders with their assignments, in one round of queries (`untriaged`: only those
+    still new and waiting for the triage)."""
+    ids = list(ticket_ids)
+    if not ids:
+        return []
+    stmt = sa.select(tickets).where(tickets.c.id.in_(ids)).order_by(tickets.c.id)
+    if untriaged:
+        stmt = stmt.where(tickets.c.route_state == "pending", tickets.c.status == Status.NEW.value)
+    rows = conn.execute(stmt).all()
+    assigned = _assignments_of(conn, [r.id for r in rows])
+    return [_ticket_from_row(r, assigned[r.id]) for r in rows]

@@ -67,11 +67,17 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    # start of the current handling period (NULL: receipt); a reopened order starts anew
+    sa.Column("handling_from", UTCDateTime),
     # triage: pending → auto (dispatched by the classifier) | review (a dispatcher decides)
     sa.Column("route_state", sa.String(8), nullable=False, server_default="pending"),
     sa.Column("suggestion", sa.JSON),
     # the channel's own id of the request (a call, an SMS): a redelivery finds the same order
     sa.Column("intake_key", sa.String(120), unique=True),
+    # retention (tickets/retention.py): when the caller's identity and the request's details
+    # were replaced by a marker, and when the order's files were deleted
+    sa.Column("purged_at", UTCDateTime),
+    sa.Column("files_purged_at", UTCDateTime),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),
@@ -79,6 +85,10 @@ tickets = sa.Table(
     sa.Index("ix_tickets_created", "created_at"),
     sa.Index("ix_tickets_master", "master_id"),
 )
+
+# added by migration 0600: a data migration before it (0200's statistics backfill) reads orders
+# without them (tickets.stats_store.ORDER_COLUMNS)
+RETENTION_MARKS = frozenset({"purged_at", "files_purged_at"})
 
 assignments = sa.Table(
     "ticket_assignments",
@@ -99,6 +109,8 @@ assignments = sa.Table(
     sa.Column("extension_until", UTCDateTime),
     sa.Column("extension_reason", sa.Text),
     sa.Column("forwarded_from", BigId, sa.ForeignKey("ticket_assignments.id")),
+    # when the task ended without a reply (returned, forwarded, withdrawn)
+    sa.Column("ended_at", UTCDateTime),
     sa.Index("ix_assignments_ticket", "ticket_id"),
     sa.Index("ix_assignments_department_state", "department", "state"),
 )
@@ -171,4 +183,82 @@ numbers = sa.Table(
     metadata,
     sa.Column("day", sa.String(8), primary_key=True),
     sa.Column("last", sa.Integer, nullable=False),
+)
+
+# the durable work queue (outbox, tickets/outbox.py): background work written in the same
+# transaction as the order change that calls for it; consumers claim due rows under a lease
+# (`lease` is the claim's token, `next_at` its expiry) and retry failures with back-off
+work_queue = sa.Table(
+    "work_queue",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("ticket_id", BigId),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_at", UTCDateTime, nullable=False),
+    sa.Column("lease", sa.String(36)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.String(300)),
+    sa.Index("ix_work_queue_due", "topic", "next_at", "id"),
+)
+
+# 多人同诉: a main order and the orders of other callers about the same problem, linked to it
+# (merged duplicates are members too, through tickets.master_id); an order is in one group
+ticket_groups = sa.Table(
+    "ticket_groups",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("main_id", BigId, sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+)
+
+group_members = sa.Table(
+    "ticket_group_members",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("group_id", BigId, sa.ForeignKey("ticket_groups.id"), nullable=False),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False, unique=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("added_by", sa.String(100), nullable=False),
+    sa.Index("ix_group_members_group", "group_id"),
+)
+
+# near-duplicates found at intake (诉求汇总): merge candidates for the centre to act on
+similar = sa.Table(
+    "ticket_similar",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("other_id", BigId, sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("ticket_id", "other_id", name="uq_similar_pair"),
+    sa.Index("ix_similar_other", "other_id"),
+)
+
+# Audited reads of personal data (tickets/privacy.py): append-only, the database refuses
+# UPDATE, and DELETE of rows younger than a year (retention deletes older ones)
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor_id", BigId),
+    sa.Column("actor_name", sa.String(100), nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("department", sa.String(64)),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("ticket_id", BigId),  # no foreign key: the log outlives nothing it points at
+    sa.Column("subject", sa.String(80)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("client", sa.String(64)),
+    sa.Index("ix_access_log_at", "at"),
+    sa.Index("ix_access_log_ticket", "ticket_id", "at"),
+    sa.Index("ix_access_log_actor", "actor_id", "at"),
 )

@@ -71,8 +71,18 @@ for _s in (
 ):
     TRANSITIONS[(_s, A.EDIT)] = _s
     TRANSITIONS[(_s, A.SUPPLEMENT)] = _s
+for _s in Status:
+    if _s not in (S.CLOSED, S.MERGED):
+        TRANSITIONS[(_s, A.ATTACH)] = _s
 
 FINAL = frozenset({S.CLOSED, S.MERGED})
+
+# the citizen's request is still being handled: no answer yet (or it was reopened)
+IN_HAND = frozenset({S.NEW, S.DISPATCHED, S.ACCEPTED, S.RETURNED, S.REPLIED, S.REWORK, S.REOPENED})
+
+# a person deciding an order's way without dispatching it takes it out of the triage queue
+# (dispatch sets its own route state: auto by the triage, manual by a person)
+ROUTING_DECISIONS = frozenset({A.ANSWER, A.MERGE})
 
 _STAFF = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR})
 _DESK = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
@@ -98,6 +108,8 @@ ROLES: dict[Action, frozenset[Role]] = {
     A.URGE: _DESK | {Role.SYSTEM},
     A.EDIT: _STAFF,
     A.SUPPLEMENT: frozenset({Role.CITIZEN}),  # through a channel adapter (SMS)
+    # staff of the centre, a department on an order it handles now, the citizen at intake
+    A.ATTACH: _STAFF | _DEPT,
 }
 
 # Actions a department takes on its own assignment, and how that assignment moves.
@@ -160,6 +172,12 @@ def next_assignment_state(
         ) from None
 
 
+# actions with a UI of their own rather than a form among the order's actions
+OWN_UI = frozenset({A.ATTACH})
+
+
 def allowed_actions(status: Status, role: Role) -> list[Action]:
     """What `role` may do to an order in `status` (before per-order guards), for the UI."""
-    return [a for a in Action if (status, a) in TRANSITIONS and role in ROLES[a]]
+    return [
+        a for a in Action if (status, a) in TRANSITIONS and role in ROLES[a] and a not in OWN_UI
+    ]

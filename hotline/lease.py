@@ -1,0 +1,86 @@
+"""Leases: one holder at a time for work that several processes could each do (the deadline
+watcher). With Redis, a key set only when absent (SET NX PX) and renewed only by its holder (a
+compare-and-renew script), so a holder that dies lets go after `ttl_s`. Without Redis there is
+one process and the lease is always held.
+
+A lease saves duplicate work; it is not what keeps the work correct. The watcher's steps are
+idempotent in the store (each clock's state moves in the transaction of its event, and on
+PostgreSQL concurrent watchers skip each other's locked rows), so while Redis is unreachable
+the holder keeps watching (failing open, logged once) rather than letting deadlines pass."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+# renew only while the key still names us; 1 when renewed (or taken), 0 when someone else holds it
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class Lease(Protocol):
+    async def hold(self) -> bool: ...
+    async def release(self) -> None: ...
+
+
+class LocalLease:
+    """One process: always the holder."""
+
+    async def hold(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+class RedisLease:
+    def __init__(self, redis: Any, name: str, ttl_s: float, prefix: str = "hotline") -> None:
+        self.redis = redis
+        self.key = f"{prefix}:lease:{name}"
+        self.ttl_ms = max(1000, int(ttl_s * 1000))
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held = False
+        self._down = False
+
+    async def hold(self) -> bool:
+        """Take or renew the lease; True while this process holds it."""
+        try:
+            got = bool(await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        except Exception as exc:  # fail open: see the module's docstring
+            if not self._down:
+                self._down = True
+                log.warning("Redis 不可用，无法确认租约 %s，本进程继续执行（%s）", self.key, exc)
+            return True
+        if self._down:
+            self._down = False
+            log.info("Redis 已恢复，租约 %s 恢复", self.key)
+        if got != self.held:
+            log.info("租约 %s %s", self.key, "已取得" if got else "由其他进程持有")
+        self.held = got
+        return got
+
+    async def release(self) -> None:
+        """Let go at a clean stop, so a standby takes over without waiting for the TTL."""
+        if not self.held:
+            return
+        try:
+            if await self.redis.get(self.key) == self.token.encode():
+                await self.redis.delete(self.key)
+        except Exception:  # it expires by itself
+            pass
+        self.held = False

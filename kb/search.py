@@ -1,0 +1,292 @@
+"""The search port: collections, documents, queries; the facade that analyses text for both
+adapters and reports itself degraded when its backend is away.
+
+Adapters (SearchBackend): kb/fts_store.py (SQLite FTS5, embedded, no server) and
+kb/search_es.py (Elasticsearch). Both index the analysed tokens of kb/analysis.py and rank with
+BM25 over three text fields (title ×2, words ×1, character bigrams ×0.5); one contract suite
+(tests/test_search_contract.py) runs over both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from kb.analysis import Analyzed, Analyzer, joined
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class FieldType(StrEnum):
+    KEYWORD = "keyword"  # one value, filtered by equality
+    KEYWORDS = "keywords"  # several values (departments, region path), any of them matches
+    BOOL = "bool"
+    DATE = "date"  # aware datetime, filtered by range, newest first when there is no text
+
+
+ORDERS = "orders"
+ARTICLES = "articles"
+SCHEMAS: dict[str, dict[str, FieldType]] = {
+    ORDERS: {
+        "number": FieldType.KEYWORD,
+        "status": FieldType.KEYWORD,
+        "departments": FieldType.KEYWORDS,  # every department ever assigned (access)
+        "region": FieldType.KEYWORDS,  # the region and the regions above it
+        "kind": FieldType.KEYWORD,
+        "category": FieldType.KEYWORDS,  # each level of the category path
+        "channel": FieldType.KEYWORD,
+        "phone": FieldType.KEYWORD,
+        "confidential": FieldType.BOOL,
+        "answered": FieldType.BOOL,
+        "group": FieldType.KEYWORD,  # the main order's number of its 多人同诉 group
+        "created_at": FieldType.DATE,
+    },
+    ARTICLES: {
+        "kind": FieldType.KEYWORD,
+        "code": FieldType.KEYWORD,
+        "language": FieldType.KEYWORD,
+        "department": FieldType.KEYWORD,
+        "status": FieldType.KEYWORD,
+        "valid_from": FieldType.DATE,
+        "valid_until": FieldType.DATE,
+        "updated_at": FieldType.DATE,
+    },
+}
+# the date a text-less query sorts by, newest first
+SORT_FIELD = {ORDERS: "created_at", ARTICLES: "updated_at"}
+# BM25 field weights, the same in both adapters
+WEIGHTS = {"title": 2.0, "words": 1.0, "grams": 0.5}
+TOTAL_CAP = 1000  # totals are counted up to here ("1000+")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What the facade hands an adapter: ids are the rows' integer ids."""
+
+    id: int
+    title: str  # analysed tokens, space-separated
+    words: str
+    grams: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """`values`: any of them (keywords, bools); `gte`/`lte`: a date range; `missing_ok`: a
+    document without the field passes too (an article without an end of validity)."""
+
+    field: str
+    values: tuple[Any, ...] = ()
+    gte: datetime | None = None
+    lte: datetime | None = None
+    missing_ok: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    words: tuple[str, ...] = ()
+    grams: tuple[str, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    exclude: tuple[int, ...] = ()
+    limit: int = 10
+    offset: int = 0
+    with_total: bool = True  # count the matches (up to TOTAL_CAP); suggestions skip it
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    hits: list[Hit]
+    total: int
+    total_capped: bool = False  # at least `total` matches
+    took_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TermStats:
+    """How many documents hold each term (0 when unknown); `docs` the collection's size."""
+
+    docs: int
+    words: Mapping[str, int]
+    grams: Mapping[str, int]
+
+
+class SearchBackend(Protocol):
+    """One search engine. Writes are idempotent upserts/deletes by id."""
+
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def healthy(self) -> bool: ...
+    async def upsert(self, collection: str, docs: Sequence[Document]) -> None: ...
+    async def delete(self, collection: str, ids: Sequence[int]) -> None: ...
+    async def search(self, collection: str, query: Query) -> Result: ...
+    async def count(self, collection: str) -> int: ...
+    async def term_stats(
+        self, collection: str, words: Sequence[str], grams: Sequence[str]
+    ) -> TermStats: ...
+    async def reset(self, collection: str) -> None: ...
+    async def drop(self, collection: str) -> None: ...
+    async def refresh(self, collection: str) -> None: ...
+
+
+class SearchUnavailable(Exception):
+    """The backend did not answer; callers report degraded search, never fail intake."""
+
+
+@dataclass(slots=True)
+class Health:
+    backend: str
+    ok: bool = True
+    since: float | None = None  # monotonic time it went down
+    error: str | None = None
+    changes: int = 0  # how often it flipped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "status": "ok" if self.ok else "degraded",
+            "error": self.error,
+            "down_for_s": round(time.monotonic() - self.since, 1) if self.since else None,
+        }
+
+
+@dataclass(slots=True)
+class Search:
+    """The search facade: analysis in, ids and scores out; one Health for the process."""
+
+    backend: SearchBackend
+    analyzer: Analyzer
+    # a longer query (a whole request as the text of suggestions) keeps its rarest terms:
+    # distinct words and bigrams kept, and how often one may repeat (query term frequency)
+    max_words: int = 32
+    max_grams: int = 48
+    max_repeat: int = 3
+    # text analysis is CPU-bound Python (jieba): it runs here, off the event loop
+    executor: Executor | None = None
+    health: Health = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.backend.name)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """`fn` (analysis work) on the executor, or inline without one (CLI, tests)."""
+        if self.executor is None:
+            return fn()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    # -- health -------------------------------------------------------------------------------
+    def mark_down(self, exc: BaseException) -> None:
+        if self.health.ok:
+            log.warning(
+                "搜索后端不可用（%s）：检索降级，索引待恢复后补齐: %s", self.backend.name, exc
+            )
+            self.health.ok = False
+            self.health.since = time.monotonic()
+            self.health.changes += 1
+        self.health.error = f"{type(exc).__name__}: {exc}"[:300]
+
+    def mark_up(self) -> None:
+        if not self.health.ok:
+            log.info("搜索后端已恢复（%s）", self.backend.name)
+            self.health.ok = True
+            self.health.since = None
+            self.health.error = None
+            self.health.changes += 1
+
+    async def probe(self) -> bool:
+        try:
+            ok = await self.backend.healthy()
+        except Exception as exc:  # any failure to answer is "down"
+            self.mark_down(exc)
+            return False
+        if ok:
+            self.mark_up()
+        else:
+            self.mark_down(SearchUnavailable("not healthy"))
+        return ok
+
+    # -- documents ----------------------------------------------------------------------------
+    def document(
+        self, doc_id: int, title: str | None, body: Sequence[str | None], fields: Mapping[str, Any]
+    ) -> Document:
+        t = self.analyzer.document(title)
+        b = self.analyzer.document(*body)
+        return Document(
+            doc_id, joined(t.words), joined(b.words), joined((*t.grams, *b.grams)), fields
+        )
+
+    async def upsert(self, collection: str, docs: Sequence[Document]) -> None:
+        await self._call(self.backend.upsert(collection, docs))
+
+    async def delete(self, collection: str, ids: Sequence[int]) -> None:
+        await self._call(self.backend.delete(collection, ids))
+
+    # -- queries ------------------------------------------------------------------------------
+    def analyze(self, text: str | None) -> Analyzed:
+        return self.analyzer.query(text or "")
+
+    async def _focus(self, collection: str, a: Analyzed) -> Analyzed:
+        """Keep a long query's most telling terms: the highest query frequency × idf."""
+        words, grams = Counter(a.words), Counter(a.grams)
+        if len(words) <= self.max_words and len(grams) <= self.max_grams:
+            return Analyzed(self._repeat(words), self._repeat(grams))
+        stats = await self._call(self.backend.term_stats(collection, list(words), list(grams)))
+        n = max(stats.docs, 1)
+
+        def best(counts: Counter[str], df: Mapping[str, int], k: int) -> Counter[str]:
+            def weight(t: str) -> float:
+                return counts[t] * math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))
+
+            return Counter({t: counts[t] for t in sorted(counts, key=weight, reverse=True)[:k]})
+
+        return Analyzed(
+            self._repeat(best(words, stats.words, self.max_words)),
+            self._repeat(best(grams, stats.grams, self.max_grams)),
+        )
+
+    def _repeat(self, counts: Counter[str]) -> tuple[str, ...]:
+        return tuple(t for t, c in counts.items() for _ in range(min(c, self.max_repeat)))
+
+    async def search(
+        self,
+        collection: str,
+        text: str | None,
+        filters: Sequence[Filter] = (),
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        exclude: Sequence[int] = (),
+        with_total: bool = True,
+    ) -> Result:
+        a = await self._focus(collection, await self.run(lambda: self.analyze(text)))
+        query = Query(a.words, a.grams, tuple(filters), tuple(exclude), limit, offset, with_total)
+        start = time.perf_counter()
+        result: Result = await self._call(self.backend.search(collection, query))
+        took = (time.perf_counter() - start) * 1000
+        return Result(result.hits, result.total, result.total_capped, took)
+
+    async def _call(self, aw: Any) -> Any:
+        try:
+            out = await aw
+        except SearchUnavailable as exc:
+            self.mark_down(exc)
+            raise
+        self.mark_up()
+        return out

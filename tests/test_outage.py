@@ -1,0 +1,135 @@
+"""A database outage (a real PostgreSQL stopped, then started again): requests get 503 with
+Retry-After, in JSON on the API and as a Chinese page elsewhere, /healthz says unhealthy, the log
+says it once when it starts and once when it ends (no traceback per request), the server
+recovers by itself, and every request acknowledged with 201 is there afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+
+from hotline.app import DATABASE, make_app
+from tests.conftest import PASSWORD, create_users, make_settings
+from tests.pgserver import PostgresServer
+from tests.waiting import wait_until
+from tickets.db import is_outage
+from tickets.tables import tickets
+
+Client = TestClient[Any, Any]
+MESSAGE = "数据库暂时不可用，请稍后重试"
+
+
+async def submit(client: Client, i: int) -> tuple[int, Any]:
+    resp = await client.post(
+        "/api/v1/requests", json={"content": f"路灯不亮第{i}盏", "phone": f"139{i:08d}"}
+    )
+    return resp.status, await resp.json()
+
+
+async def test_outage_postgres_stopped_answers_503_logs_once_and_recovers(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with PostgresServer() as pg:  # its own server: the session's one is not stopped
+        settings = make_settings(pg.create_database("outage"))
+        app = make_app(settings)
+        create_users(settings, app[DATABASE])
+        client: Client = await aiohttp_client(app)
+        login = await client.post(
+            "/api/v1/session", json={"username": "dispatcher", "password": PASSWORD}
+        )
+        assert login.status == 200
+        acked: list[str] = []
+        status, body = await submit(client, 0)
+        assert status == 201
+        acked.append(body["number"])
+        assert (await client.get("/healthz")).status == 200
+
+        caplog.clear()
+        caplog.set_level(logging.INFO)
+        await asyncio.to_thread(pg.pause)
+        for i in range(1, 21):
+            status, body = await submit(client, i)
+            if status == 201:  # committed before the server went away
+                acked.append(body["number"])
+                continue
+            assert status == 503, body
+            assert body["error"]["code"] == "unavailable"
+            assert body["error"]["message"] == MESSAGE
+        resp = await client.post(
+            "/api/v1/requests", json={"content": "停电了", "phone": "13900000001"}
+        )
+        assert resp.status == 503 and int(resp.headers["Retry-After"]) > 0
+        # pages: a citizen's and a staff member's (whose session cannot be read now)
+        page = await client.post("/track", data={"number": acked[0], "phone": "13900000000"})
+        assert page.status == 503 and "Retry-After" in page.headers
+        assert MESSAGE in await page.text()
+        listing = await client.get("/staff/tickets")
+        assert listing.status == 503 and MESSAGE in await listing.text()
+        api_list = await client.get("/api/v1/tickets")
+        assert api_list.status == 503
+
+        async def unhealthy() -> bool:
+            resp = await client.get("/healthz")
+            return resp.status == 503 and "Retry-After" in resp.headers
+
+        await wait_until(unhealthy, within=30)
+
+        await asyncio.to_thread(pg.resume)
+
+        async def healthy() -> bool:
+            return (await client.get("/healthz")).status == 200
+
+        await wait_until(healthy, within=60)
+        n = 100
+
+        async def accepted() -> bool:
+            nonlocal n
+            n += 1
+            status, body = await submit(client, n)
+            if status == 201:
+                acked.append(body["number"])
+            return status == 201
+
+        await wait_until(accepted, within=60)
+        assert (await client.get("/api/v1/tickets")).status == 200  # the session works again
+
+        # every acknowledged request is there
+        found = await app[DATABASE].read(
+            lambda c: set(c.execute(sa.select(tickets.c.number)).scalars())
+        )
+        assert set(acked) <= found
+
+        await client.close()  # before this PostgreSQL stops for good
+        outage_lines = [r for r in caplog.records if "数据库不可用" in r.getMessage()]
+        recovery_lines = [r for r in caplog.records if "数据库已恢复" in r.getMessage()]
+        tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+        assert len(outage_lines) == 1, [r.getMessage() for r in outage_lines]
+        assert len(recovery_lines) == 1
+        assert tracebacks == [], [r.getMessage() for r in tracebacks]
+
+
+def test_outage_errors_are_told_from_bugs() -> None:
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    def wrapped(orig: Exception, cls: type[sa_exc.DBAPIError]) -> Exception:
+        return cls("SELECT 1", {}, orig)
+
+    assert is_outage(
+        wrapped(sqlite3.OperationalError("database is locked"), sa_exc.OperationalError)
+    )
+    assert is_outage(
+        wrapped(sqlite3.OperationalError("database or disk is full"), sa_exc.OperationalError)
+    )
+    assert is_outage(wrapped(sqlite3.OperationalError("disk I/O error"), sa_exc.OperationalError))
+    assert not is_outage(
+        wrapped(sqlite3.OperationalError("no such table: tickets"), sa_exc.OperationalError)
+    )
+    assert not is_outage(wrapped(sqlite3.IntegrityError("UNIQUE failed"), sa_exc.IntegrityError))
+    assert not is_outage(ValueError("a bug"))
