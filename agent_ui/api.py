@@ -26,7 +26,7 @@ from agent_ui.context import (
     services,
 )
 from agent_ui.filters import read_filter
-from tickets.access import normalize_phone
+from tickets.access import caller_view, normalize_phone
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.model import (
     LABELS,
@@ -339,7 +339,8 @@ async def list_tickets(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
     found, total = await svc.tickets.list_tickets(actor, ticket_filter(request))
-    return _json({"total": total, "items": [svc.presenter.ticket(t) for t in found]})
+    items = [svc.presenter.ticket(caller_view(actor, t)) for t in found]
+    return _json({"total": total, "items": items})
 
 
 @route("POST", "/tickets", "话务员登记工单（电话、来访等渠道）", body=s.StaffTicket, status=201)
@@ -352,7 +353,9 @@ async def create_ticket(request: web.Request) -> web.Response:
 
 
 def _ticket_out(tickets: TicketService, presenter: Any, actor: Actor, t: Ticket) -> dict[str, Any]:
-    out: dict[str, Any] = presenter.ticket(t, tickets.actions_for(actor, t))
+    """An order as `actor` sees it: its caller masked as caller_view says (the full caller:
+    POST /tickets/{id}/caller, audited)."""
+    out: dict[str, Any] = presenter.ticket(caller_view(actor, t), tickets.actions_for(actor, t))
     return out
 
 
@@ -369,11 +372,16 @@ def _ticket_id(request: web.Request) -> int:
     return value
 
 
-@route("GET", "/tickets/{id}", "工单详情（含承办任务和当前可执行的操作）")
+@route(
+    "GET",
+    "/tickets/{id}",
+    "工单详情（含承办任务和当前可执行的操作；保密工单的来电人打码，打开保密工单记入访问日志）",
+)
 async def get_ticket(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
     ticket = await svc.tickets.get(actor, _ticket_id(request), with_clocks=True)
+    await svc.privacy.opened(actor, ticket, client_address(request))
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 
@@ -382,6 +390,7 @@ async def get_ticket_by_number(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
     ticket = await svc.tickets.get_by_number(actor, request.match_info["number"], with_clocks=True)
+    await svc.privacy.opened(actor, ticket, client_address(request))
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket))
 
 

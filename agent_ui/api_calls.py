@@ -13,13 +13,19 @@ from aiohttp import web
 
 from agent_ui import schemas as s
 from agent_ui.api import _int_query, _json, route
-from agent_ui.context import current_session, read_json, require_staff, services
+from agent_ui.context import (
+    client_address,
+    current_session,
+    read_json,
+    require_staff,
+    services,
+)
 from telephony.acd import AGENT_STATE_LABELS, Agent
 from telephony.center import CallCenter
 from telephony.model import OUTCOME_LABELS, CallRecord
-from tickets.access import normalize_phone, time_in_range
+from tickets.access import mask_for, normalize_phone, time_in_range
 from tickets.errors import InvalidInput, NotFound, Unavailable
-from tickets.model import Actor, Role
+from tickets.model import AccessKind, Actor, Role
 
 # taking and placing calls is desk work; admins manage accounts and settings, not calls (an
 # admin who also answers the phone has an agent account of their own: separation of duties)
@@ -55,13 +61,18 @@ def _agent_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def call_json(rec: CallRecord, t: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+def call_json(
+    rec: CallRecord, t: Callable[[datetime | None], str | None], role: Role
+) -> dict[str, Any]:
+    """A call record; the citizen's number (an inbound caller, an outbound call's target)
+    masked for roles that do not need it (tickets.access.mask_for)."""
+    inbound = rec.direction == "in"
     return {
         "id": rec.id,
         "direction": rec.direction,
         "purpose": rec.purpose,
-        "caller": rec.caller,
-        "dialled": rec.dialled,
+        "caller": mask_for(role, rec.caller) if inbound else rec.caller,
+        "dialled": rec.dialled if inbound else mask_for(role, rec.dialled),
         "worker": rec.worker,
         "language": rec.language,
         "kind": rec.kind,
@@ -126,7 +137,7 @@ async def callcenter(request: web.Request) -> web.Response:
 
 @route("GET", "/calls", "通话记录（可按 caller、ticket_id、outcome 筛选）", tag=TAG)
 async def list_calls(request: web.Request) -> web.Response:
-    await require_staff(request, *WATCH_ROLES)
+    actor = await require_staff(request, *WATCH_ROLES)
     q = request.query
     outcome = q.get("outcome") or None
     if outcome is not None and outcome not in OUTCOME_LABELS:
@@ -146,7 +157,7 @@ async def list_calls(request: web.Request) -> web.Response:
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
     t = services(request).presenter.time
-    return _json({"items": [call_json(r, t) for r in records]})
+    return _json({"items": [call_json(r, t, actor.role) for r in records]})
 
 
 def _day_query(request: web.Request, name: str, default: datetime) -> datetime:
@@ -182,9 +193,9 @@ async def call_stats(request: web.Request) -> web.Response:
     return _json({"since": t(since), "until": t(until), **stats.as_dict()})
 
 
-@route("GET", "/calls/{id}/recording", "通话或留言录音（WAV）", tag=TAG)
+@route("GET", "/calls/{id}/recording", "通话或留言录音（WAV；每次收听记入访问日志）", tag=TAG)
 async def call_recording(request: web.Request) -> web.StreamResponse:
-    await require_staff(request, *WATCH_ROLES)
+    actor = await require_staff(request, *WATCH_ROLES)
     call_id = request.match_info["id"]
     records = [r for r in await _center(request).list_calls(limit=1, call_id=call_id)]
     rec = records[0] if records else None
@@ -193,6 +204,13 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     path = Path(rec.recording)
     if not await asyncio.to_thread(path.is_file):
         raise NotFound("录音文件不存在", call=call_id)
+    await services(request).privacy.record(
+        actor,
+        AccessKind.RECORDING_PLAYED,
+        ticket_id=rec.ticket_id,
+        subject=f"call:{call_id}",
+        client=client_address(request),
+    )
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 

@@ -11,10 +11,16 @@ from urllib.parse import quote
 from aiohttp import web
 
 from agent_ui.api import _json, _ticket_id, _ticket_out, route
-from agent_ui.context import check_csrf, defer_csrf_to_form, require_staff, services
+from agent_ui.context import (
+    check_csrf,
+    client_address,
+    defer_csrf_to_form,
+    require_staff,
+    services,
+)
 from agent_ui.uploads import read_form
 from tickets.errors import InvalidInput, NotFound
-from tickets.model import Role, Ticket
+from tickets.model import AccessKind, Role, Ticket
 
 CENTRE = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN})
 STAFF_WRITERS = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.DEPARTMENT)
@@ -55,7 +61,7 @@ async def upload(request: web.Request) -> web.Response:
     return _json(_ticket_out(svc.tickets, svc.presenter, actor, ticket), status=201)
 
 
-@route("GET", "/tickets/{id}/attachments/{n}", "下载附件或收听留言录音")
+@route("GET", "/tickets/{id}/attachments/{n}", "下载附件或收听留言录音（每次记入访问日志）")
 async def download(request: web.Request) -> web.StreamResponse:
     actor = await require_staff(request)
     svc = services(request)
@@ -74,8 +80,16 @@ async def download(request: web.Request) -> web.StreamResponse:
     else:
         path = svc.files.path(str(entry.get("sha256", "")))
         media_type, name = str(entry.get("media_type")), str(entry.get("name") or "附件")
-    if not await asyncio.to_thread(path.is_file):
+    if entry.get("purged_at") or not await asyncio.to_thread(path.is_file):
         raise NotFound("附件文件不存在或已过保存期限")
+    kind = (
+        AccessKind.RECORDING_PLAYED
+        if entry.get("type") == "recording"
+        else AccessKind.ATTACHMENT_FETCHED
+    )
+    await svc.privacy.record(  # before a byte leaves: no entry, no file
+        actor, kind, ticket_id=ticket.id, subject=f"attachment:{n}", client=client_address(request)
+    )
     inline = media_type.startswith(("image/", "audio/"))
     disposition = "inline" if inline else "attachment"
     return web.FileResponse(

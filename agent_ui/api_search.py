@@ -13,7 +13,7 @@ from agent_ui.api import _choice_query, _enum_query, _int_query, _json, read_jso
 from agent_ui.context import SearchServices, require_staff, services
 from kb.model import Article
 from routing.order_search import OrderQuery
-from tickets.access import normalize_phone
+from tickets.access import caller_view, normalize_phone
 from tickets.errors import InvalidInput, Unavailable
 from tickets.groups import REASON_LABELS, GroupView
 from tickets.model import Channel, Kind, Role, Status
@@ -80,7 +80,10 @@ async def search_tickets(request: web.Request) -> web.Response:
             "total": hits.total,
             "total_capped": hits.total_capped,
             "took_ms": round(hits.took_ms, 1),
-            "items": [{**svc.presenter.ticket(t), "score": round(sc, 4)} for t, sc in hits.tickets],
+            "items": [
+                {**svc.presenter.ticket(caller_view(actor, t)), "score": round(sc, 4)}
+                for t, sc in hits.tickets
+            ],
         }
     )
 

@@ -25,6 +25,7 @@ from agent_ui.context import (
 from telephony.sms import SmsService
 from telephony.sms_store import Outgoing
 from telephony.sms_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, refusal
+from tickets.access import mask_for
 from tickets.errors import Forbidden, InvalidInput, Unavailable
 from tickets.model import Role
 
@@ -197,10 +198,12 @@ async def webhook(request: web.Request) -> web.Response:
     )
 
 
-def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+def _out_json(
+    m: Outgoing, t: Callable[[datetime | None], str | None], role: Role
+) -> dict[str, Any]:
     return {
         "id": m.id,
-        "recipient": m.recipient,
+        "recipient": mask_for(role, m.recipient),
         "text": m.text,
         "purpose": m.purpose,
         "ticket_id": m.ticket_id,
@@ -222,7 +225,7 @@ def _out_json(m: Outgoing, t: Callable[[datetime | None], str | None]) -> dict[s
     tag=TAG,
 )
 async def outbox(request: web.Request) -> web.Response:
-    await require_staff(request, *WATCH)
+    actor = await require_staff(request, *WATCH)
     q = request.query
     status = q.get("status") or None
     if status is not None and status not in OUTBOX_STATUSES:
@@ -235,7 +238,7 @@ async def outbox(request: web.Request) -> web.Response:
         offset=_int_query(request, "offset", 0, 0, 10_000_000),
     )
     t = services(request).presenter.time
-    return _json({"items": [_out_json(m, t) for m in items]})
+    return _json({"items": [_out_json(m, t, actor.role) for m in items]})
 
 
 @route("GET", "/sms/blocklist", "短信黑名单", tag=TAG)

@@ -13,7 +13,9 @@ from aiohttp.web_protocol import RequestHandler
 
 from agent_ui import (  # noqa: F401 - api_*, assist add to api.ROUTES on import
     api,
+    api_audit,
     api_calls,
+    api_export,
     api_kb,
     api_search,
     api_sms,

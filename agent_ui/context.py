@@ -33,6 +33,7 @@ from tickets.config import StatsSettings
 from tickets.errors import DomainError, InvalidInput, NotFound, RoleForbidden
 from tickets.groups import GroupService
 from tickets.model import Actor, Role, Satisfaction, Ticket
+from tickets.privacy import AccessLog
 from tickets.service import TicketService
 from tickets.stats import StatsService
 
@@ -94,6 +95,7 @@ class Services:
     call_stats: CallStatsService
     cases: CaseService
     features: Features
+    privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
     calls: CallCenter | None = None  # None when [telephony] is off
     sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None

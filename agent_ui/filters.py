@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 from routing.directory import Directory
 from tickets.access import normalize_phone
 from tickets.errors import InvalidInput
-from tickets.model import Channel, Kind, RouteState, Status, TicketFilter
+from tickets.model import (
+    AccessFilter,
+    AccessKind,
+    Channel,
+    Kind,
+    RouteState,
+    Status,
+    TicketFilter,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SORTS = {"new": "受理时间（新→旧）", "due": "时限（急→缓）"}
@@ -148,6 +156,30 @@ def read_filter(
         created_from=start,
         created_until=end + timedelta(days=1) if end else None,
         sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# the access log's filters (GET /api/v1/audit/access, /staff/audit)
+ACCESS_KEYS = ("kind", "number", "who", "from", "until")
+
+
+def read_access_filter(
+    query: Mapping[str, str], *, limit: int, offset: int, tz: ZoneInfo = SHANGHAI
+) -> AccessFilter:
+    number = (query.get("number") or "").strip()
+    if number and not (number.isdigit() and len(number) == 14):
+        raise InvalidInput("工单编号应为 14 位数字", field="number")
+    start, end = _day(query, "from", tz), _day(query, "until", tz)
+    if start and end and end < start:
+        raise InvalidInput("结束日期不能早于开始日期", field="until")
+    return AccessFilter(
+        kind=_enum(query, "kind", AccessKind),
+        ticket_number=number or None,
+        actor=(query.get("who") or "").strip()[:50] or None,
+        since=start,
+        until=end + timedelta(days=1) if end else None,
         limit=limit,
         offset=offset,
     )

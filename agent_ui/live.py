@@ -4,8 +4,8 @@ that reconnects says the last order event it saw and gets what it missed.
 
 What travels is small and carries no personal data: an order's id, number, the event's type
 and wording, the new state; a call's id, the caller's number only to centre staff (the agent's
-screen pop), never to departments. A department receives only events of orders it may read
-now, as the access choke point decides."""
+screen pop; masked for managers and admins, tickets.access.mask_for), never to departments.
+A department receives only events of orders it may read now, as the access choke point decides."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from agent_ui.context import SERVICES, current_session, services
+from tickets.access import mask_for
 from tickets.errors import DomainError, Forbidden
 from tickets.model import STATUS_LABELS, SYSTEM, Actor, Role, Status, TicketEvent, event_label
 
@@ -86,7 +87,8 @@ class LiveHub:
         }
         for client in list(self.clients):
             if client.actor.role in CENTRE:
-                self._send(client, message)
+                shown = mask_for(client.actor.role, ev.caller)
+                self._send(client, message if shown == ev.caller else {**message, "caller": shown})
 
     def _send(self, client: Client, message: dict[str, Any]) -> None:
         if client.offer(message):

@@ -20,6 +20,7 @@ from agent_ui import (
     i18n,
     pages_account,
     pages_admin,
+    pages_audit,
     pages_kb,
     pages_list,
     pages_sms,
@@ -363,6 +364,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track", track)
     app.router.add_post("/track/rate", rate)
     api_files.add_routes(app)  # before the action route, which would take "attachments"
+    pages_audit.add_routes(app)  # and "caller"
     staff.add_routes(app)
     pages_list.add_routes(app)
     wallboard.add_routes(app)

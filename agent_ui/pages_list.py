@@ -206,6 +206,11 @@ async def ticket_list(request: web.Request) -> web.Response:
         "pages": pages,
         "prev_url": page_url(page - 1) if page > 1 else None,
         "next_url": page_url(page + 1) if page < pages else None,
+        # the list's filters as CSV (agent_ui/api_export.py); a queue's own conditions are not
+        # filters, so the link is offered on the whole list only
+        "export_url": "/api/v1/exports/tickets?" + urlencode(filters)
+        if queue.key == "all"
+        else None,
         "filters": filters,
         "statuses": list(Status),
         "channels": list(Channel),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from agent_ui.context import require_staff, services
 from agent_ui.pages_staff import PAGE_SIZE, SMS_VIEW_ROLES, redirect, render, staff_context
+from tickets.access import mask_for
 
 OUTBOX_STATUS = {
     "kept": "仅记录（未接短信网关）",
@@ -32,14 +35,17 @@ OUTBOX_PURPOSE = {
 
 async def sms_outbox(request: web.Request) -> web.Response:
     """The outbox: with the embedded backend this is where notices are read (none are sent)."""
-    await require_staff(request, *SMS_VIEW_ROLES)
+    actor = await require_staff(request, *SMS_VIEW_ROLES)
     svc = services(request)
     if svc.sms is None:
         return redirect("/staff/tickets")
     status = request.query.get("status") or None
     if status not in OUTBOX_STATUS:
         status = None
-    messages = await svc.sms.outbox(status=status, limit=PAGE_SIZE)
+    messages = [
+        dataclasses.replace(m, recipient=mask_for(actor.role, m.recipient) or "")
+        for m in await svc.sms.outbox(status=status, limit=PAGE_SIZE)
+    ]
     ctx = {
         **await staff_context(request),
         "messages": messages,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import secrets
@@ -31,6 +32,7 @@ from agent_ui.limits import Throttled
 from agent_ui.views import CLOCK_LABELS, FIELD_LABELS, time_left
 from routing.directory import Department, Directory, Region
 from tickets import timing
+from tickets.access import REVEAL_ROLES, caller_view
 from tickets.errors import DomainError, InvalidInput, VersionConflict
 from tickets.model import (
     ACTION_LABELS,
@@ -38,6 +40,7 @@ from tickets.model import (
     Action,
     Actor,
     AssignmentState,
+    Caller,
     Channel,
     ExtensionState,
     Kind,
@@ -51,6 +54,7 @@ from tickets.workflow import ROLES, check_role
 PAGE_SIZE = 50
 INTAKE_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR)
 SMS_VIEW_ROLES = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
+AUDIT_PAGE_ROLES = (Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)  # agent_ui.api_audit.AUDIT_ROLES
 CSP = (
     "default-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'{form_to}; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -156,6 +160,7 @@ async def staff_context(request: web.Request) -> dict[str, Any]:
         "csrf": session.csrf_token if session else "",
         "can_register": bool(user and user.role in INTAKE_ROLES),
         "can_take_calls": bool(user and user.role in INTAKE_ROLES),  # the softphone
+        "can_audit": bool(user and user.role in AUDIT_PAGE_ROLES),
     }
 
 
@@ -386,7 +391,9 @@ async def detail_page(
     status: int = 200,
     posted: tuple[str, Mapping[str, Any]] | None = None,
     conflict: Conflicted | None = None,
+    revealed: Caller | None = None,
 ) -> web.Response:
+    """The order's page; `revealed`: the caller in full, after an audited 显示号码."""
     svc = services(request)
     ticket = await svc.tickets.get(actor, ticket_id, with_clocks=True)
     events = await svc.tickets.events(actor, ticket_id)
@@ -425,9 +432,12 @@ async def detail_page(
                 return p.value if p else ""
         return ""
 
+    shown = dataclasses.replace(ticket, caller=revealed) if revealed else caller_view(actor, ticket)
     ctx = {
         **await staff_context(request),
-        "t": ticket,
+        "t": shown,
+        "revealed": revealed is not None,
+        "can_reveal": actor.role in REVEAL_ROLES,
         "events": [(e, svc.presenter.describe(e)) for e in events],
         "actions": [a.value for a in actions],
         "error": error,
@@ -508,7 +518,10 @@ def situation(svc: Any, t: Ticket) -> str | None:
 
 async def ticket_detail(request: web.Request) -> web.Response:
     actor = await require_staff(request)
-    return await detail_page(request, actor, _ticket_id(request))
+    svc = services(request)
+    ticket = await svc.tickets.get(actor, _ticket_id(request))
+    await svc.privacy.opened(actor, ticket, client_address(request))
+    return await detail_page(request, actor, ticket.id)
 
 
 def _until(raw: str, svc: Any) -> datetime | None:

@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -121,8 +121,8 @@ class GatedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else None
         if not self._gate.admit(address):
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(REFUSAL)
+            # uvloop's transports write but are not asyncio.WriteTransport subclasses
+            cast(asyncio.WriteTransport, transport).write(REFUSAL)
             transport.close()
             return
         self._address = address

@@ -16,6 +16,7 @@ from tickets.model import (
     STATUS_LABELS,
     Action,
     Assignment,
+    Caller,
     Clock,
     EventType,
     RouteState,
@@ -152,11 +153,7 @@ class Presenter:
             "region_name": self.names.region_name(t.region) if t.region else None,
             "address": t.address,
             "language": t.language,
-            "caller": {
-                "name": t.caller.name,
-                "phone": t.caller.phone,
-                "confidential": t.caller.confidential,
-            },
+            "caller": self.caller(t.caller),
             "attachments": [self.attachment(t, n, a) for n, a in enumerate(t.attachments)],
             "answer": t.answer,
             "answered_at": self.time(t.answered_at),
@@ -180,6 +177,16 @@ class Presenter:
             out["actions"] = [{"action": a.value, "label": ACTION_LABELS[a]} for a in actions]
         return out
 
+    @staticmethod
+    def caller(c: Caller) -> dict[str, Any]:
+        """`masked`: what is shown is not the full identity (the order's caller_view)."""
+        return {
+            "name": c.name,
+            "phone": c.phone,
+            "confidential": c.confidential,
+            "masked": c.masked,
+        }
+
     def attachment(self, t: Ticket, n: int, a: dict[str, Any]) -> dict[str, Any]:
         """An attachment as readers see it: what it is and where to fetch it, never the
         server's file path."""
@@ -196,6 +203,8 @@ class Presenter:
             "seconds": a.get("seconds"),
             "by": a.get("by"),
             "url": f"/api/v1/tickets/{t.id}/attachments/{n}",
+            # deleted when its retention period ended (the entry stays)
+            "purged": True if a.get("purged_at") else None,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -364,6 +373,12 @@ class Presenter:
                 return f"{prefix}办理结果：{reply}" if reply else f"{prefix}已反馈办理结果"
             case EventType.TRIAGE_REVIEW:
                 return self.suggestion_text(new)
+            case EventType.PURGE:
+                files = int(new.get("files") or 0)
+                if new.get("scope") == "files":
+                    return f"保存期限届满，删除附件文件 {files} 个"
+                extra = f"，删除文件 {files} 个" if files else ""
+                return f"保存期限届满，来电人信息和诉求内容已清除{extra}"
             case EventType.DEADLINE_WARNING | EventType.DEADLINE_OVERDUE:
                 clock = CLOCK_LABELS.get(str(new.get("clock", "")), "时限")
                 dept = new.get("department")

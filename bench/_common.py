@@ -37,6 +37,10 @@ from typing import Any, TextIO
 import aiohttp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# `python bench/x.py` puts bench/ first on sys.path, where bench/classifier.py would shadow the
+# classifier package (hotline.search imports classifier.text): the repository goes first.
+if sys.path[:1] != [str(REPO_ROOT)]:
+    sys.path.insert(0, str(REPO_ROOT))
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "tipdm" / "messages_unlabeled.csv"
 DEFAULT_URL = "http://127.0.0.1:8080"
 REQUESTS_PATH = "/api/v1/requests"

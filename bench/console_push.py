@@ -138,6 +138,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 "HOTLINE__TELEPHONY__ENABLED": "false",
                 "HOTLINE__TRIAGE__ENABLED": "false",
                 "HOTLINE__SECURITY__LOGIN_ADDRESS_FAILURES": "10000",
+                # every console connects from 127.0.0.1: lift the per-address cap (default 64)
+                # above what the consoles and the citizen hold, or most consoles are refused
+                "HOTLINE__SERVER__MAX_CONNECTIONS_PER_ADDRESS": str(2 * args.consoles + 16),
             },
         )
         # the schema first (migrations), then the console user, then the server on it

@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from classifier.config import DEFAULT_LABEL_COLUMN, DEFAULT_MODEL_DIR, DEFAULT_SEED, EXPORTABLE
+from classifier.config import (
+    DEFAULT_FAMILY,
+    DEFAULT_LABEL_COLUMN,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_SEED,
+    EXPORTABLE,
+)
 from classifier.errors import ClassifierError, DataError
 
 EXIT_ERROR = 2
@@ -176,7 +182,12 @@ def _add_commands(sub: Any, extra_examples: ExtraExamples | None = None) -> None
         help="分类体系（一级分类,二级分类,三级分类）；默认沿用随仓库发布的模型中的分类体系",
     )
     t.add_argument("--seed", type=int, default=DEFAULT_SEED, help="随机种子（默认 %(default)s）")
-    t.add_argument("--family", choices=EXPORTABLE, default="svc", help="线性模型类型（默认 svc）")
+    t.add_argument(
+        "--family",
+        choices=EXPORTABLE,
+        default=DEFAULT_FAMILY,
+        help=f"线性模型类型（默认 {DEFAULT_FAMILY}）",
+    )
     t.add_argument(
         "--holdout", type=float, default=0.1, help="用于 manifest 指标的留出比例（默认 0.1）"
     )

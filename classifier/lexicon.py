@@ -23,13 +23,17 @@ def derive_stopwords(
     that list is not published. A word that turns up in at least `min_df` raw messages but not
     once in 8,000 segmented ones was removed on purpose, so inference must remove it too, or the
     character n-grams of raw text drift away from what the model saw.
+
+    Words are compared as written: the segmented set has no "A" (the anonymised city letter of
+    A市, in about a quarter of the raw messages) but does have "a", so "A" is a stop word and
+    "a" is not. text.Segmenter matches stop words with capitals case-sensitively.
     """
     seen: set[str] = set()
     for text in segmented_texts:
-        seen.update(w.lower() for w in text.split())
+        seen.update(text.split())
     df: Counter[str] = Counter()
     for text in raw_texts:
-        df.update({w.strip().lower() for w in cut(text)})
+        df.update({w.strip() for w in cut(text)})
     words = [w for w, n in df.items() if n >= min_df and w and _CONTENT.search(w) and w not in seen]
     return sorted(words, key=lambda w: (-df[w], w))
 

@@ -112,9 +112,16 @@ class Segmenter:
         self.terms: frozenset[str] = frozenset()
         if userdict is not None:
             self.terms = frozenset(w.lower() for w in read_word_list(userdict))
+        # Every proper prefix of a term: a token that starts none of them cannot start a merge.
+        self._term_prefixes = frozenset(t[:i] for t in self.terms for i in range(1, len(t)))
         if isinstance(stopwords, Path):
             stopwords = read_word_list(stopwords)
-        self.stopwords: frozenset[str] = frozenset(w.lower() for w in stopwords or ())
+        words = list(stopwords or ())
+        self.stopwords: frozenset[str] = frozenset(w.lower() for w in words if w == w.lower())
+        # A stop word with capitals is matched as written: the segmented training set lost the
+        # anonymised city letter "A" (A市, A3区 …) but kept a lower-case "a", so raw text must
+        # lose exactly "A" (in about a quarter of the raw messages) and nothing else.
+        self.cased_stopwords: frozenset[str] = frozenset(w for w in words if w != w.lower())
         self._tokenizer = tokenizer
 
     def cut(self, text: str) -> list[str]:
@@ -142,9 +149,13 @@ class Segmenter:
 
     def _keep(self, words: Iterable[str]) -> list[str]:
         kept = []
+        cased, stop = self.cased_stopwords, self.stopwords
         for word in words:
-            w = word.strip().lower()
-            if w and _CONTENT.search(w) and w not in self.stopwords:
+            w = word.strip()
+            if not w or w in cased:
+                continue
+            w = w.lower()
+            if w not in stop and _CONTENT.search(w):
                 kept.append(w)
         return kept
 
@@ -152,14 +163,19 @@ class Segmenter:
         if not self.terms:
             return tokens
         out: list[str] = []
-        i = 0
-        while i < len(tokens):
-            for n in range(min(_MAX_MERGE, len(tokens) - i), 1, -1):
-                joined = "".join(tokens[i : i + n])
-                if joined in self.terms:
-                    out.append(joined)
-                    i += n
-                    break
+        prefixes = self._term_prefixes
+        i, n_tokens = 0, len(tokens)
+        while i < n_tokens:
+            if tokens[i] in prefixes:  # most tokens start no term: skip the joins
+                for n in range(min(_MAX_MERGE, n_tokens - i), 1, -1):
+                    joined = "".join(tokens[i : i + n])
+                    if joined in self.terms:
+                        out.append(joined)
+                        i += n
+                        break
+                else:
+                    out.append(tokens[i])
+                    i += 1
             else:
                 out.append(tokens[i])
                 i += 1

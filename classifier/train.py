@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.config import DEFAULT_LABEL_COLUMN, DEFAULT_SEED, EXPORTABLE
+from classifier.config import DEFAULT_FAMILY, DEFAULT_LABEL_COLUMN, DEFAULT_SEED, EXPORTABLE
 from classifier.datasets import (
     DataError,
     Dataset,
@@ -48,7 +48,7 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    family: str = "svc"  # one of config.EXPORTABLE; chosen by bench/classifier.py
+    family: str = DEFAULT_FAMILY  # one of config.EXPORTABLE; chosen by bench/classifier.py
     features: FeatureSpec = field(default_factory=FeatureSpec)
     seed: int = DEFAULT_SEED
     holdout: float = 0.1  # share kept aside for the metrics in manifest.json (0: none)

@@ -79,6 +79,7 @@ from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.model import Role, TicketEvent
 from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
+from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
 from tickets.stats import StatsService
 
@@ -246,6 +247,7 @@ def build_services(
         ),
         # marks and countdowns by the service's own clock (tests move it)
         presenter=Presenter(directory, tz, clock=tickets.now),
+        privacy=AccessLog(db, tickets),
         web=WebSettings(
             max_body_bytes=settings.server.max_body_bytes,
             # Secure whenever the public address is https, whatever the flag says

@@ -1,9 +1,11 @@
-"""The `hotline` command: serve, user management, database migrations."""
+"""The `hotline` command: serve, user management, database migrations, retention purge,
+backup and restore."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -196,6 +198,20 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     db = open_database(_settings(args))
     db.close()
     print("数据库已迁移到最新版本")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from hotline.db import open_database
+    from hotline.maintenance import purge
+
+    settings = _settings(args)
+    db = open_database(settings)
+    try:
+        report = purge(settings, db, dry_run=args.dry_run)
+    finally:
+        db.close()
+    print(json.dumps(report, ensure_ascii=False))
     return 0
 
 
@@ -457,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--config", default=argparse.SUPPRESS)
     rb.add_argument("--batch", type=int, default=5000, help="每批读取的工单数")
     rb.set_defaults(fn=cmd_stats_rebuild)
+    pu = sub.add_parser("purge", help="按 [retention] 保存期限清除个人信息、录音、附件和短信内容")
+    pu.add_argument("--config", default=argparse.SUPPRESS)
+    pu.add_argument("--dry-run", action="store_true", help="只统计将清除的内容，不改动任何数据")
+    pu.set_defaults(fn=cmd_purge)
 
     bk = sub.add_parser("backup", help="备份数据库、录音、附件和检索索引（带校验和）")
     bk.add_argument("--config", default=argparse.SUPPRESS)

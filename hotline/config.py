@@ -152,6 +152,18 @@ class AttachmentSettings(_Section):
     types: list[Literal["jpeg", "png", "pdf"]] = ["jpeg", "png", "pdf"]
 
 
+class RetentionSettings(_Section):
+    # finished (closed or merged) orders: the caller's identity and the request's details
+    # replaced by a marker after this many years; call records' and SMS numbers too
+    personal_data_years: Annotated[int, Field(ge=1, le=100)] = 5
+    # finished orders' photos and documents (and any recording still kept) deleted after
+    attachment_years: Annotated[int, Field(ge=1, le=100)] = 3
+    # SMS message bodies (received and sent) replaced by a marker after
+    sms_body_days: Annotated[int, Field(ge=1, le=36_500)] = 180
+    # the access log (who read whose personal data) kept this long
+    access_log_years: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class RedisSettings(_Section):
     # redis://[:password@]host:port/db; empty: everything in this one process (the default)
     url: str = ""
@@ -236,6 +248,7 @@ class Settings(_Section):
     public: PublicSettings = PublicSettings()
     open311: Open311Settings = Open311Settings()
     sso: SsoSettings = SsoSettings()
+    retention: RetentionSettings = RetentionSettings()
     # where relative paths in settings are resolved from (the config file's folder)
     base_dir: Path = REPO_ROOT
 

@@ -49,3 +49,11 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     if migrate:
         upgrade(db)
     return db
+
+
+def current_revision(db: Database) -> str | None:
+    """The migration the schema is at (None: an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -19,7 +19,7 @@ from classifier.text import Segmenter
 from hotline.bus import EventBus
 from hotline.config import Settings
 from kb.analysis import Analyzer, PlaceNames
-from kb.search import Search, SearchBackend
+from kb.search import Search, SearchBackend, SearchUnavailable
 from kb.service import KnowledgeBase
 from routing.directory import Directory, Level
 from routing.gazetteer import Gazetteer
@@ -27,7 +27,8 @@ from routing.hotspots import Hotspots
 from routing.order_search import IndexerSettings, OrderSearch
 from routing.similar import SimilarRequests
 from routing.suggest import Suggester
-from tickets.db import Database
+from tickets.db import Database, is_outage
+from tickets.errors import DatabaseUnavailable
 from tickets.groups import GroupService
 from tickets.model import Ticket
 from tickets.outbox import Backoff
@@ -203,7 +204,8 @@ async def _kb_passes(settings: Settings, kb: KnowledgeBase) -> None:
                 await kb.expire_due()
                 since_expire = 0.0
             await kb.sync_index()
-        except Exception:  # next pass; the marks on the rows keep what is still to index
-            log.exception("knowledge-base pass failed")
+        except Exception as exc:  # next pass; the marks on the rows keep what is still to index
+            if not (isinstance(exc, (DatabaseUnavailable, SearchUnavailable)) or is_outage(exc)):
+                log.exception("knowledge-base pass failed")  # outages are logged where seen
         await asyncio.sleep(every)
         since_expire += every

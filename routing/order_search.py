@@ -17,8 +17,14 @@ from kb.search import ORDERS, Document, Filter, Search, SearchUnavailable
 from routing.directory import Directory
 from tickets import search_store
 from tickets.access import access_ticket
-from tickets.db import Database
-from tickets.errors import DepartmentForbidden, DomainError, RoleForbidden, Unavailable
+from tickets.db import Database, is_outage
+from tickets.errors import (
+    DatabaseUnavailable,
+    DepartmentForbidden,
+    DomainError,
+    RoleForbidden,
+    Unavailable,
+)
 from tickets.groups import GroupService
 from tickets.model import Actor, Channel, Kind, Role, Status, Ticket
 from tickets.outbox import Backoff, Job, WorkQueue, consume
@@ -162,6 +168,8 @@ class OrderSearch:
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, SearchUnavailable):
             return  # the facade marked itself degraded
+        if isinstance(exc, DatabaseUnavailable) or is_outage(exc):
+            return  # the store's outage: logged once by the database, retried after it
         log.exception("search indexing failed", exc_info=exc)
 
     async def probe_while_down(self, retry: bool = True) -> None:

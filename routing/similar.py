@@ -17,7 +17,8 @@ from kb.analysis import Analyzer
 from kb.config import SimilarSettings
 from kb.search import ORDERS, Filter, Search, SearchUnavailable
 from tickets import search_store
-from tickets.db import Database
+from tickets.db import Database, is_outage
+from tickets.errors import DatabaseUnavailable
 from tickets.groups import GroupService
 from tickets.model import SYSTEM, Status, Ticket
 from tickets.outbox import Job, WorkQueue, consume
@@ -140,4 +141,6 @@ class SimilarRequests:
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, SearchUnavailable):
             return  # retried when search is back
+        if isinstance(exc, DatabaseUnavailable) or is_outage(exc):
+            return  # the store's outage: logged once by the database, retried after it
         log.error("near-duplicate check failed (retried later)", exc_info=exc)

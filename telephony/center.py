@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from telephony import store
+from telephony import retention, store
 from telephony.acd import Acd, AcdError, Agent, AgentState
 from telephony.config import TelephonySettings
 from telephony.model import CallRecord, CallStats, CtiEvent
@@ -34,7 +34,6 @@ from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
-PURGED = {"recording_purged": True}
 # sip:user@host[:port][;params] — no URI headers (?…), nothing a dial string could smuggle in
 AGENT_URI = re.compile(
     r"^sips?:[A-Za-z0-9._~+-]{1,64}@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:]+\])"
@@ -607,14 +606,13 @@ class CallCenter:
         return await self.db.read(lambda c: store.call_stats(c, since, until, answer_s))
 
     async def purge_recordings(self, limit: int = 500) -> int:
-        """Delete recordings older than the retention period (the call record stays)."""
-        before = self.now() - timedelta(days=self.settings.recording_retention_days)
-        old = await self.db.read(lambda c: store.list_recordings_before(c, before, limit))
-        for rec in old:
-            if rec.recording:
-                await asyncio.to_thread(Path(rec.recording).unlink, missing_ok=True)
-            await self.db.write(partial(store.update_call, call_id=rec.id, values=PURGED))
-        return len(old)
+        """Delete recordings older than the retention period (the call record stays); the
+        same rule as `hotline purge` (telephony/retention.py)."""
+        now = self.now()
+        before = now - timedelta(days=self.settings.recording_retention_days)
+        return await asyncio.to_thread(
+            retention.purge_recordings, self.db, before, now, limit=limit
+        )
 
     async def _cti(self, type_: str, call: str | None, **data: Any) -> None:
         caller = data.pop("caller", None)

@@ -329,3 +329,33 @@ def forget_signature(conn: Connection, signature: str) -> None:
 
 def hour_ago(now: datetime) -> datetime:
     return now - timedelta(hours=1)
+
+
+# -- retention ----------------------------------------------------------------------------------
+def _old_inbox(before: datetime, column: Any, mark: str) -> Any:
+    c = sms_inbox.c
+    return sa.and_(c.received_at < before, c.handled_as != "pending", column != mark)
+
+
+def _old_outbox(before: datetime, column: Any, mark: str) -> Any:
+    c = sms_outbox.c
+    return sa.and_(c.created_at < before, c.status.not_in(UNSENT), column != mark)
+
+
+def redact_old_messages(
+    conn: Connection, before: datetime, mark: str, *, numbers: bool, dry_run: bool
+) -> int:
+    """Messages (received, or sent and finished with) older than `before`: their bodies, or
+    with `numbers` their senders and recipients, replaced by `mark`. Returns how many."""
+    targets = (
+        (sms_inbox, sms_inbox.c.sender if numbers else sms_inbox.c.text, _old_inbox),
+        (sms_outbox, sms_outbox.c.recipient if numbers else sms_outbox.c.text, _old_outbox),
+    )
+    n = 0
+    for table, column, old in targets:
+        where = old(before, column, mark)
+        if dry_run:
+            n += int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
+        else:
+            n += int(conn.execute(table.update().where(where).values({column.name: mark})).rowcount)
+    return n

@@ -117,3 +117,26 @@ def _values(rec: CallRecord) -> dict[str, Any]:
 
 def _record(row: Any) -> CallRecord:
     return CallRecord(**{k: row._mapping[k] for k in _FIELDS})
+
+
+def count_recordings_before(conn: Connection, before: datetime) -> int:
+    stmt = sa.select(sa.func.count()).where(
+        calls.c.offered_at < before,
+        calls.c.recording.is_not(None),
+        calls.c.recording_purged.is_(False),
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def redact_old_numbers(conn: Connection, before: datetime, mark: str, *, dry_run: bool) -> int:
+    """Call records older than `before`: the citizen's number (the caller of an inbound call,
+    the number dialled on an outbound one) replaced by `mark`; the rest (times, outcome, agent,
+    the order) stays for the call-centre statistics."""
+    n = 0
+    for direction, column in (("in", calls.c.caller), ("out", calls.c.dialled)):
+        where = sa.and_(calls.c.offered_at < before, calls.c.direction == direction, column != mark)
+        if dry_run:
+            n += int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
+        else:
+            n += int(conn.execute(calls.update().where(where).values({column.name: mark})).rowcount)
+    return n

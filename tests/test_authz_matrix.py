@@ -115,6 +115,12 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("POST", "/staff/account/logout-all"): STAFF,  # ends all of one's own sessions
     ("GET", "/staff/sso/login"): PUBLIC,  # off to the identity provider (404 when [sso] is off)
     ("GET", "/staff/sso/callback"): PUBLIC,  # guarded by state, PKCE and the ID token's checks
+    # personal data: reveal a masked caller (audited), the access log
+    ("POST", "/api/v1/tickets/{id}/caller"): CENTRE,
+    ("POST", "/staff/tickets/{id}/caller"): CENTRE,
+    ("GET", "/api/v1/audit/access"): frozenset({S, M, ADM}),
+    ("GET", "/api/v1/exports/tickets"): STAFF,  # callers masked by role, each export logged
+    ("GET", "/staff/audit"): frozenset({S, M, ADM}),
     ("GET", "/static/vendor/echarts"): STATIC,
     ("GET", "/static/vendor/fonts/noto-sans-mongolian"): STATIC,
     ("GET", "/static"): STATIC,

@@ -17,6 +17,7 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -168,12 +169,48 @@ def test_segmenter_retokenize_joins_user_terms_split_elsewhere(segmenter: Segmen
     ]
 
 
+def test_segmenter_merge_takes_longest_term_and_leaves_false_starts(tmp_path: Path) -> None:
+    userdict = tmp_path / "userdict.txt"
+    userdict.write_text("甲乙丙\n甲乙\n丁戊\n", encoding="utf-8")
+    seg = Segmenter(userdict=userdict, stopwords=[])
+    # 甲 starts a term but "甲 丁" spells none; 乙 and 丙 start no term at all
+    assert seg.retokenize("甲 乙 丙 甲 丁 戊 乙 丙 甲 乙") == [
+        "甲乙丙",
+        "甲",
+        "丁戊",
+        "乙",
+        "丙",
+        "甲乙",
+    ]
+
+
 def test_derive_stopwords_finds_words_missing_from_segmented_corpus(segmenter: Segmenter) -> None:
     raw = ["我们的小区暖气不热"] * 3 + ["我们的道路坑洼"] * 3
     segmented = ["小区 暖气 不热", "道路 坑洼"]
     words = derive_stopwords(raw, segmented, segmenter.cut, min_df=3)
     assert "的" in words and "我们" in words
     assert "小区" not in words and "道路" not in words
+
+
+def test_derive_stopwords_compares_case_as_written(segmenter: Segmenter) -> None:
+    # TipDM: the segmented set lost the anonymised "A" of A市 but kept lower-case "a"
+    raw = ["A市小区暖气不热"] * 3 + ["a类小区道路坑洼"] * 3
+    segmented = ["市 小区 暖气 不热", "a 类 小区 道路 坑洼"]
+    words = derive_stopwords(raw, segmented, segmenter.cut, min_df=3)
+    assert "A" in words
+    assert "a" not in words
+
+
+def test_segmenter_matches_stopwords_with_capitals_case_sensitively() -> None:
+    seg = Segmenter(stopwords=["A", "的"])
+    assert seg.stopwords == {"的"} and seg.cased_stopwords == {"A"}
+    assert seg.tokens("A市的A3区") == ["市", "a3", "区"]
+    assert "a" in seg.tokens("a类小区")  # only "A" as written is a stop word
+    assert seg.retokenize("A 市 小区") == ["市", "小区"]
+
+
+def test_shipped_stopwords_drop_the_anonymised_city_letter(segmenter: Segmenter) -> None:
+    assert segmenter.tokens("A市A3区某小区") == ["市", "a3", "区", "小区"]
 
 
 # -- kind -------------------------------------------------------------------------------------
@@ -324,7 +361,7 @@ def test_served_scorer_matches_scikit_learn(segmenter: Segmenter, spec: FeatureS
     X = builder.fit_transform(tokens)
     assert bool(builder.export().head_terms) == (spec.head_tokens > 0)
     assert X.shape[1] == builder.export().n_features
-    for family in ("svc", "lr"):
+    for family in ("svc", "ridge", "lr"):
         est = make_estimator(family, seed=1, min_class_count=4).fit(X, labels)
         vectorizer, scorer = builder.export(), export_estimator(est)
         test_tokens = [segmenter.tokens(e.text) for e in read_csv(EVAL_RAW).examples]
@@ -604,3 +641,71 @@ def test_taxonomy_from_csv_and_json_round_trip(tmp_path: Path) -> None:
     assert tax.tree["城乡建设"]["城市建设和市政管理"][0] == "冬季采暖"
     tax.dump_json(tmp_path / "t.json")
     assert Taxonomy.load_json(tmp_path / "t.json").tree == tax.tree
+
+
+# -- raw-text evaluation (bench/_rawtext.py) ---------------------------------------------------
+
+
+def _rawtext_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_rawtext", REPO / "bench" / "_rawtext.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_rawtext"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _doc(topic: str, n: int, variant: int = 0) -> list[str]:
+    """A made-up token list: n topic words plus one word that tells copies apart."""
+    return [f"{topic}{i}" for i in range(n)] + [f"v{variant}"]
+
+
+def test_near_duplicates_finds_copies_and_not_itself() -> None:
+    rawtext = _rawtext_module()
+    targets = [_doc("a", 8), _doc("a", 8, 1), _doc("b", 8)]
+    assert rawtext.near_duplicates([_doc("a", 8, 2), _doc("c", 8)], targets) == [[0, 1], []]
+    assert rawtext.near_duplicates(targets, targets, same_set=True) == [[1], [0], []]
+
+
+def test_raw_text_folds_never_train_on_a_held_out_message_or_its_copies() -> None:
+    rawtext = _rawtext_module()
+    labels = ["甲", "乙"]
+    # segmented rows: topics t0..t19, row 2k+1 a near-duplicate of row 2k
+    seg_tokens = [_doc(f"t{k // 2}", 8, k % 2) for k in range(40)]
+    seg_labels = [labels[(k // 2) % 2] for k in range(40)]
+    # raw sample: copies of topics 0..9; unlabeled pool: copies of topics 10..14, one of
+    # topic 0 (the same letter as a raw-sample message) and one with no copy at all
+    raw_tokens = [_doc(f"t{k}", 8, 7) for k in range(10)]
+    raw_labels = [labels[k % 2] for k in range(10)]
+    pool_tokens = [_doc(f"t{k}", 8, 8) for k in range(10, 15)] + [_doc("t0", 8, 9), _doc("x", 8)]
+    ev = rawtext.build(
+        seg_tokens,
+        seg_labels,
+        [f"raw {k}" for k in range(10)],
+        raw_tokens,
+        raw_labels,
+        [f"pool {k}" for k in range(len(pool_tokens))],
+        ["messages_with_votes.csv"] * len(pool_tokens),
+        pool_tokens,
+        folds=5,
+        seed=1,
+    )
+    pool_messages = [m for m in ev.messages if m.pool_index is not None]
+    assert len(ev.messages) == 15 and len(pool_messages) == 5
+    assert {m.pool_index for m in pool_messages} == {0, 1, 2, 3, 4}
+    assert all(m.label == labels[(10 + m.pool_index) % 2] for m in pool_messages)
+    assert ev.messages[0].copies == {0, 1}
+    assert sorted(t for f in ev.folds for t in f.test) == list(range(15))
+    for fold in ev.folds:
+        for t in fold.test:
+            m = ev.messages[t]
+            assert not m.copies & set(fold.seg_keep)
+            if m.raw_index is not None:
+                assert m.raw_index not in fold.raw_keep
+                if m.raw_index == 0:  # the pool's copy of raw message 0 goes with it
+                    assert 5 not in fold.pool_keep
+            if m.pool_index is not None:
+                assert m.pool_index not in fold.pool_keep
+        assert 6 in fold.pool_keep  # a message with no copy stays learnable

@@ -479,7 +479,12 @@ async def test_pages_department_sees_only_its_own_orders(browser: Any) -> None:
     number = await citizen_submits(await browser(), confidential="1")
     dispatcher = await browser("dispatcher")
     page = await open_ticket(dispatcher, number)
-    assert PHONE in page.element("caller")
+    # a confidential caller is masked for the centre too, until revealed with a reason
+    assert PHONE not in page.text and "138****5678" in page.element("caller")
+    shown = await dispatcher.submit(page, "reveal-form", reason="回拨市民核实诉求")
+    assert PHONE in shown.element("caller") and "本次查看已记录" in shown.text
+    refused = await dispatcher.submit(page, "reveal-form", status=422, reason=" ")
+    assert PHONE not in refused.text
     page = await dispatcher.submit(page, "act-dispatch", lead="150100-housing")
     path = page.url.path
 

@@ -103,10 +103,15 @@ async def test_department_search_isolation_and_confidential_masking(api: Any) ->
     await eventually_found(ecology, "施工噪音", secret["number"])
     data = await ecology.get("/search/tickets", q="施工噪音")
     assert [t["number"] for t in data["items"]] == [secret["number"]]
-    assert data["items"][0]["caller"] == {"name": None, "phone": None, "confidential": True}
+    hidden = {"name": None, "phone": None, "confidential": True, "masked": True}
+    assert data["items"][0]["caller"] == hidden
     # a department cannot confirm a guess of a confidential caller's number
     assert await found(ecology, "噪音", phone="13900001111") == []
     assert secret["number"] in await found(dispatcher, "噪音", phone="13900001111")
+    # the centre's results show the confidential caller masked, as its lists do (issue 15)
+    hit = (await dispatcher.get("/search/tickets", q="施工噪音", phone="13900001111"))["items"]
+    masked = {"name": "李*", "phone": "139****1111", "confidential": True, "masked": True}
+    assert [t["caller"] for t in hit] == [masked]
     housing = await api("housing")
     assert secret["number"] not in await found(housing, "施工噪音")
 

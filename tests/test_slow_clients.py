@@ -105,6 +105,12 @@ def test_slow_clients_one_address_cannot_starve_the_others(tmp_path: Path, sqlit
         assert set(seen.values()) <= {b"<reset>", b"<closed>"} | {
             got for got in seen.values() if got.startswith(b"HTTP/1.1 503")
         }
+        # one more from that address that sends nothing reads the refusal (the server runs
+        # on uvloop, as `hotline serve` does)
+        with socket.create_connection(("127.0.0.1", server.port), 5, (SLOW_ADDRESS, 0)) as extra:
+            extra.settimeout(30)
+            got = extra.recv(4096)
+        assert got.startswith(b"HTTP/1.1 503") and b"too_many_connections" in got, got
         # another client is served meanwhile
         status, body = post_request(server.base)
         assert status == 201 and body["number"]

@@ -18,6 +18,14 @@ _STILL_IN = frozenset({AssignmentState.REPLIED, AssignmentState.FORWARDED})
 READ_ROLES = frozenset(
     {Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN, Role.SYSTEM}
 )
+# Roles whose work needs callers' numbers: the desk takes calls and calls back, departments
+# contact the citizens whose orders they handle (never a confidential caller). Managers read
+# statistics and admins run accounts: they see numbers masked, in lists, pages, the API and
+# exports alike (mask_for), and may reveal one with a reason, which is audited.
+PHONE_ROLES = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.DEPARTMENT})
+# who may reveal a masked caller (显示号码, audited with a reason): the centre; departments
+# never see a confidential caller and see the others in full
+REVEAL_ROLES = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN})
 
 
 def normalize_phone(raw: str) -> str:
@@ -41,6 +49,38 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) <= 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def mask_name(name: str | None) -> str | None:
+    """张** for a masked caller: the family name, the rest starred."""
+    if not name:
+        return name
+    return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else "*"
+
+
+def mask_for(role: Role, phone: str | None) -> str | None:
+    """A caller's phone as `role` may see it in lists, pages, the API and exports (CSV, XLSX):
+    in full for the roles whose work needs it (PHONE_ROLES), masked for the others. The one
+    rule every place that shows a number uses."""
+    return phone if role in PHONE_ROLES else mask_phone(phone)
+
+
+def caller_view(actor: Actor, ticket: Ticket) -> Ticket:
+    """The order with its caller as `actor` sees it by default: a confidential caller masked
+    for everyone (the centre may reveal it with a reason, audited; departments never see it:
+    access_ticket already removed it), other callers' numbers masked for roles outside
+    PHONE_ROLES. Call it on what is shown, never on what the platform itself uses (a
+    call-back dials the real number)."""
+    c = ticket.caller
+    if c.masked:
+        return ticket
+    if c.confidential:
+        shown = Caller(mask_name(c.name), mask_phone(c.phone), True, masked=True)
+    elif c.phone and actor.role not in PHONE_ROLES:
+        shown = Caller(c.name, mask_for(actor.role, c.phone), False, masked=True)
+    else:
+        return ticket
+    return dataclasses.replace(ticket, caller=shown)
 
 
 def department_assignments(actor: Actor, ticket: Ticket) -> list[Assignment]:
@@ -131,7 +171,8 @@ def mask_for_department(ticket: Ticket) -> Ticket:
     """Departments never see a confidential caller's identity (工单保密)."""
     if not ticket.caller.confidential:
         return ticket
-    return dataclasses.replace(ticket, caller=Caller(name=None, phone=None, confidential=True))
+    hidden = Caller(name=None, phone=None, confidential=True, masked=True)
+    return dataclasses.replace(ticket, caller=hidden)
 
 
 def time_in_range(

@@ -101,7 +101,10 @@ Facts = dict[tuple[int, str, int], int]
 
 
 def _day(value: datetime, tz: ZoneInfo) -> int:
-    return value.astimezone(tz).date().toordinal()
+    try:
+        return value.astimezone(tz).date().toordinal()
+    except OverflowError:  # a deadline at the calendar's end (9999-12-31 UTC): its last day
+        return date.max.toordinal()
 
 
 def order_dims(t: Ticket) -> OrderDims:

@@ -189,6 +189,7 @@ class EventType(StrEnum):
     TRIAGE_REVIEW = "triage_review"  # the triage was not sure: a dispatcher decides
     DEADLINE_WARNING = "deadline_warning"  # 80 % of a time limit used
     DEADLINE_OVERDUE = "deadline_overdue"  # a time limit passed
+    PURGE = "purge"  # retention: personal data or files removed (tickets/retention.py)
 
 
 EVENT_TYPE_LABELS: dict[EventType, str] = {
@@ -197,6 +198,7 @@ EVENT_TYPE_LABELS: dict[EventType, str] = {
     EventType.TRIAGE_REVIEW: "待人工派单（分类建议）",
     EventType.DEADLINE_WARNING: "时限预警",
     EventType.DEADLINE_OVERDUE: "超期",
+    EventType.PURGE: "按保存期限清除",
 }
 
 
@@ -266,6 +268,9 @@ class Caller:
     name: str | None = None
     phone: str | None = None
     confidential: bool = False
+    # what is shown is not the caller's full identity (tickets.access.caller_view): a
+    # confidential caller, or a number the viewer's role does not need
+    masked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,5 +431,54 @@ class TicketFilter:
     created_until: datetime | None = None  # exclusive
     urged: bool | None = None  # 催办 at least once
     sort: str = "new"  # new (newest first) | due (earliest live deadline first)
+    limit: int = 50
+    offset: int = 0
+
+
+class AccessKind(StrEnum):
+    """Reads of personal data that are audited one by one (tickets/privacy.py says when)."""
+
+    PHONE_REVEALED = "phone_revealed"  # 显示号码: a masked caller shown in full, with a reason
+    RECORDING_PLAYED = "recording_played"  # a call or voicemail recording fetched
+    ATTACHMENT_FETCHED = "attachment_fetched"  # a photo or document of an order fetched
+    CONFIDENTIAL_OPENED = "confidential_opened"  # a confidential order's page or record opened
+    ORDERS_EXPORTED = "orders_exported"  # an order list downloaded (CSV), callers included
+
+
+ACCESS_KIND_LABELS: dict[AccessKind, str] = {
+    AccessKind.PHONE_REVEALED: "查看来电人号码",
+    AccessKind.RECORDING_PLAYED: "收听录音",
+    AccessKind.ATTACHMENT_FETCHED: "下载附件",
+    AccessKind.CONFIDENTIAL_OPENED: "打开保密工单",
+    AccessKind.ORDERS_EXPORTED: "导出工单列表",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One audited read: who, in which role, when, what, of which order, why, from where."""
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    actor_role: Role
+    department: str | None
+    kind: AccessKind
+    ticket_id: int | None
+    ticket_number: str | None
+    subject: str | None  # which file or call: "attachment:2", "call:<id>"
+    reason: str | None
+    client: str | None  # the client's address
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFilter:
+    kind: AccessKind | None = None
+    ticket_number: str | None = None
+    actor: str | None = None  # a part of the person's name
+    actor_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
     limit: int = 50
     offset: int = 0

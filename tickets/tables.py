@@ -74,6 +74,10 @@ tickets = sa.Table(
     sa.Column("suggestion", sa.JSON),
     # the channel's own id of the request (a call, an SMS): a redelivery finds the same order
     sa.Column("intake_key", sa.String(120), unique=True),
+    # retention (tickets/retention.py): when the caller's identity and the request's details
+    # were replaced by a marker, and when the order's files were deleted
+    sa.Column("purged_at", UTCDateTime),
+    sa.Column("files_purged_at", UTCDateTime),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),
@@ -81,6 +85,10 @@ tickets = sa.Table(
     sa.Index("ix_tickets_created", "created_at"),
     sa.Index("ix_tickets_master", "master_id"),
 )
+
+# added by migration 0600: a data migration before it (0200's statistics backfill) reads orders
+# without them (tickets.stats_store.ORDER_COLUMNS)
+RETENTION_MARKS = frozenset({"purged_at", "files_purged_at"})
 
 assignments = sa.Table(
     "ticket_assignments",
@@ -232,4 +240,25 @@ similar = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("ticket_id", "other_id", name="uq_similar_pair"),
     sa.Index("ix_similar_other", "other_id"),
+)
+
+# Audited reads of personal data (tickets/privacy.py): append-only, the database refuses
+# UPDATE, and DELETE of rows younger than a year (retention deletes older ones)
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor_id", BigId),
+    sa.Column("actor_name", sa.String(100), nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("department", sa.String(64)),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("ticket_id", BigId),  # no foreign key: the log outlives nothing it points at
+    sa.Column("subject", sa.String(80)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("client", sa.String(64)),
+    sa.Index("ix_access_log_at", "at"),
+    sa.Index("ix_access_log_ticket", "ticket_id", "at"),
+    sa.Index("ix_access_log_actor", "actor_id", "at"),
 )
