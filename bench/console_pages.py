@@ -47,10 +47,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-# the repository before bench/ on the path: bench/classifier.py would shadow the classifier
-# package that hotline.app imports (bench/stats.py itself stumbles on that today)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import aiohttp
 import sqlalchemy as sa
 from _common import (
