@@ -88,7 +88,6 @@ log = logging.getLogger(__name__)
 DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 LEASE = web.AppKey("lease", Lease)
-RUNS = web.AppKey("roles", frozenset)  # what this process runs (web, sip, worker)
 ROLES = frozenset({"web", "sip", "worker"})
 
 
@@ -347,7 +346,6 @@ def make_app(
     app[DATABASE] = database
     app[BUS] = bus
     app[LEASE] = lease
-    app[RUNS] = run
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         from hotline.bus_redis import RedisBus

@@ -104,6 +104,14 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
+def _sqlite_replace(source: Path, target: Path) -> None:
+    """`target` (and its WAL files) becomes a copy of the SQLite file `source`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    _sqlite_copy(source, target)
+
+
 def _counts(url: str) -> dict[str, int]:
     """What the store holds, to compare after a restore."""
     engine = sa.create_engine(url)
@@ -256,11 +264,7 @@ def restore(
             )
     say("恢复数据库 …")
     if kind == "sqlite":
-        target = _sqlite_path(url)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        _sqlite_copy(source / "database.sqlite", target)
+        _sqlite_replace(source / "database.sqlite", _sqlite_path(url))
     else:
         dsn, env = _libpq(url)
         result = subprocess.run(
@@ -273,11 +277,7 @@ def restore(
         if result.returncode != 0:
             raise BackupError(f"pg_restore 失败: {result.stderr.strip()}")
     if (source / "search.sqlite").is_file() and settings.search.backend == "embedded":
-        index = settings.resolve(settings.search.path)
-        index.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{index}{suffix}").unlink(missing_ok=True)
-        _sqlite_copy(source / "search.sqlite", index)
+        _sqlite_replace(source / "search.sqlite", settings.resolve(settings.search.path))
     for fs in sets:
         src = source / "files" / fs.name
         if not src.is_dir():
