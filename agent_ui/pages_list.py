@@ -34,6 +34,10 @@ from tickets.model import (
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000  # deeper than anyone pages; beyond it the offset only costs the database
+# counting stops here: a tab says "1000+" and a list "10000+" rather than count a million rows
+# on every page view (the exact figures are the statistics' job)
+TAB_COUNT_LIMIT = 1_000
+LIST_COUNT_LIMIT = 10_000
 _CENTRE = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN})
 _DESK = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _DEPT = frozenset({Role.DEPARTMENT})
@@ -187,11 +191,17 @@ async def ticket_list(request: web.Request) -> web.Response:
         queue = QUEUE_BY_KEY["all"]
     page = _page_number(query.get("page"))
     flt = build_filter(query, queue, svc.directory, page, svc.presenter.tz)
-    found, total = await svc.tickets.list_tickets(actor, flt)
+    found, total = await svc.tickets.list_tickets(actor, flt, count_limit=LIST_COUNT_LIMIT + 1)
     counts = await _queue_counts(svc, actor)
     now = svc.tickets.now()
     filters = {k: query[k] for k in FILTER_KEYS if query.get(k)}
+    # counted up to the limit: beyond it the total is "at least", and the pager goes on while
+    # pages are full (the last page knows the exact number: it counted itself)
+    last_page = len(found) < PAGE_SIZE and (bool(found) or page == 1)
+    more = total > LIST_COUNT_LIMIT and not last_page
     pages = max(1, -(-total // PAGE_SIZE))
+    if more and len(found) == PAGE_SIZE:
+        pages = max(pages, page + 1)
 
     def page_url(n: int) -> str:
         return "/staff/tickets?" + urlencode({"view": queue.key, **filters, "page": n})
@@ -201,7 +211,8 @@ async def ticket_list(request: web.Request) -> web.Response:
         "queue": queue,
         "queues": [(q, counts.get(q.key)) for q in queues_for(actor.role)],
         "rows": [make_row(svc, t, now) for t in found],
-        "total": total,
+        "total": f"{LIST_COUNT_LIMIT:,}+" if more else f"{total:,}",
+        "total_known": not more,
         "page": page,
         "pages": pages,
         "prev_url": page_url(page - 1) if page > 1 else None,
@@ -232,14 +243,16 @@ def _region_options(directory: Directory) -> list[tuple[str, str]]:
     return out
 
 
-async def _queue_counts(svc: Any, actor: Actor) -> dict[str, int]:
-    """How many orders each of the role's queues holds (the tabs show them)."""
-    out: dict[str, int] = {}
+async def _queue_counts(svc: Any, actor: Actor) -> dict[str, str]:
+    """How many orders each of the role's queues holds (the tabs show them), up to
+    TAB_COUNT_LIMIT ("1000+" beyond)."""
+    out: dict[str, str] = {}
     for q in queues_for(actor.role):
         if q.key == "all":
             continue
         flt = dataclasses.replace(TicketFilter(limit=1), **q.where)
-        out[q.key] = await svc.tickets.count_tickets(actor, flt)
+        n = await svc.tickets.count_tickets(actor, flt, limit=TAB_COUNT_LIMIT + 1)
+        out[q.key] = f"{TAB_COUNT_LIMIT}+" if n > TAB_COUNT_LIMIT else str(n)
     return out
 
 

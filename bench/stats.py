@@ -54,7 +54,7 @@ from hotline.config import load_settings
 from hotline.db import open_database
 from telephony import call_stats_store
 from telephony.tables import call_hours
-from tickets import stats_store
+from tickets import stats_store, store
 from tickets.db import Database, create_db_engine
 from tickets.stats_tables import cube_tables
 from tickets.tables import assignments, clocks, events, numbers, tickets
@@ -123,6 +123,7 @@ def fill(url: str, year: Year, chunk: int) -> float:
         with engine.connect().execution_options(sqlite_write=True) as conn, conn.begin():
             conn.execute(numbers.insert(), [{"day": d, "last": n} for d, n in year.numbers.items()])
             conn.execute(call_hours.insert(), list(call_hour_rows(random.Random(7))))
+            store.refresh_next_due(conn)  # the clocks were written directly
             if postgres:
                 for table in (tickets, assignments, events, clocks):
                     conn.execute(

@@ -3,6 +3,7 @@ watcher with an injected clock (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from routing.calendar import HolidayCalendar
 from routing.config import SlaSettings
 from routing.sla import DeadlinePolicy, WorkCalendar
 from routing.watcher import DeadlineWatcher
+from tests.test_list_scale import next_due_mismatches
 from tickets.db import Database
 from tickets.model import (
     Actor,
@@ -146,11 +148,13 @@ HOUSING = Actor(Role.DEPARTMENT, 2, "住建局", "150100-housing")
 
 
 @pytest.fixture
-def clocked(settings: Settings, database: Database) -> tuple[TicketService, FakeClock]:
+def clocked(settings: Settings, database: Database) -> Iterator[tuple[TicketService, FakeClock]]:
     clock = FakeClock()
     tickets = build_services(settings, database, InProcessBus()).tickets
     tickets.clock = clock
-    return tickets, clock
+    yield tickets, clock
+    # whatever the test did to the clocks, each order still carries its earliest deadline
+    assert next_due_mismatches(database) == []
 
 
 async def _dispatched(tickets: TicketService, kind: Kind = Kind.CONSULT) -> int:

@@ -76,6 +76,11 @@ def sync(
     wanted = wanted_clocks(t, deadlines)
     running = store.list_live_clocks(conn, t.id) if live is None else live
     live_by = {(c.kind, c.assignment_id): c for c in running}
+    # the order row carries the earliest running deadline (the lists sort and filter on it);
+    # it is the minimum over the running clocks, so it changes only when that minimum does
+    next_due = min((due for _, due in wanted.values()), default=None)
+    if next_due != min((c.due_at for c in running), default=None):
+        store.set_next_due(conn, t.id, next_due)
     for key, c in live_by.items():
         if key not in wanted:
             store.update_clock(

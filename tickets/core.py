@@ -272,12 +272,17 @@ class TicketCore:
     async def count_created_between(self, start: datetime, end: datetime) -> int:
         return await self.db.read(lambda c: store.count_created_between(c, start, end))
 
-    async def count_tickets(self, actor: Actor, f: TicketFilter) -> int:
+    async def count_tickets(self, actor: Actor, f: TicketFilter, limit: int | None = None) -> int:
+        """How many orders match (`limit`: counted up to that many)."""
         scope = self._list_scope(actor)
         now = self._now()
-        return await self.db.read(lambda c: store.count_tickets(c, f, scope, now))
+        return await self.db.read(lambda c: store.count_tickets(c, f, scope, now, limit))
 
-    async def list_tickets(self, actor: Actor, f: TicketFilter) -> tuple[list[Ticket], int]:
+    async def list_tickets(
+        self, actor: Actor, f: TicketFilter, count_limit: int | None = None
+    ) -> tuple[list[Ticket], int]:
+        """A page of the orders the actor may see, and how many match (`count_limit`: counted
+        up to that many; the page's own rows still count)."""
         scope = self._list_scope(actor)
 
         now = self._now()
@@ -286,7 +291,10 @@ class TicketCore:
             found = store.list_tickets(conn, f, scope, now)
             live = store.live_clocks_of(conn, [t.id for t in found])
             found = [dataclasses.replace(t, clocks=tuple(live[t.id])) for t in found]
-            return found, store.count_tickets(conn, f, scope, now)
+            if len(found) < f.limit and (found or not f.offset):
+                return found, f.offset + len(found)  # the last page: nothing to count
+            limit = None if count_limit is None else max(count_limit, f.offset + len(found))
+            return found, store.count_tickets(conn, f, scope, now, limit)
 
         found, total = await self.db.read(tx)
         return [access_ticket(actor, t) for t in found], total

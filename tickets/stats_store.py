@@ -29,7 +29,7 @@ from tickets.indicators import (
 from tickets.model import Channel, ClockKind, ClockState, Kind, Role, Ticket, TicketEvent
 from tickets.stats_tables import CUBES, DIMS, Cube, Grain, cube_tables
 from tickets.stats_tables import order_facts as facts_t
-from tickets.tables import RETENTION_MARKS, assignments, clocks, events, tickets
+from tickets.tables import LATER_COLUMNS, assignments, clocks, events, tickets
 
 N = len(MEASURES)
 CubeKey = tuple[Any, ...]  # (grain, period, *cube dims in cube.dims order)
@@ -315,9 +315,9 @@ def record_new(conn: Connection, t: Ticket, created: TicketEvent, tz: ZoneInfo) 
 
 
 # -- rebuilding from scratch --------------------------------------------------------------------
-# what an order is read from; not the retention marks, which a later migration (0600) adds
-# after migration 0200's backfill has run this on an existing database
-ORDER_COLUMNS = tuple(c for c in tickets.c if c.name not in RETENTION_MARKS)
+# what an order is read from; not the columns later migrations (0600, 0700) add after migration
+# 0200's backfill has run this on an existing database
+ORDER_COLUMNS = tuple(c for c in tickets.c if c.name not in LATER_COLUMNS)
 
 
 def iter_orders(

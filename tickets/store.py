@@ -223,7 +223,8 @@ def _filtered(
     if f.regions:
         stmt = stmt.where(tickets.c.region.in_(f.regions))
     if f.number_prefix:
-        stmt = stmt.where(tickets.c.number.startswith(f.number_prefix, autoescape=True))
+        # a range, not LIKE 'p%': SQLite's LIKE is case-folding and cannot use the index
+        stmt = stmt.where(*_prefix_range(tickets.c.number, f.number_prefix))
     if f.q:
         for word in f.q.split():
             like = sa.or_(
@@ -239,12 +240,10 @@ def _filtered(
             )
             stmt = stmt.where(like)
     if f.overdue is not None:
-        late = sa.exists().where(
-            clocks.c.ticket_id == tickets.c.id,
-            clocks.c.state != ClockState.STOPPED.value,
-            sa.or_(clocks.c.state == ClockState.OVERDUE.value, clocks.c.due_at <= now),
-        )
-        stmt = stmt.where(late if f.overdue else ~late)
+        # a running clock has passed its deadline ⟺ the earliest running deadline has
+        # (a clock marked overdue keeps its passed due_at until a new deadline restarts it)
+        late = tickets.c.next_due_at <= now
+        stmt = stmt.where(late if f.overdue else sa.or_(tickets.c.next_due_at.is_(None), ~late))
     if f.category:
         # the category path is a JSON list: match one whole name, quoted as JSON writes it
         as_text = sa.cast(tickets.c.category, sa.Text)
@@ -262,20 +261,29 @@ def _filtered(
         stmt = stmt.where(tickets.c.created_at < f.created_until)
     if f.urged is not None:
         stmt = stmt.where((tickets.c.urge_count > 0) if f.urged else (tickets.c.urge_count == 0))
+    # conditions on the tasks select order ids from an index of ticket_assignments (IN, not a
+    # correlated EXISTS that would probe the tasks of every order in the table)
     if f.extension_requested is not None:
-        asked = sa.exists().where(
-            assignments.c.ticket_id == tickets.c.id,
-            assignments.c.state.in_(_ACTIVE),
-            assignments.c.extension_state == ExtensionState.REQUESTED.value,
+        asked = tickets.c.id.in_(
+            sa.select(assignments.c.ticket_id).where(
+                assignments.c.extension_state == ExtensionState.REQUESTED.value,
+                assignments.c.state.in_(_ACTIVE),
+            )
         )
         stmt = stmt.where(asked if f.extension_requested else ~asked)
     for dept in (f.department, department_scope):
         if dept is not None:
-            own = [assignments.c.ticket_id == tickets.c.id, assignments.c.department == dept]
+            own = [assignments.c.department == dept]
             if f.assignment_states:
                 own.append(assignments.c.state.in_([s.value for s in f.assignment_states]))
-            stmt = stmt.where(sa.exists().where(*own))
+            stmt = stmt.where(tickets.c.id.in_(sa.select(assignments.c.ticket_id).where(*own)))
     return stmt
+
+
+def _prefix_range(column: Any, prefix: str) -> tuple[Any, Any]:
+    """`column` starts with `prefix`, as a range an index serves."""
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return column >= prefix, column < after
 
 
 def list_tickets(
@@ -284,23 +292,48 @@ def list_tickets(
     department_scope: str | None = None,
     now: datetime | None = None,
 ) -> list[Ticket]:
-    """Newest first, or by the earliest live deadline (f.sort == "due"); `department_scope`
-    limits to orders ever assigned to that department."""
-    stmt = _filtered(sa.select(tickets), f, department_scope, now)
-    if f.sort == "due":
-        due = (
-            sa.select(sa.func.min(clocks.c.due_at))
-            .where(clocks.c.ticket_id == tickets.c.id, clocks.c.state != ClockState.STOPPED.value)
-            .scalar_subquery()
-        )
-        # orders without a running clock last, then newest first
-        stmt = stmt.order_by(due.is_(None), due, tickets.c.id.desc())
-    else:
-        stmt = stmt.order_by(tickets.c.id.desc())
-    stmt = stmt.limit(f.limit).offset(f.offset)
-    rows = conn.execute(stmt).all()
+    """Newest first, or by the earliest live deadline (f.sort == "due": orders without a
+    running clock after all the others, newest first); `department_scope` limits to orders
+    ever assigned to that department."""
+    if f.sort != "due":
+        stmt = _filtered(sa.select(tickets), f, department_scope, now)
+        stmt = stmt.order_by(tickets.c.id.desc()).limit(f.limit).offset(f.offset)
+        return _with_assignments(conn, conn.execute(stmt).all())
+    # two ordered reads, each served by an index, instead of one sort over "NULL last"
+    timed = _filtered(sa.select(tickets), f, department_scope, now).where(
+        tickets.c.next_due_at.is_not(None)
+    )
+    rows = conn.execute(
+        timed.order_by(tickets.c.next_due_at, tickets.c.id.desc()).limit(f.limit).offset(f.offset)
+    ).all()
+    if len(rows) == f.limit:
+        return _with_assignments(conn, rows)
+    # the page reaches past the timed orders: how many there are decides the untimed offset
+    n_timed = f.offset + len(rows) if rows else _count(conn, timed, f.offset)
+    untimed = _filtered(sa.select(tickets), f, department_scope, now).where(
+        tickets.c.next_due_at.is_(None)
+    )
+    rest = conn.execute(
+        untimed.order_by(tickets.c.id.desc())
+        .limit(f.limit - len(rows))
+        .offset(max(0, f.offset - n_timed))
+    ).all()
+    return _with_assignments(conn, [*rows, *rest])
+
+
+def _with_assignments(conn: Connection, rows: Sequence[Any]) -> list[Ticket]:
     assigned = _assignments_of(conn, [r.id for r in rows])
     return [_ticket_from_row(r, assigned[r.id]) for r in rows]
+
+
+def _count(conn: Connection, stmt: Any, limit: int | None) -> int:
+    """The rows `stmt` selects, counted up to `limit` (None: all of them)."""
+    if limit is None:
+        counted = stmt.with_only_columns(sa.func.count()).select_from(tickets).order_by(None)
+    else:
+        found = stmt.with_only_columns(tickets.c.id).order_by(None).limit(limit).subquery()
+        counted = sa.select(sa.func.count()).select_from(found)
+    return int(conn.execute(counted).scalar_one())
 
 
 def count_tickets(
@@ -308,9 +341,11 @@ def count_tickets(
     f: TicketFilter,
     department_scope: str | None = None,
     now: datetime | None = None,
+    limit: int | None = None,
 ) -> int:
-    stmt = _filtered(sa.select(sa.func.count()).select_from(tickets), f, department_scope, now)
-    return int(conn.execute(stmt).scalar_one())
+    """How many orders match, or `limit` when at least that many do (a list's tab or total
+    need not count a million rows to say "1000+")."""
+    return _count(conn, _filtered(sa.select(tickets.c.id), f, department_scope, now), limit)
 
 
 def insert_assignment(
@@ -528,6 +563,27 @@ def insert_clock(conn: Connection, values: dict[str, Any]) -> int:
 
 def update_clock(conn: Connection, clock_id: int, values: dict[str, Any]) -> None:
     conn.execute(clocks.update().where(clocks.c.id == clock_id).values(values))
+
+
+def set_next_due(conn: Connection, ticket_id: int, due: datetime | None) -> None:
+    """The order's earliest running deadline (derived from its clocks: no version change)."""
+    conn.execute(tickets.update().where(tickets.c.id == ticket_id).values(next_due_at=due))
+
+
+def refresh_next_due(conn: Connection) -> int:
+    """Recompute every order's earliest running deadline from its clocks (migration 0700, and
+    stores filled by writing clocks directly); returns the orders that have one."""
+    running = sa.and_(
+        clocks.c.ticket_id == tickets.c.id, clocks.c.state != ClockState.STOPPED.value
+    )
+    earliest = sa.select(sa.func.min(clocks.c.due_at)).where(running).scalar_subquery()
+    conn.execute(
+        tickets.update().where(tickets.c.next_due_at.is_not(None)).values(next_due_at=None)
+    )
+    done = conn.execute(
+        tickets.update().where(sa.exists().where(running)).values(next_due_at=earliest)
+    )
+    return int(done.rowcount)
 
 
 def due_clocks(conn: Connection, now: datetime, limit: int) -> list[Clock]:

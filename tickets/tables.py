@@ -78,17 +78,29 @@ tickets = sa.Table(
     # were replaced by a marker, and when the order's files were deleted
     sa.Column("purged_at", UTCDateTime),
     sa.Column("files_purged_at", UTCDateTime),
+    # the earliest deadline of the order's running clocks (NULL: none), kept by
+    # tickets/clocks.sync in the same transaction: the work lists sort by it and find overdue
+    # orders in one index range instead of reading every order's clocks
+    sa.Column("next_due_at", UTCDateTime),
     sa.Index("ix_tickets_status_created", "status", "created_at"),
     sa.Index("ix_tickets_route_state", "route_state", "id"),
     sa.Index("ix_tickets_channel_created", "channel", "created_at"),
     sa.Index("ix_tickets_caller_phone", "caller_phone"),
     sa.Index("ix_tickets_created", "created_at"),
     sa.Index("ix_tickets_master", "master_id"),
+    sa.Index(
+        "ix_tickets_next_due",
+        "next_due_at",
+        sqlite_where=sa.text("next_due_at IS NOT NULL"),
+        postgresql_where=sa.text("next_due_at IS NOT NULL"),
+    ),
+    sa.Index("ix_tickets_region", "region", "id"),
+    sa.Index("ix_tickets_supervised_due", "supervised", "next_due_at"),
 )
 
-# added by migration 0600: a data migration before it (0200's statistics backfill) reads orders
-# without them (tickets.stats_store.ORDER_COLUMNS)
-RETENTION_MARKS = frozenset({"purged_at", "files_purged_at"})
+# added by later migrations (0600: retention marks; 0700: next_due_at): a data migration before
+# them (0200's statistics backfill) reads orders without them (tickets.stats_store.ORDER_COLUMNS)
+LATER_COLUMNS = frozenset({"purged_at", "files_purged_at", "next_due_at"})
 
 assignments = sa.Table(
     "ticket_assignments",
@@ -112,7 +124,10 @@ assignments = sa.Table(
     # when the task ended without a reply (returned, forwarded, withdrawn)
     sa.Column("ended_at", UTCDateTime),
     sa.Index("ix_assignments_ticket", "ticket_id"),
-    sa.Index("ix_assignments_department_state", "department", "state"),
+    # covering for the department's lists (its orders, 待签收, 办理中): the order ids come
+    # from the index alone
+    sa.Index("ix_assignments_department_state", "department", "state", "ticket_id"),
+    sa.Index("ix_assignments_extension", "extension_state", "ticket_id"),
 )
 
 events = sa.Table(
