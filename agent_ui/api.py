@@ -25,7 +25,7 @@ from agent_ui.context import (
     require_staff,
     services,
 )
-from agent_ui.filters import read_filter
+from agent_ui.filters import read_filter, words_through_search
 from tickets.access import caller_view, normalize_phone
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.model import (
@@ -338,9 +338,13 @@ def ticket_filter(request: web.Request) -> TicketFilter:
 async def list_tickets(request: web.Request) -> web.Response:
     actor = await require_staff(request)
     svc = services(request)
-    found, total = await svc.tickets.list_tickets(actor, ticket_filter(request))
+    orders = svc.search.orders if svc.search else None
+    flt, note = await words_through_search(
+        orders, actor, ticket_filter(request), request.query.get("region")
+    )
+    found, total = await svc.tickets.list_tickets(actor, flt)
     items = [svc.presenter.ticket(caller_view(actor, t)) for t in found]
-    return _json({"total": total, "items": items})
+    return _json({"total": total, "items": items, **({"note": note} if note else {})})
 
 
 @route("POST", "/tickets", "话务员登记工单（电话、来访等渠道）", body=s.StaffTicket, status=201)

@@ -4,17 +4,20 @@ state, overdue, sort."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from routing.directory import Directory
+from routing.order_search import OrderQuery, OrderSearch
 from tickets.access import normalize_phone
-from tickets.errors import InvalidInput
+from tickets.errors import InvalidInput, Unavailable
 from tickets.model import (
     AccessFilter,
     AccessKind,
+    Actor,
     Channel,
     Kind,
     RouteState,
@@ -183,3 +186,41 @@ def read_access_filter(
         limit=limit,
         offset=offset,
     )
+
+
+# a list's word filter asks the search port for this many best matches, then filters and sorts
+# them like any list (a LIKE over every order's text takes seconds at a million orders)
+WORD_CANDIDATES = 1000
+
+
+async def words_through_search(
+    orders: OrderSearch | None, actor: Actor, f: TicketFilter, region: str | None
+) -> tuple[TicketFilter, str]:
+    """`f` with its words answered by the search port (the orders' ids), and a note for the
+    reader when that changes what the list can show ("" when nothing to say). Without a
+    search port, or while it is down, the store matches the words itself (slowly)."""
+    if not f.q or orders is None:
+        return f, ""
+    asked = OrderQuery(
+        text=f.q,
+        status=f.status,
+        department=f.department,
+        region=region or None,
+        kind=f.kind,
+        category=f.category,
+        channel=f.channel,
+        since=f.created_from,
+        until=f.created_until,
+        limit=WORD_CANDIDATES,
+    )
+    try:
+        ids, more = await orders.matching_ids(actor, asked)
+    except Unavailable:
+        return f, "检索服务暂不可用：关键词按原文逐条比对，列表可能较慢。"
+    note = (
+        f"关键词匹配的工单较多：只列出最相关的 {WORD_CANDIDATES:,} 条中符合其他条件的工单，"
+        "请加筛选条件缩小范围，或在“检索”页按相关度查看。"
+        if more
+        else ""
+    )
+    return dataclasses.replace(f, ids=tuple(ids)), note

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from agent_ui.context import require_staff, services
-from agent_ui.filters import FILTER_KEYS, SORTS, read_filter
+from agent_ui.filters import FILTER_KEYS, SORTS, read_filter, words_through_search
 from agent_ui.pages_staff import redirect, render, staff_context
 from agent_ui.views import time_left
 from routing.directory import Directory
@@ -191,6 +191,8 @@ async def ticket_list(request: web.Request) -> web.Response:
         queue = QUEUE_BY_KEY["all"]
     page = _page_number(query.get("page"))
     flt = build_filter(query, queue, svc.directory, page, svc.presenter.tz)
+    orders = svc.search.orders if svc.search else None
+    flt, words_note = await words_through_search(orders, actor, flt, query.get("region"))
     found, total = await svc.tickets.list_tickets(actor, flt, count_limit=LIST_COUNT_LIMIT + 1)
     counts = await _queue_counts(svc, actor)
     now = svc.tickets.now()
@@ -213,6 +215,7 @@ async def ticket_list(request: web.Request) -> web.Response:
         "rows": [make_row(svc, t, now) for t in found],
         "total": f"{LIST_COUNT_LIMIT:,}+" if more else f"{total:,}",
         "total_known": not more,
+        "words_note": words_note,
         "page": page,
         "pages": pages,
         "prev_url": page_url(page - 1) if page > 1 else None,

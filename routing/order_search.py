@@ -227,6 +227,19 @@ class OrderSearch:
                 out.append(Filter("confidential", (False,)))
         return out
 
+    async def matching_ids(self, actor: Actor, q: OrderQuery) -> tuple[list[int], bool]:
+        """The ids of the (at most `q.limit`) orders that best match `q` among those the
+        actor's scope allows, and whether more matched: a work list's word filter takes its
+        candidates from here instead of scanning every order's text. The store still applies
+        the list's other conditions and the access rules to them."""
+        try:
+            result = await self.search.search(ORDERS, q.text, self.filters(actor, q), limit=q.limit)
+        except SearchUnavailable:
+            raise SearchDegraded(
+                "检索服务暂不可用，请稍后重试", **self.search.health.as_dict()
+            ) from None
+        return [h.id for h in result.hits], result.total_capped or result.total > q.limit
+
     async def find(self, actor: Actor, q: OrderQuery) -> OrderHits:
         filters = self.filters(actor, q)
         try:

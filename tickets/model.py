@@ -424,6 +424,9 @@ class TicketFilter:
     regions: tuple[str, ...] = ()  # any of these region codes (a league and its banners)
     number_prefix: str | None = None
     q: str | None = None  # words in the content, summary, title or address
+    # only these orders (a list's word filter answered by the search port: `q` is then not
+    # matched again in the store)
+    ids: tuple[int, ...] | None = None
     overdue: bool | None = None  # a running time limit has passed
     extension_requested: bool | None = None
     category: str | None = None  # a category name at any level

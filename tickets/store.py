@@ -225,7 +225,9 @@ def _filtered(
     if f.number_prefix:
         # a range, not LIKE 'p%': SQLite's LIKE is case-folding and cannot use the index
         stmt = stmt.where(*_prefix_range(tickets.c.number, f.number_prefix))
-    if f.q:
+    if f.ids is not None:
+        stmt = stmt.where(tickets.c.id.in_(f.ids))
+    elif f.q:
         for word in f.q.split():
             like = sa.or_(
                 *(
