@@ -200,6 +200,7 @@ class Year:
         t: dict[str, Any] = {
             "answer": None, "answered_at": None, "satisfaction": None, "master_id": None,
             "rework_count": 0, "reply_due": None, "closed_at": None, "updated_at": created,
+            "kind": kind, "urgency": urgency,
         }  # fmt: skip
         now = self.now
         cur = created
@@ -258,8 +259,10 @@ class Year:
         t["reply_due"] = reply_due
         at = created + timedelta(minutes=rng.uniform(5, 180))
         dept = lead
-        for _attempt in range(3):  # 退单 → 重新派单, at most twice
+        for attempt in range(3):  # 退单 → 重新派单, at most twice
             if at >= self.now:
+                if attempt:  # returned, not yet re-dispatched: the centre's clock runs
+                    self._centre_clock(c, ticket_id, created, reply_due)
                 return
             t["updated_at"] = at
             a = self._assignment(c, ticket_id, dept, at, urgency, reply_due)
@@ -289,6 +292,7 @@ class Year:
             t["updated_at"] = signed
             self._handle(c, t, event, ticket_id, a, signed, reply_due)
             return
+        self._centre_clock(c, ticket_id, created, reply_due)  # returned a third time
 
     def _handle(
         self,
@@ -365,6 +369,9 @@ class Year:
         if sat == "unsatisfied":
             event(at, "reopen", "reopened", **new)
             t["closed_at"] = None
+            # a new handling period: the centre's clock runs until it is dispatched again
+            t["reply_due"] = self.policy.reply_due(t["kind"], t["urgency"], at)
+            self._centre_clock(c, ticket_id, at, t["reply_due"])
             return  # waits for the dispatchers (an open order)
         event(at, "revisit", "revisited", **new)
         closed = at + timedelta(hours=rng.uniform(0.2, 24))
@@ -443,6 +450,10 @@ class Year:
             self._clock(
                 c, [a["ticket_id"], a["id"], kind, state, start, warn, due, nxt, None, None]
             )
+
+    def _centre_clock(self, c: Chunk, ticket_id: int, start: datetime, due: datetime) -> None:
+        """The 办结 clock an order held by the centre keeps (退单 or 重启, tickets/clocks.py)."""
+        self._timed_clock(c, {"ticket_id": ticket_id, "id": None}, "reply", start, due, None)
 
     def _clock(self, c: Chunk, values: list[Any]) -> None:
         self.ids.clock += 1

@@ -95,6 +95,7 @@ tickets = sa.Table(
         postgresql_where=sa.text("next_due_at IS NOT NULL"),
     ),
     sa.Index("ix_tickets_region", "region", "id"),
+    sa.Index("ix_tickets_status_due", "status", "next_due_at"),
     sa.Index("ix_tickets_supervised_due", "supervised", "next_due_at"),
 )
 

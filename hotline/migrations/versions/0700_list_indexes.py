@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tickets import store
+from tickets import planner_stats, store
 from tickets.tables import UTCDateTime
 
 revision = "0700"
@@ -34,6 +34,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_tickets_supervised_due", "tickets", ["supervised", "next_due_at"])
     op.create_index("ix_tickets_region", "tickets", ["region", "id"])
+    op.create_index("ix_tickets_status_due", "tickets", ["status", "next_due_at"])
     op.drop_index("ix_assignments_department_state", table_name="ticket_assignments")
     op.create_index(
         "ix_assignments_department_state",
@@ -43,6 +44,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_assignments_extension", "ticket_assignments", ["extension_state", "ticket_id"]
     )
+    if op.get_bind().dialect.name == "sqlite":
+        planner_stats.install(op.get_bind())
 
 
 def downgrade() -> None:
@@ -51,6 +54,7 @@ def downgrade() -> None:
     op.create_index(
         "ix_assignments_department_state", "ticket_assignments", ["department", "state"]
     )
+    op.drop_index("ix_tickets_status_due", table_name="tickets")
     op.drop_index("ix_tickets_region", table_name="tickets")
     op.drop_index("ix_tickets_supervised_due", table_name="tickets")
     op.drop_index("ix_tickets_next_due", table_name="tickets")
