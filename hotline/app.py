@@ -468,7 +468,7 @@ def make_app(
     if settings.telephony.enabled and "sip" in run:
         standby = standby_setup(settings, redis_client)
         services.calls = build_call_center(settings, database, bus, services, standby)
-        app.cleanup_ctx.append(agent_time_ctx(database, bus))
+        app.cleanup_ctx.append(agent_time_ctx(database, bus, services.calls))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -585,11 +585,14 @@ def telephony_ctx(
     return ctx
 
 
-def agent_time_ctx(db: Database, bus: EventBus) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率)."""
+def agent_time_ctx(
+    db: Database, bus: EventBus, center: CallCenter
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率); written by
+    the active call centre only."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        recorder = AgentTimeRecorder(db)
+        recorder = AgentTimeRecorder(db, writes=lambda: center.active)
         events = bus.subscribe(maxsize=10_000, topic="cti")
         task = asyncio.create_task(recorder.run(events))
         yield

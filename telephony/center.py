@@ -171,13 +171,16 @@ class CallCenter:
         self.workers[index] = wl
         if old is not None:
             await old.link.close()
-        if self.standby is not None:
-            reports = [r for r in hello.get("calls") or [] if isinstance(r, dict)]
-            await self.standby.adopt(wl, reports)
-        self.worker_joined.set()
-        log.info("SIP worker %d (pid %d) linked", index, wl.pid)
         try:
+            if self.standby is not None:
+                reports = [r for r in hello.get("calls") or [] if isinstance(r, dict)]
+                await self.standby.adopt(wl, reports)
+            self.worker_joined.set()
+            log.info("SIP worker %d (pid %d) linked", index, wl.pid)
             await wl.link.run()
+        except Exception:  # e.g. the database away while adopting: the worker links again
+            log.exception("SIP worker %d: link failed", index)
+            await wl.link.close()
         finally:
             if self.workers.get(index) is wl:
                 del self.workers[index]

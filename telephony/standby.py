@@ -78,11 +78,14 @@ class Standby:
         writer = asyncio.ensure_future(self._write_loop())
         try:
             while True:
-                held = await self.setup.lease.hold()
-                if held and not self.c.active:
-                    await self._take_over()
-                elif not held and self.c.active:
-                    await self.step_down("租约已由其他进程持有")
+                try:
+                    held = await self.setup.lease.hold()
+                    if held and not self.c.active:
+                        await self._take_over()
+                    elif not held and self.c.active:
+                        await self.step_down("租约已由其他进程持有")
+                except Exception:  # the loop must go on: it is what makes this a standby
+                    log.exception("呼叫中心主备切换出错，稍后重试")
                 self._check.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.setup.lease_s / 3):

@@ -158,7 +158,7 @@ async def test_the_standby_takes_over_the_queue_the_agents_and_the_workers_calls
     await a.agent_state("agent2", "paused", "会议")
     worker = Worker()
     await worker.attach(a.port, [])
-    await wait_until(lambda: _linked(a), within=10)
+    await asyncio.wait_for(a.worker_joined.wait(), 10)
     for call, caller in (("c1", "13800000001"), ("c2", "13800000002"), ("c3", "13800000003")):
         await worker.notify("offered", call=call, caller=caller, dialled="12345", worker=0)
     assert (await worker.request("enqueue", call="c1", kind="complaint"))["queued"]
@@ -189,7 +189,7 @@ async def test_the_standby_takes_over_the_queue_the_agents_and_the_workers_calls
             {"call": "c4", "stage": "ivr", "caller": "13800000004", "dialled": "12345"},
         ],
     )
-    await wait_until(lambda: _linked(b), within=10)
+    await asyncio.wait_for(b.worker_joined.wait(), 10)  # set once the hello is adopted
     one, two = b.acd.agents["agent1"], b.acd.agents["agent2"]
     assert (one.state, one.call, one.answered) == (AgentState.TALKING, "c1", 1)
     assert (two.state, two.reason) == (AgentState.PAUSED, "会议")
@@ -226,7 +226,7 @@ async def test_a_centre_that_lost_its_lease_steps_down_and_lets_its_workers_go(
     await a.agent_login("agent1", "sip:agent1@127.0.0.1:5090")
     worker = Worker()
     await worker.attach(a.port, [])
-    await wait_until(lambda: _linked(a), within=10)
+    await asyncio.wait_for(a.worker_joined.wait(), 10)
     await worker.notify("offered", call="c1", caller="13800000001", dialled="12345", worker=0)
     site.store.holder = "someone else"  # a's lease ran out while it hung; another took it
     await wait_until(lambda: _inactive(a), within=10)
@@ -236,10 +236,6 @@ async def test_a_centre_that_lost_its_lease_steps_down_and_lets_its_workers_go(
     (c1,) = await a.list_calls(caller="13800000001")
     assert c1.ended_at is None  # not ended by the centre that stepped down
     await worker.detach()
-
-
-async def _linked(center: CallCenter) -> bool:
-    return bool(center.workers)
 
 
 async def _inactive(center: CallCenter) -> bool:
