@@ -247,3 +247,25 @@ def _commanded(worker: Worker, call: str) -> Any:
         return any(args.get("call") == call for _, args in worker.commands)
 
     return check()
+
+
+def test_standby_centres_need_a_link_token_and_redis(tmp_path: Path) -> None:
+    from hotline.app import make_app
+    from hotline.config import ConfigError
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    centres = '["127.0.0.1:5170", "127.0.0.1:5171"]'
+    with pytest.raises(ConfigError, match="link_token"):
+        make_settings(url, HOTLINE__TELEPHONY__CENTRES=centres)
+    settings = make_settings(
+        url,
+        HOTLINE__TELEPHONY__ENABLED="true",
+        HOTLINE__TELEPHONY__CENTRES=centres,
+        HOTLINE__TELEPHONY__LINK_TOKEN=f'"{TOKEN}"',
+    )
+    db = open_database(settings)
+    try:
+        with pytest.raises(ValueError, match=r"\[redis\] url"):
+            make_app(settings, db, roles=["sip"])
+    finally:
+        db.close()
