@@ -167,14 +167,14 @@ class CallCenter:
         index = int(hello.get("worker", -1))
         wl = WorkerLink(index, int(hello.get("pid", 0)), Link(reader, writer, self._noop))
         wl.link.handler = lambda op, args: self._handle(wl, op, args)
-        old = self.workers.get(index)
-        self.workers[index] = wl
-        if old is not None:
-            await old.link.close()
         try:
             if self.standby is not None:
                 reports = [r for r in hello.get("calls") or [] if isinstance(r, dict)]
                 await self.standby.adopt(wl, reports)
+            old = self.workers.get(index)
+            self.workers[index] = wl  # listed once its calls are taken over
+            if old is not None:
+                await old.link.close()
             self.worker_joined.set()
             log.info("SIP worker %d (pid %d) linked", index, wl.pid)
             await wl.link.run()
