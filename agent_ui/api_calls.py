@@ -38,6 +38,8 @@ def _center(request: web.Request) -> CallCenter:
     center = services(request).calls
     if center is None:
         raise Unavailable("本进程没有电话接入（telephony.enabled = false，或未以 sip 角色运行）")
+    if not center.active:  # a load balancer in front retries on the active one (503)
+        raise Unavailable("本进程是备用呼叫中心，主用呼叫中心在其他进程运行")
     return center
 
 

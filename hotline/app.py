@@ -45,6 +45,7 @@ from agent_ui.store import count_users
 from agent_ui.uploads import FileStore
 from agent_ui.views import Presenter
 from hotline.bus import EventBus, InProcessBus
+from hotline.centres import standby_setup
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
 from hotline.lease import Lease, LocalLease, RedisLease
@@ -75,6 +76,7 @@ from telephony.prompts import (
     build_prompts,
 )
 from telephony.sms import KannelGateway, SmsService
+from telephony.standby import StandbySetup
 from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.model import Role, TicketEvent
@@ -464,8 +466,9 @@ def make_app(
     if settings.triage.enabled and worker:
         app.cleanup_ctx.append(triage_ctx)
     if settings.telephony.enabled and "sip" in run:
-        services.calls = build_call_center(settings, database, bus, services)
-        app.cleanup_ctx.append(agent_time_ctx(database, bus))
+        standby = standby_setup(settings, redis_client)
+        services.calls = build_call_center(settings, database, bus, services, standby)
+        app.cleanup_ctx.append(agent_time_ctx(database, bus, services.calls))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -491,7 +494,11 @@ def health_app(services: Services) -> web.Application:
 
 
 def build_call_center(
-    settings: Settings, db: Database, bus: EventBus, services: Services
+    settings: Settings,
+    db: Database,
+    bus: EventBus,
+    services: Services,
+    standby: StandbySetup | None = None,
 ) -> CallCenter:
     tel = settings.telephony
     sla = settings.sla
@@ -504,6 +511,7 @@ def build_call_center(
         recordings=settings.resolve(tel.recordings_dir),
         timezone=settings.locale.timezone,
         rest_days=HolidayCalendar(sla.workdays, sla.holidays, sla.makeup_workdays),
+        standby=standby,
     )
 
 
@@ -536,12 +544,17 @@ def telephony_ctx(
     tel = settings.telephony
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if center.standby is not None:  # the workers are `hotline telephony workers`'
+            await center.start()
+            yield
+            await center.stop()
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, ensure_prompts, settings)
         await center.start()
         pool = WorkerPool(
             tel,
-            center.port,
+            [f"127.0.0.1:{center.port}"],
             center.token,
             PoolPaths(
                 prompts=settings.resolve(tel.prompts_dir),
@@ -572,11 +585,14 @@ def telephony_ctx(
     return ctx
 
 
-def agent_time_ctx(db: Database, bus: EventBus) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率)."""
+def agent_time_ctx(
+    db: Database, bus: EventBus, center: CallCenter
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Agents' signed-in and busy time per hour, from the CTI events (坐席占用率); written by
+    the active call centre only."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        recorder = AgentTimeRecorder(db)
+        recorder = AgentTimeRecorder(db, writes=lambda: center.active)
         events = bus.subscribe(maxsize=10_000, topic="cti")
         task = asyncio.create_task(recorder.run(events))
         yield

@@ -246,6 +246,18 @@ def cmd_telephony_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telephony_workers(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hotline.centres import run_workers
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(run_workers(settings))
+
+
 def cmd_telephony_kamailio(args: argparse.Namespace) -> int:
     from telephony.kamailio import write_kamailio_config
 
@@ -454,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = tel.add_parser("prompts", help="用 espeak-ng 生成（或更新）语音提示文件")
     pr.add_argument("--config", default=argparse.SUPPRESS)
     pr.set_defaults(fn=cmd_telephony_prompts)
+    wk = tel.add_parser("workers", help="运行 SIP 工作进程（备用呼叫中心：telephony.centres）")
+    wk.add_argument("--config", default=argparse.SUPPRESS)
+    wk.set_defaults(fn=cmd_telephony_workers)
     kc = tel.add_parser("kamailio-config", help="生成 Kamailio 配置（多个 SIP 工作进程之前）")
     kc.add_argument("--config", default=argparse.SUPPRESS)
     kc.add_argument("--out", help="输出目录（默认 telephony.kamailio_dir）")

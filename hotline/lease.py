@@ -49,8 +49,20 @@ class LocalLease:
 
 
 class RedisLease:
-    def __init__(self, redis: Any, name: str, ttl_s: float, prefix: str = "hotline") -> None:
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        ttl_s: float,
+        prefix: str = "hotline",
+        *,
+        keep_on_error: bool = False,
+    ) -> None:
+        """`keep_on_error`: while Redis is unreachable the holder keeps the work and others
+        keep waiting (the call centre: two active ones would split the queue), instead of
+        everyone working (the deadline watcher, whose steps are idempotent)."""
         self.redis = redis
+        self.keep_on_error = keep_on_error
         self.key = f"{prefix}:lease:{name}"
         self.ttl_ms = max(1000, int(ttl_s * 1000))
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -64,8 +76,13 @@ class RedisLease:
         except Exception as exc:  # fail open: see the module's docstring
             if not self._down:
                 self._down = True
-                log.warning("Redis 不可用，无法确认租约 %s，本进程继续执行（%s）", self.key, exc)
-            return True
+                log.warning(
+                    "Redis 不可用，无法确认租约 %s，本进程%s（%s）",
+                    self.key,
+                    "保持现状" if self.keep_on_error else "继续执行",
+                    exc,
+                )
+            return self.held if self.keep_on_error else True
         if self._down:
             self._down = False
             log.info("Redis 已恢复，租约 %s 恢复", self.key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -140,6 +141,9 @@ class AgentTimeRecorder:
 
     db: Database
     agents: dict[str, _Agent] = field(default_factory=dict)
+    # standby call centres all hear the CTI events: only the active one writes the time
+    # (the others keep following, to write from the right moment once they take over)
+    writes: Callable[[], bool] = lambda: True
 
     async def _close(self, name: str, at: datetime) -> None:
         a = self.agents.get(name)
@@ -147,7 +151,8 @@ class AgentTimeRecorder:
             return
         busy = a.state in BUSY_STATES
         start = a.since
-        await self.db.write(lambda c: call_stats_store.add_agent_time(c, start, at, busy))
+        if self.writes():
+            await self.db.write(lambda c: call_stats_store.add_agent_time(c, start, at, busy))
         a.since = at
 
     async def on_event(self, ev: CtiEvent) -> None:

@@ -9,9 +9,7 @@ import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from functools import partial
@@ -19,17 +17,18 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from telephony import retention, store
+from telephony import outbound, retention, store
 from telephony.acd import Acd, AcdError, Agent, AgentState
 from telephony.config import TelephonySettings
+from telephony.live import LiveCall, WorkerLink
 from telephony.model import CallRecord, CallStats, CtiEvent
 from telephony.protocol import Link, LinkError, accept
 from telephony.softphone import Conversations, softphone_uri
+from telephony.standby import Standby, StandbySetup
 from telephony.voicemail import VoicemailFiler
-from tickets.access import normalize_phone
 from tickets.db import Database
 from tickets.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
-from tickets.model import Actor, Role, Satisfaction, Status, Ticket
+from tickets.model import Actor, Role, Satisfaction, Ticket
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -57,28 +56,6 @@ class RestDays(Protocol):
     def is_workday(self, day: Any) -> bool: ...
 
 
-@dataclass
-class LiveCall:
-    record: CallRecord
-    link: Link | None
-    started: float
-    agent: str | None = None
-    agents: set[str] = field(default_factory=set)  # agents in the conversation now
-    queued: float | None = None  # monotonic time the caller joined the queue
-    view: dict[str, Any] = field(default_factory=dict)  # the worker's last conversation view
-    # set once the record's row is committed: updates wait for it (handlers run as separate
-    # tasks, and on PostgreSQL an UPDATE could otherwise commit before its INSERT)
-    stored: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass
-class WorkerLink:
-    index: int
-    pid: int
-    link: Link
-    calls: set[str] = field(default_factory=set)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -99,7 +76,10 @@ class CallCenter:
         rest_days: RestDays | None = None,
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        standby: StandbySetup | None = None,
     ) -> None:
+        """`standby`: one of several call-centre processes sharing the queue through a store
+        (telephony/standby.py); None: the only one, with its own workers (the default)."""
         self.settings = settings
         self.tickets = tickets
         self.db = db
@@ -111,27 +91,53 @@ class CallCenter:
         self.acd = Acd(settings.queue_timeout_s, settings.wrapup_s)
         self.calls: dict[str, LiveCall] = {}
         self.workers: dict[int, WorkerLink] = {}
-        self.token = secrets.token_urlsafe(24)
+        self.token = standby.token if standby else secrets.token_urlsafe(24)
         self.port = 0
+        # the one process that runs the queue; a standby waits (its agents' API answers 503)
+        self.active = standby is None
         self.voicemail = VoicemailFiler(tickets, db, spool, recordings, now=now)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Future[None] | None = None
         self.worker_joined = asyncio.Event()
         self.conversations = Conversations(self)
+        self.standby = Standby(self, standby) if standby else None
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1") -> None:
+        if self.standby is not None:  # listens once it holds the lease
+            self.standby.start()
+            return
         await self.voicemail.recover(live=set())
-        self._server = await asyncio.start_server(self._on_worker, host, 0, limit=1 << 20)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._spawn(self._tick_loop())
+        await self.listen(host, 0)
 
-    async def stop(self) -> None:
+    async def listen(self, host: str, port: int) -> None:
+        """Take workers' links and run the queue."""
+        self._server = await asyncio.start_server(self._on_worker, host, port, limit=1 << 20)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.active = True
+        self._ticker = asyncio.ensure_future(self._tick_loop())
+
+    async def unlisten(self) -> None:
+        """No more links or queue here; the workers' links close (their handlers, seeing the
+        centre inactive, leave the calls to the next active centre)."""
+        self.active = False
         if self._server is not None:
             self._server.close()
+            self._server = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         for w in list(self.workers.values()):
             await w.link.close()
+
+    async def stop(self) -> None:
+        if self.standby is not None:
+            await self.standby.stop()  # the calls go on: the next active centre takes them
+        await self.unlisten()
         # each worker's handler closes its calls' records as its link ends: let them finish
         handlers = list(self._handlers)
         if handlers:
@@ -155,17 +161,26 @@ class CallCenter:
         hello = await accept(reader, writer, self.token)
         if hello is None:
             return
+        if not self.active:
+            writer.close()
+            return
         index = int(hello.get("worker", -1))
         wl = WorkerLink(index, int(hello.get("pid", 0)), Link(reader, writer, self._noop))
         wl.link.handler = lambda op, args: self._handle(wl, op, args)
-        old = self.workers.get(index)
-        self.workers[index] = wl
-        if old is not None:
-            await old.link.close()
-        self.worker_joined.set()
-        log.info("SIP worker %d (pid %d) linked", index, wl.pid)
         try:
+            if self.standby is not None:
+                reports = [r for r in hello.get("calls") or [] if isinstance(r, dict)]
+                await self.standby.adopt(wl, reports)
+            old = self.workers.get(index)
+            self.workers[index] = wl  # listed once its calls are taken over
+            if old is not None:
+                await old.link.close()
+            self.worker_joined.set()
+            log.info("SIP worker %d (pid %d) linked", index, wl.pid)
             await wl.link.run()
+        except Exception:  # e.g. the database away while adopting: the worker links again
+            log.exception("SIP worker %d: link failed", index)
+            await wl.link.close()
         finally:
             if self.workers.get(index) is wl:
                 del self.workers[index]
@@ -175,21 +190,39 @@ class CallCenter:
         return None
 
     async def _worker_gone(self, wl: WorkerLink) -> None:
-        """A worker died or stopped: its voicemails become orders, then its calls are over."""
-        dead = set(wl.calls)
+        """A worker died or stopped: its voicemails become orders, then its calls are over.
+        With a standby its link may only have dropped: the calls wait for it to link again."""
+        if self.standby is not None:
+            self.standby.link_lost(wl)
+            return
+        await self.calls_over(set(wl.calls), f"worker {wl.index}")
+
+    async def calls_over(self, dead: set[str], where: str) -> None:
+        """Calls no worker holds any more: their voicemails become orders, the records close."""
         try:
             for call, ticket in await self.voicemail.recover(live=set(self.calls) - dead):
                 self._filed(call, ticket)
         except Exception:  # the spool sweep retries every minute
-            log.exception("voicemail recovery after worker %d failed", wl.index)
+            log.exception("voicemail recovery after %s failed", where)
         for call in dead:
             try:
                 await self._end(call, "")
             except Exception:  # one record that cannot be closed must not keep the others open
-                log.exception("closing call %s of worker %d failed", call, wl.index)
+                log.exception("closing call %s of %s failed", call, where)
 
     # -- requests from workers ----------------------------------------------------------------
     async def _handle(self, wl: WorkerLink, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._serve(wl, op, args)
+        finally:
+            self.changed()
+
+    def changed(self) -> None:
+        """The queue, an agent or a call may have changed: a standby's store gets it soon."""
+        if self.standby is not None:
+            self.standby.touch()
+
+    async def _serve(self, wl: WorkerLink, op: str, args: dict[str, Any]) -> dict[str, Any]:
         call = str(args.get("call", ""))
         if op == "offered":
             await self._offered(wl, call, args)
@@ -291,7 +324,9 @@ class CallCenter:
         if live.record.queued_at is None:  # queued again after a transfer: the first time counts
             live.record.queued_at = self.now()
             live.queued = self.monotonic()
-        position = self.acd.enqueue(call, kind, live.record.caller, self.monotonic())
+        position = self.acd.position(call)  # asked again (a worker's retry after a failover)
+        if position is None:
+            position = self.acd.enqueue(call, kind, live.record.caller, self.monotonic())
         await self._cti("call.queued", call, caller=live.record.caller, kind=kind)
         self._match()
         return {"queued": True, "position": position}
@@ -388,6 +423,8 @@ class CallCenter:
             await asyncio.sleep(0.2)
             try:
                 await self._tick()
+                if self.standby is not None:
+                    await self.standby.sweep()
                 if self.monotonic() - last_sweep >= SPOOL_SWEEP_S:
                     # a voicemail whose filing failed (database away) is retried here
                     last_sweep = self.monotonic()
@@ -413,9 +450,14 @@ class CallCenter:
         for offer in self.acd.offers(self.monotonic()):
             live = self.calls.get(offer.call)
             if live is None or live.link is None:
-                self.acd.ring_failed(offer.call, offer.agent.username, self.monotonic())
+                # a call whose worker has not linked again yet (standby) is not the agent's miss
+                missed = live is None
+                self.acd.ring_failed(
+                    offer.call, offer.agent.username, self.monotonic(), missed=missed
+                )
                 continue
             self._spawn(self._ring(live.link, offer.call, offer.agent))
+        self.changed()
 
     async def _ring(self, link: Link, call: str, agent: Agent) -> None:
         await self._agent_event(agent.username)
@@ -468,8 +510,11 @@ class CallCenter:
             return fn()
         except AcdError as exc:
             raise Conflict(str(exc)) from None
+        finally:
+            self.changed()
 
     async def _agent_event(self, username: str) -> None:
+        self.changed()
         agent = self.acd.agents.get(username)
         if agent is not None:
             await self._cti(
@@ -522,69 +567,7 @@ class CallCenter:
     # -- outbound -----------------------------------------------------------------------------
     async def originate(self, username: str, ticket: Ticket, purpose: str) -> str:
         """A call-back or a 回访 survey call to the phone of this work order, and only that."""
-        s = self.settings
-        if not s.trunk:
-            raise Conflict("未配置外呼线路 (telephony.trunk)，不能外呼")
-        if not ticket.caller.phone:
-            raise Conflict("该工单没有来电号码，不能外呼")
-        number = normalize_phone(ticket.caller.phone)
-        citizen_uri = s.trunk.format(number=number)
-        if purpose == "survey":
-            if ticket.status not in (Status.ANSWERED, Status.REVIEWED):
-                raise Conflict("工单答复并审核后才能电话回访")
-            args: dict[str, Any] = {"purpose": "survey", "uri": citizen_uri, "ticket": ticket.id}
-        elif purpose == "callback":
-            if username not in self.acd.agents:
-                raise Conflict("请先签入坐席（登记话机），再回拨")
-            # reserved before the request: no queue caller may be put through meanwhile
-            agent = self._acd(lambda: self.acd.reserve(username, "", self.monotonic()))
-            args = {
-                "purpose": "callback",
-                "uri": agent.uri,
-                "citizen_uri": citizen_uri,
-                "agent": agent.username,
-            }
-        else:
-            raise InvalidInput("purpose 只能是 callback 或 survey", field="purpose")
-        wl = self._least_busy()
-        if wl is None:
-            if purpose == "callback":
-                self.acd.ended("", username, self.monotonic())
-            raise Conflict("没有可用的 SIP 工作进程，请稍后再试")
-        # the record exists before the worker is asked: its first events (even a failure at
-        # once) find the call
-        call = uuid.uuid4().hex
-        if purpose == "callback":
-            self.acd.agents[username].call = call
-        rec = CallRecord(
-            id=call,
-            direction="out",
-            purpose=purpose,
-            caller=s.caller_id,
-            dialled=number,
-            worker=wl.index,
-            offered_at=self.now(),
-            ticket_id=ticket.id,
-            agent=args.get("agent"),
-        )
-        live = self.calls[call] = LiveCall(rec, wl.link, self.monotonic(), agent=args.get("agent"))
-        wl.calls.add(call)
-        try:
-            await self.db.write(lambda c: store.insert_call(c, rec))
-        finally:
-            live.stored.set()
-        try:
-            await wl.link.request("originate", call=call, **args)
-        except LinkError as exc:
-            log.warning("originate failed: %s", exc)
-            await self._end(call, "")  # recorded as failed; a reserved agent is freed
-            raise Conflict("外呼失败，请稍后再试") from None
-        await self._cti("call.offered", call, caller=number, purpose=purpose)
-        return call
-
-    def _least_busy(self) -> WorkerLink | None:
-        ready = [w for w in self.workers.values() if not w.link.closed.is_set()]
-        return min(ready, key=lambda w: len(w.calls), default=None)
+        return await outbound.originate(self, username, ticket, purpose)
 
     async def link_ticket(self, call_id: str, ticket_id: int, agent: str) -> bool:
         """The order an agent registered for the call they took: the call record points at it.

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+MIN_LINK_TOKEN = 16
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _DIGITS = re.compile(r"^[0-9*#]$")
 
@@ -160,6 +161,20 @@ class TelephonySettings(_Section):
     # address within 2 s and that address is ignored until it slows down (the workers' own
     # guard stays as a second line).
     kamailio_pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
+    # Standby (several call-centre processes): the SIP workers run under `hotline telephony
+    # workers` (a unit of their own, so they outlive a call centre) and link to whichever
+    # centre is active, trying `centres` (every `--role sip` process's link address, host:port)
+    # in turn. The active one holds a Redis lease ([redis] url is required) and writes the queue
+    # and agent state through to Redis; the others wait and take over within centre_lease_s of
+    # its death. []: one call-centre process that starts its own workers (the default).
+    centres: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.\[\]:-]{1,260}:\d{1,5}$")]] = []
+    # This process's link address in that mode (reachable from the workers' hosts).
+    link_host: str = "127.0.0.1"
+    link_port: Annotated[int, Field(ge=1, le=65535)] = 5170
+    # The workers' shared secret on the link (HOTLINE__TELEPHONY__LINK_TOKEN); with `centres`
+    # it is required. Without: a new random one per start (the workers are the process's own).
+    link_token: str = ""
+    centre_lease_s: Annotated[float, Field(ge=2, le=300)] = 10
     # The browser softphone (WebRTC).
     webrtc: WebRtcSettings = WebRtcSettings()
     # Department phones for three-way calls (三方通话) from the softphone: department code →
@@ -218,6 +233,11 @@ class TelephonySettings(_Section):
             raise ValueError("menu 不能为空")
         if self.open_from >= self.open_until:
             raise ValueError("open_from 应早于 open_until")
+        if self.centres and len(self.link_token) < MIN_LINK_TOKEN:
+            raise ValueError(
+                f"telephony.centres 需要 link_token（至少 {MIN_LINK_TOKEN} 个字符，"
+                "放在环境变量 HOTLINE__TELEPHONY__LINK_TOKEN）"
+            )
         last_worker_port = self.worker_base_port + self.workers - 1
         if self.workers > 1 and self.worker_base_port <= self.port <= last_worker_port:
             raise ValueError("worker_base_port 起的端口段不能包含 port")

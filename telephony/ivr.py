@@ -72,10 +72,29 @@ class Session:
     agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
     browsers: Browsers | None = None  # the worker's WebRTC side, for browser agents
     room: Room | None = None  # the conversation with agents, once one is rung
+    # where the dialogue is (ivr, queue, agents, voicemail, survey, callback) and the queue's
+    # order kind: what a worker reports to a call centre that takes over
+    stage: str = "ivr"
+    kind: str = "other"
 
     @property
     def call(self) -> str:
         return self.leg.id
+
+    def report(self) -> dict[str, Any]:
+        """Where this call stands, for a call centre that takes over (the worker's hello)."""
+        return {
+            "call": self.call,
+            "caller": self.leg.caller,
+            "dialled": self.leg.dialled,
+            "outbound": self.leg.outbound,
+            "stage": self.stage,
+            "kind": self.kind,
+            "language": self.language,
+            "path": ">".join(self.path),
+            "room": self.room.view() if self.room is not None else None,
+            "recording": str(rec.path) if (rec := self.room and self.room.recording) else "",
+        }
 
     # -- the second leg of a call-back (legs of a room report to their party) -----------------
     def leg_up(self, leg: Leg) -> None:
@@ -238,11 +257,13 @@ class Session:
         return bool(answer.get("queued"))
 
     async def queue(self, kind: str) -> None:
+        self.kind = kind
         if not await self._enqueue(kind):
             self.path.append("closed")
             await self.voicemail(kind, "closed")
             return
         self.path.append("queue")
+        self.stage = "queue"
         await self.say("queue_enter", barge_in=False)
         next_announce = time.monotonic() + self.settings.announce_every_s
         self.leg.play(self.media.prompts.path(self.language, "moh"), loop=True)
@@ -283,11 +304,13 @@ class Session:
         answered."""
         room = Room(self, self.browsers)
         self.room = room
+        self.stage = "agents"
         try:
             room.ring(Kind.AGENT, agent, uri, Role.PRIMARY)
             outcome = await room.run()
         finally:
             self.room = None
+            self.stage = "queue"
         if outcome == "talked":
             # the agents hung up first: the caller is told goodbye and released
             with contextlib.suppress(Hangup):
@@ -297,6 +320,7 @@ class Session:
     async def voicemail(self, kind: str, prompt: str) -> None:
         """The caller's message goes to the spool first; the centre turns it into an order."""
         s = self.settings
+        self.stage = "voicemail"
         await self.say(prompt, barge_in=False)
         await self.say("beep", barge_in=False)
         self.media.spool.mkdir(parents=True, exist_ok=True)
@@ -334,6 +358,7 @@ class Session:
     async def run_survey(self, ticket: int) -> None:
         """回访: the citizen presses 1 满意, 2 基本满意, 3 不满意; the centre records it."""
         answer: str | None = None
+        self.stage = "survey"
         try:
             await self._until(self.media_up.wait(), self.settings.ring_agent_s * 4)
             if self.media_up.is_set():  # nobody answered: nothing to ask
@@ -356,6 +381,7 @@ class Session:
 
     async def run_callback(self, agent: str, citizen_uri: str) -> None:
         """Call-back: the agent's phone (this leg) first, then the citizen, bridged."""
+        self.stage = "callback"
         try:
             await self._until(self.media_up.wait(), self.settings.ring_agent_s)
             if not self.media_up.is_set():

@@ -28,13 +28,13 @@ class WorkerPool:
     def __init__(
         self,
         settings: TelephonySettings,
-        center_port: int,
+        centres: list[str],
         token: str,
         paths: PoolPaths,
         log_level: str = "INFO",
     ) -> None:
         self.settings = settings
-        self.center_port = center_port
+        self.centres = centres  # host:port of the call centre(s) the workers link to
         self.token = token
         self.paths = paths
         self.log_level = log_level
@@ -59,7 +59,7 @@ class WorkerPool:
             "--index",
             str(index),
             "--center",
-            f"127.0.0.1:{self.center_port}",
+            ",".join(self.centres),
             "--prompts",
             str(p.prompts),
             "--spool",

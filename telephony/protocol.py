@@ -34,6 +34,10 @@ class Link:
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
 
+    @property
+    def connected(self) -> bool:
+        return not self.closed.is_set()
+
     async def request(self, op: str, wait_s: float = 10.0, **args: Any) -> dict[str, Any]:
         if self.closed.is_set():
             raise LinkError("连接已断开")
@@ -150,3 +154,92 @@ async def accept(
         writer.close()
         return None
     return hello
+
+
+RELINK_PAUSE_S = (0.2, 1.0)  # first and longest pause between rounds over the centres
+
+
+class CentreLink:
+    """A worker's link to whichever call centre is active (standby mode): when it drops, the
+    worker tries every address in turn until one takes it, introducing itself with `hello()`
+    (made at that moment: the calls it holds now). Requests meanwhile wait for the next link,
+    up to `wait_s`, and are sent again if the link died under them (the centre's requests from
+    workers are safe to repeat); notifications meanwhile are dropped, since the next hello
+    tells the new centre where every call stands."""
+
+    def __init__(
+        self,
+        addresses: list[tuple[str, int]],
+        token: str,
+        hello: Callable[[], dict[str, Any]],
+        handler: Handler,
+        wait_s: float,
+    ) -> None:
+        self.addresses = addresses
+        self.token = token
+        self.hello = hello
+        self.handler = handler
+        self.wait_s = wait_s
+        self.link: Link | None = None
+        self.up = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self.link is not None and not self.link.closed.is_set()
+
+    async def run(self) -> None:
+        """Link, serve, and link again, until cancelled."""
+        pause = RELINK_PAUSE_S[0]
+        while True:
+            for host, port in self.addresses:
+                try:
+                    async with asyncio.timeout(5):
+                        link = await connect(host, port, self.token, self.hello(), self.handler)
+                except (OSError, TimeoutError):
+                    continue
+                self.link = link
+                self.up.set()
+                log.info("linked to the call centre at %s:%d", host, port)
+                try:
+                    await link.run()
+                finally:
+                    self.up.clear()
+                    self.link = None
+                    await link.close()
+                log.warning(
+                    "call centre link to %s:%d lost; looking for the active one", host, port
+                )
+                pause = RELINK_PAUSE_S[0]
+                break
+            else:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RELINK_PAUSE_S[1])
+
+    async def request(self, op: str, wait_s: float = 10.0, **args: Any) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.wait_s + wait_s
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, give_up - loop.time())):
+                    await self.up.wait()
+            except TimeoutError:
+                raise LinkError(f"{op}: 没有可用的呼叫中心") from None
+            link = self.link
+            if link is None:
+                continue
+            try:
+                return await link.request(op, wait_s, **args)
+            except LinkError:
+                if not link.closed.is_set() or loop.time() >= give_up:
+                    raise
+                # the centre went away before it answered: ask the next one
+
+    async def notify(self, op: str, **args: Any) -> None:
+        link = self.link
+        if link is not None:
+            with contextlib.suppress(LinkError):
+                await link.notify(op, **args)
+
+    async def close(self) -> None:
+        if self.link is not None:
+            await self.link.close()

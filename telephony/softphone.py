@@ -15,7 +15,8 @@ from telephony.protocol import LinkError
 from tickets.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from telephony.center import CallCenter, LiveCall
+    from telephony.center import CallCenter
+    from telephony.live import LiveCall
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 from telephony.config import TelephonySettings
 from telephony.ivr import Media, Session
 from telephony.prompts import PromptLibrary
-from telephony.protocol import Link, LinkError, connect
+from telephony.protocol import CentreLink, Link, LinkError, connect
 from telephony.room import Browsers, ControlError
 from telephony.sip import Leg, SipConfig, SipError, SipStack
 from telephony.webrtc import MediaThread
@@ -32,6 +32,8 @@ IDLE_WAIT_MS = 100  # an outbound call ordered by the centre may start this much
 STOP_GRACE_S = 3.0  # at shutdown, dialogues get this long to close their browser peers
 REPORT_EVERY_S = 10.0  # refused INVITEs are logged in one summary per this long, not one by one
 REPORT_LINES = 5  # the most frequent kinds of refusal each summary names
+# standby mode: a dialogue's request waits this many centre leases for the next active centre
+RELINK_WAIT_LEASES = 3
 
 
 class InviteRate:
@@ -77,7 +79,7 @@ class Worker:
         if settings.webrtc.enabled:
             # aiortc runs on a thread of its own: this loop blocks in pjsip's select()
             self.browsers = Browsers(settings.webrtc, MediaThread(), self.stack)
-        self.link: Link | None = None
+        self.link: Link | CentreLink | None = None
         self.sessions: dict[str, Session] = {}  # by the leg id of the caller's (first) leg
         self._rate = InviteRate(settings.max_invites_per_s)
         self._refused: Counter[str] = Counter()  # refusals since the last report, by kind
@@ -95,7 +97,7 @@ class Worker:
             return self._refuse(503, f"INVITE flood from {address} (over {s.max_invites_per_s}/s)")
         if s.numbers and dialled not in s.numbers:
             return self._refuse(404, f"calls to unknown numbers from {address}")
-        if self.link is None or self.link.closed.is_set():
+        if self.link is None or not self.link.connected:
             return 503  # no call centre: a proxy in front tries another worker
         callers = sum(1 for x in self.stack.legs.values() if not x.outbound)
         if callers >= s.callers_per_worker:
@@ -106,7 +108,7 @@ class Worker:
 
     def on_incoming(self, leg: Leg, dialled: str, caller: str, source: str) -> int:
         """An INVITE screen() let in, now with its sockets: the caller's dialogue starts."""
-        if self.link is None or self.link.closed.is_set():
+        if self.link is None or not self.link.connected:
             return 503
         session = self._session(leg)
         self._spawn(session.run_inbound())
@@ -175,9 +177,14 @@ class Worker:
         self.sessions[leg.id] = session
         return session
 
-    def _center(self) -> Link:
+    def _center(self) -> Link | CentreLink:
         assert self.link is not None
         return self.link
+
+    def hello(self) -> dict[str, Any]:
+        """How this worker introduces itself to a call centre: with the calls it holds."""
+        calls = [s.report() for s in self.sessions.values()]
+        return {"worker": self.index, "pid": os.getpid(), "calls": calls}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -244,18 +251,21 @@ class Worker:
         return {"call": leg.id}
 
     # -- life cycle ---------------------------------------------------------------------------
-    async def run(self, center_host: str, center_port: int, token: str) -> None:
+    async def run(self, centres: list[tuple[str, int]], token: str) -> None:
+        """Serve calls until SIGTERM. With one call centre (the default) the worker is its
+        child and ends with its link; in standby mode (telephony.centres) it outlives a centre
+        and links to the next active one, its calls going on meanwhile."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        self.link = await connect(
-            center_host,
-            center_port,
-            token,
-            {"worker": self.index, "pid": os.getpid()},
-            self.on_command,
-        )
+        relink = bool(self.settings.centres)
+        if relink:
+            wait_s = RELINK_WAIT_LEASES * self.settings.centre_lease_s
+            self.link = CentreLink(centres, token, self.hello, self.on_command, wait_s)
+        else:
+            host, port = centres[0]
+            self.link = await connect(host, port, token, self.hello(), self.on_command)
         reader = asyncio.create_task(self.link.run())
         self.stack.start()
         log.info(
@@ -270,7 +280,7 @@ class Worker:
         # idle workers then costs little (polling every 10 ms cost ~1.5 % of a core each)
         busy_ms = self.settings.pump_interval_ms
         try:
-            while not stop.is_set() and not self.link.closed.is_set():
+            while not stop.is_set() and (relink or self.link.connected):
                 self.stack.pump(busy_ms if self.stack.legs else IDLE_WAIT_MS)
                 self.stack.collect_garbage()  # browser agents' retired media ports
                 if self._refused and time.monotonic() >= self._report_at:
@@ -300,7 +310,9 @@ class Worker:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m telephony.worker")
     ap.add_argument("--index", type=int, required=True)
-    ap.add_argument("--center", required=True, help="host:port of the call centre link")
+    ap.add_argument(
+        "--center", required=True, help="host:port[,host:port…] of the call centre link(s)"
+    )
     ap.add_argument("--prompts", type=Path, required=True)
     ap.add_argument("--spool", type=Path, required=True)
     ap.add_argument("--recordings", type=Path, required=True)
@@ -312,13 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = TelephonySettings.model_validate(json.loads(os.environ[ENV_SETTINGS]))
     token = os.environ[ENV_TOKEN]
-    host, port = args.center.rsplit(":", 1)
+    centres = [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in args.center.split(","))]
     cache = args.spool / "prompt-cache"
     cache.mkdir(parents=True, exist_ok=True)
     media = Media(PromptLibrary(args.prompts), cache, args.spool / "voicemail", args.recordings)
     worker = Worker(settings, args.index, media)
     try:
-        asyncio.run(worker.run(host, int(port), token))
+        asyncio.run(worker.run(centres, token))
     except (ConnectionError, OSError, SipError) as exc:
         log.error("SIP worker %d cannot start: %s", args.index, exc)
         return 1

@@ -1,0 +1,304 @@
+"""The call centre's standby, end to end with real parts: two `hotline serve --role web,sip`
+processes share a real Redis (tests/redisserver.py), the SIP worker runs under `hotline telephony
+workers`, callers and agents' phones are SIPp with RTP from Python sockets. The active centre
+is killed with SIGKILL while one caller talks to an agent and another waits in the queue: the
+standby takes over, the conversation goes on (audio both ways, no BYE), the waiting caller is
+still in the queue and gets the next agent, and the agents' states are as they were."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import UNLIMITED
+from tests.hotline_server import HOTLINE, Server, StaffClient
+from tests.ports import RTP_HIGH, RTP_LOW, free_port, free_port_block
+from tests.sip.rtp_phone import RtpPhone, tone_level
+from tests.sip.sipp import SippProcess, sipp_server, start_sipp
+from tests.test_telephony_sip import PASSWORD, add_user
+
+LINK_TOKEN = "failover-test-link-token"
+CALLER_HZ = 470  # the callers' voices (between the music-on-hold notes)
+AGENT1_HZ = 1400
+AGENT2_HZ = 2500
+HEARD = 250.0  # RMS of a tone taken as heard (16-bit scale)
+WAIT_S = 120.0  # bound for every wait; never asserted as a speed
+CALLER1, CALLER2 = "13800000401", "13800000402"
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def hears(phone: RtpPhone, hz: float, seconds: float = 1.5) -> float:
+    start = phone.mark()
+    time.sleep(seconds)
+    return tone_level(phone.audio_since(start), hz)
+
+
+def until_heard(phone: RtpPhone, hz: float, what: str) -> None:
+    wait_for(lambda: hears(phone, hz) > HEARD, what)
+
+
+class Cluster:
+    """Two call centres, the workers' supervisor, and the shared folders and settings."""
+
+    def __init__(self, tmp: Path, redis_url: str) -> None:
+        self.tmp = tmp
+        self.db_url = f"sqlite:///{tmp / 'hotline.db'}"
+        self.sip_port = free_port()
+        links = [free_port(udp=False), free_port(udp=False)]
+        while links[0] == links[1]:
+            links[1] = free_port(udp=False)
+        self.links = links
+        self.env = {
+            "HOTLINE__TRIAGE__ENABLED": "false",
+            "HOTLINE__REDIS__URL": redis_url,
+            "HOTLINE__REDIS__PREFIX": f"t{uuid.uuid4().hex[:8]}",
+            "HOTLINE__TELEPHONY__CENTRES": str([f"127.0.0.1:{p}" for p in links]).replace("'", '"'),
+            "HOTLINE__TELEPHONY__LINK_TOKEN": f'"{LINK_TOKEN}"',
+            "HOTLINE__TELEPHONY__CENTRE_LEASE_S": "5",
+            "HOTLINE__TELEPHONY__QUEUE_TIMEOUT_S": "900",
+            "HOTLINE__TELEPHONY__ANNOUNCE_EVERY_S": "5",
+            "HOTLINE__TELEPHONY__RING_AGENT_S": "20",
+            "HOTLINE__TELEPHONY__WRAPUP_S": "0",
+            "HOTLINE__TELEPHONY__PROMPTS_DIR": str(tmp / "prompts"),
+            "HOTLINE__TELEPHONY__SPOOL_DIR": str(tmp / "spool"),
+            "HOTLINE__TELEPHONY__RECORDINGS_DIR": str(tmp / "recordings"),
+        }
+        self.centres: list[Server] = []
+        self.workers: subprocess.Popen[bytes] | None = None
+
+    def centre(self, name: str, link: int) -> Server:
+        folder = self.tmp / name
+        folder.mkdir()
+        env = {**self.env, "HOTLINE__TELEPHONY__LINK_PORT": str(link)}
+        server = Server(folder, self.db_url, "--role", "web,sip", env=env)
+        self.centres.append(server)
+        return server
+
+    def start_workers(self) -> None:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE__")}
+        environ.update(UNLIMITED)
+        environ.update(self.env)
+        environ.update(
+            HOTLINE__DATABASE__URL=self.db_url,
+            HOTLINE__TELEPHONY__PORT=str(self.sip_port),
+            HOTLINE__TELEPHONY__RTP_BASE_PORT=str(
+                free_port_block(40, tcp=False, low=RTP_LOW, high=RTP_HIGH)
+            ),
+            PYTHONUNBUFFERED="1",
+        )
+        with (self.tmp / "workers.out").open("wb") as out:
+            self.workers = subprocess.Popen(
+                [str(HOTLINE), "telephony", "workers"],
+                env=environ,
+                cwd=self.tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def workers_output(self) -> str:
+        return (self.tmp / "workers.out").read_text("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.workers is not None and self.workers.poll() is None:
+            self.workers.send_signal(signal.SIGTERM)
+            try:
+                self.workers.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.workers.kill()
+                self.workers.wait()
+        for server in self.centres:
+            if server.proc.poll() is None:
+                server.stop()
+            server.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: Any) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_server.url)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def snapshot(client: StaffClient) -> dict[str, Any] | None:
+    """The wallboard of the active centre; None from a standby (503) or a dead process."""
+    try:
+        status, body = client.get("/callcenter")
+    except OSError:
+        return None
+    return body if status == 200 else None
+
+
+def agent_of(snap: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in snap["agents"] if a["username"] == name)
+
+
+def call_in(server_sip_port: int, phone: RtpPhone, caller: str, work: Path) -> SippProcess:
+    return start_sipp(
+        "caller_rtp",
+        work,
+        ("127.0.0.1", server_sip_port),
+        calls=1,
+        values={"rtp_port": phone.port, "hold_ms": 900_000},
+        keys={"caller": caller},
+        timeout_s=1200,
+    )
+
+
+def choose_complaint(phone: RtpPhone, done: Callable[[], bool]) -> None:
+    """1 普通话, 2 投诉举报; a key pressed before the dialogue listens is lost: press again."""
+    wait_for(lambda: phone.packets() > 0, "the hotline's first audio")
+    phone.press("1")
+    for _ in range(6):
+        phone.press("2")
+        try:
+            wait_for(done, "the caller in the queue", timeout=15)
+            return
+        except pytest.fail.Exception:
+            continue
+    pytest.fail("the caller never reached the queue")
+
+
+def test_the_standby_takes_the_queue_and_the_bridged_call_stays_up(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    first = cluster.centre("a", cluster.links[0])
+    first.wait_ready()
+    for name, role in (("agent1", "agent"), ("agent2", "agent"), ("super1", "supervisor")):
+        add_user(cluster.db_url, name, role)
+    cluster.start_workers()
+    first.wait_ready(sip_workers=1)  # the worker linked to the first centre
+    second = cluster.centre("b", cluster.links[1])
+    second.wait_ready()
+    watch_a = StaffClient(first, "super1", PASSWORD)
+    watch_b = StaffClient(second, "super1", PASSWORD)
+    assert snapshot(watch_b) is None  # the standby does not run the queue
+
+    with (
+        RtpPhone(CALLER_HZ) as caller1,
+        RtpPhone(CALLER_HZ) as caller2,
+        RtpPhone(AGENT1_HZ) as phone1,
+        RtpPhone(AGENT2_HZ) as phone2,
+    ):
+        ports = [free_port(), free_port()]
+        with (
+            sipp_server(
+                "uas_rtp",
+                tmp_path / "phone1",
+                port=ports[0],
+                values={"sdp_port": phone1.port, "bye_timeout_ms": 900_000},
+            ) as desk1,
+            sipp_server(
+                "uas_rtp",
+                tmp_path / "phone2",
+                port=ports[1],
+                values={"sdp_port": phone2.port, "bye_timeout_ms": 900_000},
+            ) as desk2,
+        ):
+            agent1 = StaffClient(first, "agent1", PASSWORD)
+            agent2 = StaffClient(first, "agent2", PASSWORD)
+            for client, name, port in ((agent1, "agent1", ports[0]), (agent2, "agent2", ports[1])):
+                status, body = client.send(
+                    "POST", "/agent/session", {"uri": f"sip:{name}@127.0.0.1:{port}"}
+                )
+                assert status == 201, body
+            status, body = agent2.send("PUT", "/agent/state", {"state": "paused", "reason": "会议"})
+            assert status == 200, body
+            status, body = agent1.send("PUT", "/agent/state", {"state": "available"})
+            assert status == 200, body
+
+            # caller 1 is put through to agent 1; caller 2 waits (agent 2 is in a meeting)
+            talk = call_in(cluster.sip_port, caller1, CALLER1, tmp_path / "caller1")
+            wait_ = call_in(cluster.sip_port, caller2, CALLER2, tmp_path / "caller2")
+            try:
+
+                def talking() -> bool:
+                    snap = snapshot(watch_a)
+                    return bool(snap) and agent_of(snap, "agent1")["state"] == "talking"
+
+                def waiting() -> bool:
+                    snap = snapshot(watch_a)
+                    return bool(snap) and any(w["caller"] == CALLER2 for w in snap["waiting"])
+
+                choose_complaint(caller1, talking)
+                until_heard(caller1, AGENT1_HZ, "agent 1 at caller 1")
+                until_heard(phone1, CALLER_HZ, "caller 1 at agent 1")
+                choose_complaint(caller2, waiting)
+                before = snapshot(watch_a)
+                assert before is not None
+                call1 = agent_of(before, "agent1")["call"]
+
+                # -- the active centre dies ---------------------------------------------------
+                first.kill()
+
+                def taken_over() -> dict[str, Any] | None:
+                    snap = snapshot(watch_b)
+                    if snap and snap["workers"] and snap["calls"] == 2:
+                        return snap
+                    return None
+
+                after = wait_for(taken_over, "the standby to take over with the worker's calls")
+                # the conversation went on: audio both ways, nobody hung up
+                assert hears(caller1, AGENT1_HZ) > HEARD
+                assert hears(phone1, CALLER_HZ) > HEARD
+                assert talk.running() and desk1.running()
+                assert desk1.result().logged("answered") == 1
+                # the agents' states and the queue are as they were
+                one, two = agent_of(after, "agent1"), agent_of(after, "agent2")
+                assert (one["state"], one["call"], one["answered"]) == ("talking", call1, 1)
+                assert (two["state"], two["reason"]) == ("paused", "会议")
+                assert [w["caller"] for w in after["waiting"]] == [CALLER2]
+                assert wait_.running()
+
+                # the waiting caller gets the next agent, through the new centre
+                agent2_b = StaffClient(second, "agent2", PASSWORD)
+                status, body = agent2_b.send("PUT", "/agent/state", {"state": "available"})
+                assert status == 200, body
+                until_heard(caller2, AGENT2_HZ, "agent 2 at caller 2")
+                until_heard(phone2, CALLER_HZ, "caller 2 at agent 2")
+                snap = snapshot(watch_b)
+                assert snap is not None and agent_of(snap, "agent2")["state"] == "talking"
+                assert hears(caller1, AGENT1_HZ) > HEARD  # and the first call is still up
+            finally:
+                talk.stop(grace_s=1)
+                wait_.stop(grace_s=1)
+            assert desk2.result().logged("answered") == 1
+
+    # the calls end (the callers are gone: the worker hangs up at its stop) and the new
+    # centre closes both records as answered, by the agent who took each
+    workers = cluster.workers
+    assert workers is not None
+    workers.send_signal(signal.SIGTERM)
+    assert workers.wait(timeout=60) == 0, cluster.workers_output()
+
+    def records() -> list[dict[str, Any]] | None:
+        status, body = watch_b.get("/calls?limit=50")
+        done = [c for c in body["items"] if c["ended_at"]] if status == 200 else []
+        return done if len(done) == 2 else None
+
+    ended = {r["caller"]: r for r in wait_for(records, "both call records closed")}
+    assert (ended[CALLER1]["outcome"], ended[CALLER1]["agent"]) == ("answered", "agent1")
+    assert (ended[CALLER2]["outcome"], ended[CALLER2]["agent"]) == ("answered", "agent2")
+    assert second.stop() == 0
+    for out in (second.output(), cluster.workers_output()):
+        assert "Traceback" not in out, out
+    assert "本进程接管呼叫中心" in second.output()
