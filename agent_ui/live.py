@@ -53,6 +53,7 @@ class LiveHub:
 
     def __init__(self) -> None:
         self.clients: set[Client] = set()
+        self.sockets: set[web.WebSocketResponse] = set()  # closed on shutdown
         self.sent = 0
 
     def add(self, client: Client) -> None:
@@ -150,6 +151,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     client = Client(session.user.actor, session.user.username)
     hub.add(client)
+    hub.sockets.add(ws)
     try:
         since = _int(request.query.get("since"))
         hello = {"type": "hello", "user": client.username, "role": client.actor.role.value}
@@ -170,6 +172,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
         reader.cancel()
     finally:
         hub.remove(client)
+        hub.sockets.discard(ws)
         with contextlib.suppress(Exception):
             await ws.close()
     return ws
@@ -242,8 +245,17 @@ def live_ctx(bus: Any) -> Any:
     return ctx
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown, tell every console to reconnect (1001: another process, or this one when
+    it is back) instead of holding the stop until the shutdown timeout."""
+    for ws in list(app[HUB].sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=1001, message=b"server shutdown")
+
+
 def setup(app: web.Application, bus: Any) -> None:
     app[HUB] = LiveHub()
     app.router.add_get("/api/v1/live", live_socket)
+    app.on_shutdown.append(_close_sockets)
     if bus is not None:
         app.cleanup_ctx.append(live_ctx(bus))

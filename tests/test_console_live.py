@@ -215,3 +215,17 @@ async def test_departments_hear_only_their_own_orders_and_catch_up(base: str, ap
     finally:
         await housing_s.close()
         await ecology_s.close()
+
+
+async def test_shutdown_tells_consoles_to_reconnect(base: str, app_client: Any) -> None:
+    """A stopping process closes its consoles' sockets with 1001 at once (their pages
+    reconnect, with since=, to whichever process answers) instead of holding the stop."""
+    s = await ws_session(base, "dispatcher")
+    try:
+        ws = await s.ws_connect(base + "/api/v1/live", headers={"Origin": base})
+        assert (await ws.receive_json())["type"] == "hello"
+        await app_client.app.shutdown()
+        msg = await asyncio.wait_for(ws.receive(), 30)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    finally:
+        await s.close()
