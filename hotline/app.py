@@ -570,8 +570,8 @@ def telephony_ctx(
                 "%d SIP workers on ports %d–%d; put Kamailio in front on %s:%d "
                 "(hotline telephony kamailio-config)",
                 tel.workers,
-                tel.worker_port(0),
-                tel.worker_port(tel.workers - 1),
+                tel.worker_port(tel.worker_indexes[0]),
+                tel.worker_port(tel.worker_indexes[-1]),
                 tel.host,
                 tel.port,
             )

@@ -104,6 +104,10 @@ class TelephonySettings(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 5060
     transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
     workers: Annotated[int, Field(ge=1, le=500)] = 1
+    # the number of this host's first worker: each host running `hotline telephony workers`
+    # against the same call centres takes its own range (host B: 100 …), so no two workers
+    # share a number; ports are counted from the host's first worker
+    first_worker: Annotated[int, Field(ge=0, le=100_000)] = 0
     worker_base_port: Annotated[int, Field(ge=1, le=65535)] = 5070
     # RTP ports: each worker takes rtp_ports_per_worker ports from rtp_base_port on.
     rtp_base_port: Annotated[int, Field(ge=1024, le=65000)] = 20000
@@ -243,12 +247,19 @@ class TelephonySettings(_Section):
             raise ValueError("worker_base_port 起的端口段不能包含 port")
         return self
 
+    @property
+    def worker_indexes(self) -> range:
+        """The numbers of this host's workers."""
+        return range(self.first_worker, self.first_worker + self.workers)
+
     def worker_port(self, index: int) -> int:
         """SIP port of worker `index` (the only worker answers on `port` itself)."""
-        return self.port if self.workers == 1 else self.worker_base_port + index
+        if self.workers == 1:
+            return self.port
+        return self.worker_base_port + index - self.first_worker
 
     def rtp_port(self, index: int) -> int:
-        return self.rtp_base_port + index * self.rtp_ports_per_worker
+        return self.rtp_base_port + (index - self.first_worker) * self.rtp_ports_per_worker
 
     def department_uri(self, code: str) -> str | None:
         """The SIP address a three-way call to this department dials (None: none set)."""

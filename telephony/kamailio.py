@@ -310,7 +310,7 @@ event_route[dispatcher:dst-up] {{
 
 
 def default_workers(settings: TelephonySettings) -> list[tuple[str, int]]:
-    return [(settings.host, settings.worker_port(i)) for i in range(settings.workers)]
+    return [(settings.host, settings.worker_port(i)) for i in settings.worker_indexes]
 
 
 def write_kamailio_config(

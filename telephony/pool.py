@@ -44,7 +44,7 @@ class WorkerPool:
         self._stopping = False
 
     async def start(self) -> None:
-        for index in range(self.settings.workers):
+        for index in self.settings.worker_indexes:
             self._tasks.append(asyncio.create_task(self._keep(index)))
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:

@@ -52,8 +52,9 @@ class StoreLease:
 
 @dataclass
 class Worker:
-    """Plays SIP worker 0: links with a hello, records the centre's commands."""
+    """Plays a SIP worker (number `index`): links with a hello, records the centre's commands."""
 
+    index: int = 0
     link: Link | None = None
     commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reader: asyncio.Task[None] | None = None
@@ -63,7 +64,7 @@ class Worker:
             self.commands.append((op, args))
             return {}
 
-        hello = {"worker": 0, "pid": 1, "calls": calls}
+        hello = {"worker": self.index, "pid": 1, "calls": calls}
         self.link = await connect("127.0.0.1", port, TOKEN, hello, handler)
         self.reader = asyncio.create_task(self.link.run())
 
@@ -269,3 +270,37 @@ def test_standby_centres_need_a_link_token_and_redis(tmp_path: Path) -> None:
             make_app(settings, db, roles=["sip"])
     finally:
         db.close()
+
+
+async def test_workers_of_two_hosts_link_to_one_centre_and_to_its_standby(site: Site) -> None:
+    """Two `hotline telephony workers` hosts, numbered apart by first_worker (0 …, 100 …):
+    both link to the active centre, and after a crash both relink to the standby with their
+    calls, neither taking the other's place."""
+    a, _ = await site.centre("a", mono=1000.0)
+    await wait_until(lambda: active(a), within=10)
+    b, _ = await site.centre("b", mono=5000.0)
+    here, there = Worker(index=0), Worker(index=100)
+    await here.attach(a.port, [])
+    await there.attach(a.port, [])
+    await here.notify("offered", call="h1", caller="13800000001", dialled="12345", worker=0)
+    await there.notify("offered", call="t1", caller="13800000002", dialled="12345", worker=100)
+    assert (await here.request("enqueue", call="h1", kind="consult"))["queued"]
+    assert (await there.request("enqueue", call="t1", kind="consult"))["queued"]
+
+    async def both_listed(c: CallCenter) -> bool:
+        return [w["index"] for w in c.snapshot()["workers"]] == [0, 100]
+
+    await wait_until(lambda: both_listed(a), within=10)
+    await crash(a)
+    await here.detach()
+    await there.detach()
+    site.store.holder = None  # the dead centre's lease ran out
+    await wait_until(lambda: active(b), within=10)
+    queued = {"stage": "queue", "kind": "consult"}
+    await here.attach(b.port, [{"call": "h1", "caller": "13800000001", **queued}])
+    await there.attach(b.port, [{"call": "t1", "caller": "13800000002", **queued}])
+    await wait_until(lambda: both_listed(b), within=10)
+    assert set(b.acd.waiting) == {"h1", "t1"}  # both hosts' callers still wait
+    assert {b.calls["h1"].record.worker, b.calls["t1"].record.worker} == {0, 100}
+    await here.detach()
+    await there.detach()

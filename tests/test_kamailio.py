@@ -51,6 +51,20 @@ def test_render_lists_workers_and_listens(tmp_path: Path) -> None:
     assert "ok" in check_config(cfg)
 
 
+def test_a_second_workers_host_numbers_its_workers_apart_and_keeps_its_ports(
+    tmp_path: Path,
+) -> None:
+    """Host B (first_worker = 100) runs workers 100 and 101 on the same ports host A's 0 and
+    1 use: numbers tell the workers apart at the call centre, ports stay per host."""
+    b = TelephonySettings(port=25060, workers=2, worker_base_port=25070, first_worker=100)
+    assert list(b.worker_indexes) == [100, 101]
+    assert [b.worker_port(i) for i in b.worker_indexes] == [25070, 25071]
+    assert b.rtp_port(101) == b.rtp_base_port + b.rtp_ports_per_worker
+    _, lst = write_kamailio_config(b, tmp_path)
+    lines = [x for x in lst.read_text().splitlines() if not x.startswith("#")]
+    assert lines == [f"1 sip:127.0.0.1:{p} 0 0" for p in (25070, 25071)]
+
+
 def test_render_udp_only_and_bad_workers() -> None:
     s = TelephonySettings(port=25060, workers=2, worker_base_port=25070, transports=["udp"])
     cfg = render_kamailio(s, [("127.0.0.1", 25070)], config_dir=Path("/tmp"))["kamailio.cfg"]
