@@ -124,11 +124,10 @@ def cross_validate(
     from classifier.features import FeatureMatrixBuilder, export_estimator, make_estimator
     from classifier.model import Classifier
     from classifier.taxonomy import Taxonomy
-    from classifier.text import Segmenter
-    from classifier.train import TrainConfig
+    from classifier.train import TrainConfig, training_segmenter
 
     config = TrainConfig(seed=args.seed)
-    segmenter = Segmenter()
+    segmenter = training_segmenter()
     y = np.array([e.label for e in seg])
     docs = [(e.text, e.form.value) for e in seg]
     cv_scores: defaultdict[str, list[float]] = defaultdict(list)
@@ -353,8 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _fix_path()
     from classifier.config import EXPORTABLE, FAMILIES
     from classifier.datasets import deduplicate, read_csv
-    from classifier.text import Segmenter
-    from classifier.train import TrainConfig, tokens_of
+    from classifier.train import TrainConfig, tokens_of, training_segmenter
 
     parser = argparse.ArgumentParser(description="ours vs baseline: CV, raw-text macro-F1, speed")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
@@ -386,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw_dedup = deduplicate(raw_set.examples)
     raw = raw_dedup.examples
     pool_texts, pool_sources = read_unlabeled(data)
-    segmenter = Segmenter()
+    segmenter = training_segmenter()
     t0 = time.perf_counter()
     seg_tokens = [tokens_of(segmenter, e) for e in seg]
     raw_tokens = [segmenter.tokens(e.text) for e in raw]
