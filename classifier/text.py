@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from classifier.dagcut import DagCutter
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 STOPWORDS_PATH = DATA_DIR / "stopwords.txt"
@@ -179,10 +181,13 @@ class Segmenter:
         # lose exactly "A" (in about a quarter of the raw messages) and nothing else.
         self.cased_stopwords: frozenset[str] = frozenset(w for w in words if w != w.lower())
         self._tokenizer = tokenizer
+        # jieba's words, ~1.5x faster (classifier/dagcut.py); its tables take 0.05 s to build
+        # for the trimmed dictionary but 0.6 s for jieba's full one, which search uses: not there
+        self._cut = DagCutter(tokenizer).cut if dictionary is not None else tokenizer.cut
 
     def cut(self, text: str) -> list[str]:
         """jieba's segmentation of normalised text, punctuation and stop words kept."""
-        return [w for w in self._tokenizer.cut(normalize(text)) if not w.isspace()]
+        return [w for w in self._cut(normalize(text)) if not w.isspace()]
 
     def tokens(self, text: str) -> list[str]:
         """Model tokens of raw text."""
@@ -190,7 +195,7 @@ class Segmenter:
 
     def tokens_of_normalized(self, text: str) -> list[str]:
         """Model tokens of text that already went through normalize()."""
-        return self._merge_terms(self._keep(self._tokenizer.cut(text)))
+        return self._merge_terms(self._keep(self._cut(text)))
 
     def search_tokens(self, text: str) -> list[str]:
         """Tokens for search: the same dictionary and stop words, but dictionary words only

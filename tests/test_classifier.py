@@ -24,6 +24,7 @@ import pytest
 
 from classifier import artifact, cli
 from classifier.artifact import ArtifactError
+from classifier.dagcut import DagCutter
 from classifier.datasets import DataError, Example, Form, deduplicate, read_csv
 from classifier.features import (
     FeatureMatrixBuilder,
@@ -45,6 +46,7 @@ from classifier.text import (
     DICTIONARY_PATH,
     USERDICT_PATH,
     Segmenter,
+    jieba_tokenizer,
     normalize,
     read_dictionary,
     read_word_list,
@@ -312,6 +314,29 @@ def test_cli_dictionary_writes_a_loadable_trimmed_dictionary(
     assert freq["暖气"] > 0 and "鄂尔多斯" in freq
     text = normalize(read_csv(TRAIN_RAW).examples[0].text)
     assert Segmenter(dictionary=out).tokens(text) == segmenter.tokens(text)
+
+
+TRICKY = [
+    "",
+    "   ",
+    "A市A3区的路灯不亮了！！请尽快处理。\r\n谢谢",
+    "COVID-19疫情期间，3.5%的商户、B2B平台和www.example.com都受影响",
+    "达尔罕茂明安联合旗百灵庙镇牧民反映嘎查道路坑洼",
+    "噼里啪啦咕噜咕噜嘿嘿哈哈呜呜",  # runs of single characters the HMM joins
+    "我我我我我我我我我我",
+    "《关于进一步做好稳就业工作的意见》第3条\t第二款",
+    "α β γ ①②③ ㈠ 🙂 emoji 和 ＡＢＣ全角",
+]
+
+
+@pytest.mark.parametrize("dictionary", [None, DICTIONARY_PATH], ids=["full", "trimmed"])
+def test_dag_cutter_gives_jiebas_words(dictionary: Path | None) -> None:
+    tokenizer = jieba_tokenizer(USERDICT_PATH, dictionary=dictionary)
+    cutter = DagCutter(tokenizer)
+    texts = TRICKY + SAMPLES + [e.text for p in (TRAIN_RAW, EVAL_RAW) for e in read_csv(p).examples]
+    for text in texts:
+        assert list(cutter.cut(text)) == list(tokenizer.cut(text)), text
+        assert list(cutter.cut(normalize(text))) == list(tokenizer.cut(normalize(text))), text
 
 
 def test_shipped_stopwords_drop_the_anonymised_city_letter(segmenter: Segmenter) -> None:
