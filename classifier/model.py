@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +16,9 @@ from classifier.features import FeatureSpec, LinearScorer, Vectorizer
 from classifier.kind import suggest_kind
 from classifier.taxonomy import Suggestion, Taxonomy, read_synonyms
 from classifier.text import Segmenter, normalize
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 TOP_K = 3
 
@@ -148,6 +149,8 @@ class Classifier:
 
     async def predict_async(self, text: str, executor: Executor | None = None) -> Prediction:
         """predict() in `executor` (the loop's default if None), off the event loop."""
+        import asyncio  # here: a CLI or worker process that never awaits need not import it
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, self.predict, text)
 
