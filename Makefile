@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # front-end packages from npm (ECharts, the Mongolian web font): package-lock.json pins them
 ASSETS := node_modules/.installed
 
-.PHONY: run demo test lint typecheck unit install-test-deps bench bench-sip model bench-classifier clean
+.PHONY: run demo test lint typecheck unit install-test-deps bench bench-sip model dictionary bench-classifier clean
 TIPDM ?= ../shared/data/tipdm
 
 run: $(STAMP) $(ASSETS)
@@ -64,6 +64,18 @@ model: $(STAMP)
 		--data $(TIPDM)/messages_raw_sample.csv \
 		--taxonomy $(TIPDM)/taxonomy.csv \
 		--out classifier/model
+
+# rebuild classifier/data/jieba_dict.txt: jieba's dictionary cut to the words of the TipDM files
+# (the model ships it and loads it instead of jieba's full dictionary); run `make model` after
+dictionary: $(STAMP)
+	$(BIN)/python -m classifier dictionary \
+		--segmented $(TIPDM)/messages_tokenized.csv \
+		--raw $(TIPDM)/messages_raw_sample.csv \
+		--raw $(TIPDM)/messages_unlabeled.csv \
+		--raw $(TIPDM)/messages_with_votes.csv \
+		--raw $(TIPDM)/replies.csv \
+		--taxonomy $(TIPDM)/taxonomy.csv \
+		--out classifier/data/jieba_dict.txt
 
 bench-classifier: $(STAMP)
 	$(BIN)/python bench/classifier.py

@@ -5,6 +5,8 @@ A model directory holds
   taxonomy.json  the category tree used for second/third-level suggestions
   userdict.txt   the jieba user dictionary and
   stopwords.txt  the stop words the features were built with
+  jieba_dict.txt jieba's dictionary trimmed to the corpora's words (text.read_dictionary); models
+                 from before it have none and segment with jieba's full dictionary
   manifest.json  what it is: classes, SHA-256 of each file above, training data, metrics, versions
 The zip inside model.npz is written with fixed timestamps, so the same training run gives the
 same bytes, hence the same hash and model version.
@@ -32,6 +34,7 @@ FORMAT = "hotline-classifier/1"
 MODEL_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (MODEL_FILE, "taxonomy.json", "userdict.txt", "stopwords.txt")
+DICTIONARY_FILE = "jieba_dict.txt"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 

@@ -1,11 +1,12 @@
-"""Recipes for the word lists in classifier/data: stop words derived from data, place names."""
+"""Recipes for the word lists in classifier/data: stop words and the trimmed jieba dictionary
+derived from data, place names."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 _CONTENT = re.compile(r"\w")
@@ -36,6 +37,61 @@ def derive_stopwords(
         df.update({w.strip() for w in cut(text)})
     words = [w for w, n in df.items() if n >= min_df and w and _CONTENT.search(w) and w not in seen]
     return sorted(words, key=lambda w: (-df[w], w))
+
+
+def read_jieba_dictionary(path: Path) -> tuple[dict[str, int], int]:
+    """word → frequency of a dictionary in jieba's format (`word freq [tag]` per line), and the
+    total jieba computes from it (the sum over all lines: a repeated word counts twice, and its
+    last frequency wins, as in jieba.Tokenizer.gen_pfdict)."""
+    entries: dict[str, int] = {}
+    total = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 2:
+                entries[fields[0]] = int(fields[1])
+                total += int(fields[1])
+    return entries, total
+
+
+def trim_dictionary(entries: Mapping[str, int], texts: Iterable[str]) -> dict[str, int]:
+    """The entries of a jieba dictionary that occur somewhere in `texts`.
+
+    jieba segments a sentence by looking up its substrings in the dictionary (the DAG of
+    candidate words) and scoring paths by log(freq / total). A substring that is not an entry
+    never enters a path, so with every entry that occurs in a text (and the full dictionary's
+    total) jieba builds the same candidate words, hence the same segmentation, for that text.
+    Texts must be in the form the segmenter sees (text.normalize).
+    """
+    prefixes = {word[:i] for word in entries for i in range(1, len(word) + 1)}
+    found: set[str] = set()
+    for text in texts:
+        n = len(text)
+        for start in range(n):
+            end = start + 1
+            while end <= n:
+                fragment = text[start:end]
+                if fragment not in prefixes:
+                    break
+                if fragment in entries:
+                    found.add(fragment)
+                end += 1
+    return {word: entries[word] for word in found}
+
+
+def dictionary_text(entries: Mapping[str, int], total: int, header: Iterable[str]) -> str:
+    """The trimmed dictionary as text.read_dictionary reads it: jieba's prefix dictionary itself.
+
+    Every word with its frequency, most frequent first, then every proper prefix of a word that
+    is not a word itself at frequency 0 (jieba's marker for "keep reading"), so loading it is one
+    split and one dict(), with no per-word loop; `total` is the full dictionary's.
+    """
+    prefixes = {w[:i] for w in entries for i in range(1, len(w))} - entries.keys()
+    lines = [f"# {line}" for line in header]
+    lines.append(f"# total: {total}")
+    lines.extend(f"{w} {f}" for w, f in sorted(entries.items(), key=lambda e: (-e[1], e[0])))
+    lines.extend(f"{w} 0" for w in sorted(prefixes))
+    return "\n".join(lines) + "\n"
 
 
 def place_names(directory_toml: Path) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +16,9 @@ from classifier.features import FeatureSpec, LinearScorer, Vectorizer
 from classifier.kind import suggest_kind
 from classifier.taxonomy import Suggestion, Taxonomy, read_synonyms
 from classifier.text import Segmenter, normalize
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 TOP_K = 3
 
@@ -98,6 +99,9 @@ class Classifier:
 
         `expected_sha256` pins model.npz (e.g. from config) so that a replaced directory with a
         self-consistent manifest is refused too. Raises ArtifactError (Chinese message).
+        The segmenter uses the model's own jieba_dict.txt when it has one (never jieba's full
+        dictionary, whose loading took ~85 % of the load time); `cache_dir` only matters for
+        older models without it.
         """
         model_dir = Path(model_dir)
         manifest = artifact.read_manifest(model_dir)
@@ -110,12 +114,18 @@ class Classifier:
             raise ArtifactError(f"模型目录 {model_dir} 的内容不完整或格式不对: {exc}") from exc
         if manifest.get("classes") != scorer.classes:
             raise ArtifactError(f"模型目录 {model_dir} 的 manifest.json 与模型文件的类别不一致")
+        names = list(artifact.REQUIRED_FILES[1:])
+        dictionary = None
+        if artifact.DICTIONARY_FILE in manifest["files"]:  # checked by verify_files
+            dictionary = model_dir / artifact.DICTIONARY_FILE
+            names.append(artifact.DICTIONARY_FILE)
         segmenter = Segmenter(
             userdict=model_dir / "userdict.txt",
             stopwords=model_dir / "stopwords.txt",
             cache_dir=cache_dir,
+            dictionary=dictionary,
         )
-        files = {name: (model_dir / name).read_bytes() for name in artifact.REQUIRED_FILES[1:]}
+        files = {name: (model_dir / name).read_bytes() for name in names}
         return cls(vectorizer, scorer, segmenter, taxonomy, manifest, files)
 
     def save(self, out_dir: str | Path) -> dict[str, Any]:
@@ -139,6 +149,8 @@ class Classifier:
 
     async def predict_async(self, text: str, executor: Executor | None = None) -> Prediction:
         """predict() in `executor` (the loop's default if None), off the event loop."""
+        import asyncio  # here: a CLI or worker process that never awaits need not import it
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, self.predict, text)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from classifier import artifact
 from classifier.config import DEFAULT_FAMILY, DEFAULT_LABEL_COLUMN, DEFAULT_SEED, EXPORTABLE
 from classifier.datasets import (
     DataError,
@@ -39,7 +40,7 @@ from classifier.features import (
 )
 from classifier.model import Classifier
 from classifier.taxonomy import Taxonomy
-from classifier.text import STOPWORDS_PATH, USERDICT_PATH, Segmenter
+from classifier.text import DICTIONARY_PATH, STOPWORDS_PATH, USERDICT_PATH, Segmenter
 
 _logger = logging.getLogger(__name__)
 MIN_CLASS_EXAMPLES = 2
@@ -56,6 +57,11 @@ class TrainConfig:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def training_segmenter(cache_dir: Path | None = None) -> Segmenter:
+    """The segmenter a new model is trained with; its files ship in the model directory."""
+    return Segmenter(USERDICT_PATH, STOPWORDS_PATH, cache_dir=cache_dir, dictionary=DICTIONARY_PATH)
 
 
 def tokens_of(segmenter: Segmenter, example: Example) -> list[str]:
@@ -123,13 +129,14 @@ def train(
         + (f"，样本过少的类别 {'、'.join(rare)} 未参与训练" if rare else "")
         + "）"
     )
-    segmenter = Segmenter(USERDICT_PATH, STOPWORDS_PATH, cache_dir=cache_dir)
+    segmenter = training_segmenter(cache_dir)
     tokens = [tokens_of(segmenter, e) for e in used]
     labels = [e.label for e in used]
     files = {
         "taxonomy.json": _taxonomy_bytes(tax),
         "userdict.txt": USERDICT_PATH.read_bytes(),
         "stopwords.txt": STOPWORDS_PATH.read_bytes(),
+        artifact.DICTIONARY_FILE: DICTIONARY_PATH.read_bytes(),
     }
     metrics: dict[str, Any] = {}
     split = _holdout_split(labels, config)
@@ -383,8 +390,6 @@ def _install(new_dir: Path, current_dir: Path) -> Path | None:
     try:
         shutil.copytree(new_dir, staged, dirs_exist_ok=True)
         os.chmod(staged, 0o755)
-        from classifier import artifact
-
         artifact.verify_files(staged, artifact.read_manifest(staged), None)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

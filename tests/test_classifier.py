@@ -24,6 +24,7 @@ import pytest
 
 from classifier import artifact, cli
 from classifier.artifact import ArtifactError
+from classifier.dagcut import DagCutter
 from classifier.datasets import DataError, Example, Form, deduplicate, read_csv
 from classifier.features import (
     FeatureMatrixBuilder,
@@ -32,10 +33,24 @@ from classifier.features import (
     make_estimator,
 )
 from classifier.kind import RequestKind, suggest_kind
-from classifier.lexicon import derive_stopwords, place_names
+from classifier.lexicon import (
+    derive_stopwords,
+    dictionary_text,
+    place_names,
+    read_jieba_dictionary,
+    trim_dictionary,
+)
 from classifier.model import Classifier, Prediction
 from classifier.taxonomy import Taxonomy
-from classifier.text import USERDICT_PATH, Segmenter, normalize, read_word_list
+from classifier.text import (
+    DICTIONARY_PATH,
+    USERDICT_PATH,
+    Segmenter,
+    jieba_tokenizer,
+    normalize,
+    read_dictionary,
+    read_word_list,
+)
 from classifier.train import TrainConfig, compare_and_promote, evaluate, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,6 +222,121 @@ def test_segmenter_matches_stopwords_with_capitals_case_sensitively() -> None:
     assert seg.tokens("A市的A3区") == ["市", "a3", "区"]
     assert "a" in seg.tokens("a类小区")  # only "A" as written is a stop word
     assert seg.retokenize("A 市 小区") == ["市", "小区"]
+
+
+# -- the trimmed jieba dictionary --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_dictionary() -> tuple[dict[str, int], int]:
+    import jieba
+
+    return read_jieba_dictionary(Path(jieba.__file__).with_name("dict.txt"))
+
+
+def _fixture_texts() -> list[str]:
+    return [normalize(e.text) for path in (TRAIN_RAW, EVAL_RAW) for e in read_csv(path).examples]
+
+
+def test_trimmed_dictionary_segments_its_texts_like_full_jieba(
+    segmenter: Segmenter,
+    full_dictionary: tuple[dict[str, int], int],
+    tmp_path: Path,
+) -> None:
+    entries, total = full_dictionary
+    texts = _fixture_texts() + SAMPLES
+    kept = trim_dictionary(entries, [*texts, *read_word_list(USERDICT_PATH)])
+    assert 0 < len(kept) < len(entries) // 10
+    path = tmp_path / "dict.txt"
+    path.write_text(dictionary_text(kept, total, ["test"]), encoding="utf-8")
+    trimmed = Segmenter(dictionary=path)
+    for text in texts:
+        assert trimmed.cut(text) == segmenter.cut(text)
+        assert trimmed.tokens(text) == segmenter.tokens(text)
+
+
+def test_shipped_dictionary_segments_in_vocabulary_text_like_full_jieba(
+    segmenter: Segmenter, full_dictionary: tuple[dict[str, int], int]
+) -> None:
+    shipped, _ = read_dictionary(DICTIONARY_PATH)
+    trimmed = Segmenter(dictionary=DICTIONARY_PATH)
+    texts = _fixture_texts() + SAMPLES[:-1]
+    in_vocabulary = [
+        t for t in texts if trim_dictionary(full_dictionary[0], [t]).keys() <= shipped.keys()
+    ]
+    assert len(in_vocabulary) >= len(texts) // 2  # the test is not vacuous
+    for text in in_vocabulary:
+        assert trimmed.tokens(text) == segmenter.tokens(text)
+
+
+def test_shipped_dictionary_keeps_the_full_total_and_every_prefix(
+    full_dictionary: tuple[dict[str, int], int],
+) -> None:
+    entries, total = full_dictionary
+    freq, shipped_total = read_dictionary(DICTIONARY_PATH)
+    assert shipped_total == total
+    assert all(word[:i] in freq for word in freq for i in range(1, len(word)))
+    words = {w: f for w, f in freq.items() if f > 0}
+    assert all(entries[w] == f for w, f in words.items())
+    assert len(words) < len(entries) // 2
+
+
+def test_read_dictionary_refuses_a_file_without_total(tmp_path: Path) -> None:
+    path = tmp_path / "dict.txt"
+    path.write_text("供暖 100\n小区 50\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="dictionary"):
+        read_dictionary(path)
+
+
+def test_dictionary_segmenter_never_reads_jieba_default_dictionary(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jieba
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("jieba's own dictionary was read")
+
+    monkeypatch.setattr(jieba.Tokenizer, "initialize", refuse)
+    monkeypatch.setattr(jieba.Tokenizer, "gen_pfdict", refuse)
+    monkeypatch.setattr(jieba.Tokenizer, "get_dict_file", refuse)
+    assert "暖气" in Segmenter(dictionary=DICTIONARY_PATH).tokens("小区暖气不热")
+    clf = Classifier.load(model_dir)
+    assert clf.predict(SAMPLES[0]).label
+
+
+def test_cli_dictionary_writes_a_loadable_trimmed_dictionary(
+    segmenter: Segmenter, tmp_path: Path
+) -> None:
+    out = tmp_path / "dict.txt"
+    argv = ["dictionary", "--raw", str(TRAIN_RAW), "--segmented", str(TRAIN_SEGMENTED)]
+    assert cli.main([*argv, "--taxonomy", str(TAXONOMY), "--out", str(out)]) == 0
+    freq, _ = read_dictionary(out)
+    assert freq["暖气"] > 0 and "鄂尔多斯" in freq
+    text = normalize(read_csv(TRAIN_RAW).examples[0].text)
+    assert Segmenter(dictionary=out).tokens(text) == segmenter.tokens(text)
+
+
+TRICKY = [
+    "",
+    "   ",
+    "A市A3区的路灯不亮了！！请尽快处理。\r\n谢谢",
+    "COVID-19疫情期间，3.5%的商户、B2B平台和www.example.com都受影响",
+    "达尔罕茂明安联合旗百灵庙镇牧民反映嘎查道路坑洼",
+    "噼里啪啦咕噜咕噜嘿嘿哈哈呜呜",  # runs of single characters the HMM joins
+    "我我我我我我我我我我",
+    "《关于进一步做好稳就业工作的意见》第3条\t第二款",
+    "α β γ ①②③ ㈠ 🙂 emoji 和 ＡＢＣ全角",
+]
+
+
+@pytest.mark.parametrize("dictionary", [None, DICTIONARY_PATH], ids=["full", "trimmed"])
+def test_dag_cutter_gives_jiebas_words(dictionary: Path | None) -> None:
+    tokenizer = jieba_tokenizer(USERDICT_PATH, dictionary=dictionary)
+    cutter = DagCutter(tokenizer)
+    texts = TRICKY + SAMPLES + [e.text for p in (TRAIN_RAW, EVAL_RAW) for e in read_csv(p).examples]
+    for text in texts:
+        assert list(cutter.cut(text)) == list(tokenizer.cut(text)), text
+        assert list(cutter.cut(normalize(text))) == list(tokenizer.cut(normalize(text))), text
 
 
 def test_shipped_stopwords_drop_the_anonymised_city_letter(segmenter: Segmenter) -> None:
@@ -400,7 +530,7 @@ def test_manifest_records_classes_data_hashes_versions_and_seed(model_dir: Path)
     assert names["train_raw.csv"]["sha256"] == artifact.sha256_file(TRAIN_RAW)
     assert names["train_segmented.csv"]["form"] == "segmented"
     assert {"scikit-learn", "jieba", "numpy"} <= set(manifest["versions"])
-    assert set(manifest["files"]) == set(artifact.REQUIRED_FILES)
+    assert set(manifest["files"]) == {*artifact.REQUIRED_FILES, artifact.DICTIONARY_FILE}
 
 
 def test_training_is_reproducible(trained: Classifier, tmp_path: Path) -> None:
