@@ -65,8 +65,9 @@ model: $(STAMP)
 		--taxonomy $(TIPDM)/taxonomy.csv \
 		--out classifier/model
 
-# rebuild classifier/data/jieba_dict.txt: jieba's dictionary cut to the words of the TipDM files
-# (the model ships it and loads it instead of jieba's full dictionary); run `make model` after
+# rebuild classifier/data/jieba_words.txt: the words of jieba's dictionary found in the TipDM
+# files (jieba_dict.txt, the trimmed dictionary the model loads instead of jieba's full one, is
+# built from them and the installed jieba on first use); run `make model` after
 dictionary: $(STAMP)
 	$(BIN)/python -m classifier dictionary \
 		--segmented $(TIPDM)/messages_tokenized.csv \
@@ -75,7 +76,7 @@ dictionary: $(STAMP)
 		--raw $(TIPDM)/messages_with_votes.csv \
 		--raw $(TIPDM)/replies.csv \
 		--taxonomy $(TIPDM)/taxonomy.csv \
-		--out classifier/data/jieba_dict.txt
+		--out classifier/data/jieba_words.txt
 
 bench-classifier: $(STAMP)
 	$(BIN)/python bench/classifier.py

@@ -147,12 +147,12 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     import jieba
 
     from classifier.datasets import read_csv
-    from classifier.lexicon import dictionary_text, read_jieba_dictionary, trim_dictionary
+    from classifier.lexicon import read_jieba_dictionary, trim_dictionary, words_text
     from classifier.taxonomy import SYNONYMS_PATH, Taxonomy
     from classifier.text import USERDICT_PATH, normalize, read_word_list
 
     full_path = Path(jieba.__file__).with_name("dict.txt")
-    full, total = read_jieba_dictionary(full_path)
+    full, _ = read_jieba_dictionary(full_path)
     texts: list[str] = []
     for path in args.raw:
         texts.extend(_raw_texts(Path(path), with_reply=True))
@@ -176,8 +176,8 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
         "Built by `python -m classifier dictionary` (classifier.lexicon.trim_dictionary);",
         "the total is the full dictionary's, so in-vocabulary text segments as with full jieba.",
     ]
-    text = dictionary_text(kept, total, header)
-    Path(args.out).write_text(text, encoding="utf-8")
+    # the repository keeps the words only; text.ensure_dictionary adds jieba's frequencies
+    Path(args.out).write_text(words_text(kept, header), encoding="utf-8")
     _log(f"{len(kept)} 个词（共 {len(full)} 个）已写入 {args.out}")
     return 0
 

@@ -94,6 +94,34 @@ def dictionary_text(entries: Mapping[str, int], total: int, header: Iterable[str
     return "\n".join(lines) + "\n"
 
 
+def words_text(entries: Mapping[str, int], header: Iterable[str]) -> str:
+    """What the repository ships of a trimmed dictionary: its header and its words, one per
+    line, without jieba's frequencies (jieba's data stays in jieba: dictionary_from_words
+    rebuilds the dictionary from the installed package)."""
+    lines = [f"# {line}" for line in header]
+    lines.extend(sorted(entries))
+    return "\n".join(lines) + "\n"
+
+
+def dictionary_from_words(words_path: Path, jieba_dict: Path) -> str:
+    """The trimmed dictionary (dictionary_text) of the words in `words_path` (words_text), with
+    the frequencies and total of jieba's own `jieba_dict`, and the same header."""
+    header: list[str] = []
+    words: list[str] = []
+    for line in words_path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            header.append(line[2:])
+        elif line.strip():
+            words.append(line.strip())
+    full, total = read_jieba_dictionary(jieba_dict)
+    missing = [w for w in words if w not in full]
+    if missing:
+        raise ValueError(
+            f"{words_path}: {len(missing)} words are not in {jieba_dict} (another jieba version?)"
+        )
+    return dictionary_text({w: full[w] for w in words}, total, header)
+
+
 def place_names(directory_toml: Path) -> list[str]:
     """League/city and banner/county names from the routing directory (routing/directory.toml)."""
     data = tomllib.loads(directory_toml.read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ from classifier.errors import ArtifactError
 from classifier.features import FeatureSpec, LinearScorer, Vectorizer
 from classifier.kind import suggest_kind
 from classifier.taxonomy import Suggestion, Taxonomy, read_synonyms
-from classifier.text import Segmenter, normalize
+from classifier.text import Segmenter, ensure_dictionary, normalize
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -105,6 +105,10 @@ class Classifier:
         """
         model_dir = Path(model_dir)
         manifest = artifact.read_manifest(model_dir)
+        if artifact.DICTIONARY_FILE in manifest.get("files", {}):
+            # the trimmed jieba dictionary is built from the installed jieba, not shipped;
+            # its hash in the manifest then proves it is the one the model was trained with
+            ensure_dictionary(model_dir / artifact.DICTIONARY_FILE)
         artifact.verify_files(model_dir, manifest, expected_sha256)
         arrays = artifact.read_arrays(model_dir)
         try:

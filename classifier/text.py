@@ -19,8 +19,11 @@ from classifier.dagcut import DagCutter
 DATA_DIR = Path(__file__).resolve().parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 STOPWORDS_PATH = DATA_DIR / "stopwords.txt"
-#: jieba's dictionary trimmed to the words of the corpora (`python -m classifier dictionary`).
-DICTIONARY_PATH = DATA_DIR / "jieba_dict.txt"
+#: The words of jieba's dictionary that occur in the corpora (`python -m classifier dictionary`),
+#: shipped without jieba's data; ensure_dictionary builds DICTIONARY_PATH from them and the
+#: installed jieba (pinned), the file the classifier trains and predicts with.
+WORDS_PATH = DATA_DIR / "jieba_words.txt"
+DICTIONARY_PATH = DATA_DIR / "jieba_dict.txt"  # built, not in the repository
 
 # Spreadsheet exports leave literal carriage-return escapes in cells.
 _EXCEL_CR = re.compile(r"_x000[dD]_")
@@ -76,6 +79,21 @@ def _writable_dir(path: Path) -> Path:
         return path
     except OSError:
         return Path(tempfile.gettempdir())
+
+
+def ensure_dictionary(path: Path = DICTIONARY_PATH, words: Path = WORDS_PATH) -> Path:
+    """`path`, built first from `words` and the installed jieba's dict.txt when it is missing
+    (about a second, once; written atomically, so processes starting together agree)."""
+    if not path.is_file():
+        import jieba
+
+        from classifier.lexicon import dictionary_from_words
+
+        text = dictionary_from_words(words, Path(jieba.__file__).with_name("dict.txt"))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
 
 
 def read_dictionary(path: Path) -> tuple[dict[str, int], int]:

@@ -40,7 +40,7 @@ from classifier.features import (
 )
 from classifier.model import Classifier
 from classifier.taxonomy import Taxonomy
-from classifier.text import DICTIONARY_PATH, STOPWORDS_PATH, USERDICT_PATH, Segmenter
+from classifier.text import STOPWORDS_PATH, USERDICT_PATH, Segmenter, ensure_dictionary
 
 _logger = logging.getLogger(__name__)
 MIN_CLASS_EXAMPLES = 2
@@ -61,7 +61,9 @@ def _quiet(_: str) -> None:
 
 def training_segmenter(cache_dir: Path | None = None) -> Segmenter:
     """The segmenter a new model is trained with; its files ship in the model directory."""
-    return Segmenter(USERDICT_PATH, STOPWORDS_PATH, cache_dir=cache_dir, dictionary=DICTIONARY_PATH)
+    return Segmenter(
+        USERDICT_PATH, STOPWORDS_PATH, cache_dir=cache_dir, dictionary=ensure_dictionary()
+    )
 
 
 def tokens_of(segmenter: Segmenter, example: Example) -> list[str]:
@@ -136,7 +138,7 @@ def train(
         "taxonomy.json": _taxonomy_bytes(tax),
         "userdict.txt": USERDICT_PATH.read_bytes(),
         "stopwords.txt": STOPWORDS_PATH.read_bytes(),
-        artifact.DICTIONARY_FILE: DICTIONARY_PATH.read_bytes(),
+        artifact.DICTIONARY_FILE: ensure_dictionary().read_bytes(),
     }
     metrics: dict[str, Any] = {}
     split = _holdout_split(labels, config)

@@ -24,6 +24,7 @@ import pytest
 
 from classifier import artifact, cli
 from classifier.artifact import ArtifactError
+from classifier.config import DEFAULT_MODEL_DIR
 from classifier.dagcut import DagCutter
 from classifier.datasets import DataError, Example, Form, deduplicate, read_csv
 from classifier.features import (
@@ -43,9 +44,9 @@ from classifier.lexicon import (
 from classifier.model import Classifier, Prediction
 from classifier.taxonomy import Taxonomy
 from classifier.text import (
-    DICTIONARY_PATH,
     USERDICT_PATH,
     Segmenter,
+    ensure_dictionary,
     jieba_tokenizer,
     normalize,
     read_dictionary,
@@ -258,8 +259,8 @@ def test_trimmed_dictionary_segments_its_texts_like_full_jieba(
 def test_shipped_dictionary_segments_in_vocabulary_text_like_full_jieba(
     segmenter: Segmenter, full_dictionary: tuple[dict[str, int], int]
 ) -> None:
-    shipped, _ = read_dictionary(DICTIONARY_PATH)
-    trimmed = Segmenter(dictionary=DICTIONARY_PATH)
+    shipped, _ = read_dictionary(ensure_dictionary())
+    trimmed = Segmenter(dictionary=ensure_dictionary())
     texts = _fixture_texts() + SAMPLES[:-1]
     in_vocabulary = [
         t for t in texts if trim_dictionary(full_dictionary[0], [t]).keys() <= shipped.keys()
@@ -273,7 +274,7 @@ def test_shipped_dictionary_keeps_the_full_total_and_every_prefix(
     full_dictionary: tuple[dict[str, int], int],
 ) -> None:
     entries, total = full_dictionary
-    freq, shipped_total = read_dictionary(DICTIONARY_PATH)
+    freq, shipped_total = read_dictionary(ensure_dictionary())
     assert shipped_total == total
     assert all(word[:i] in freq for word in freq for i in range(1, len(word)))
     words = {w: f for w, f in freq.items() if f > 0}
@@ -299,7 +300,7 @@ def test_dictionary_segmenter_never_reads_jieba_default_dictionary(
     monkeypatch.setattr(jieba.Tokenizer, "initialize", refuse)
     monkeypatch.setattr(jieba.Tokenizer, "gen_pfdict", refuse)
     monkeypatch.setattr(jieba.Tokenizer, "get_dict_file", refuse)
-    assert "暖气" in Segmenter(dictionary=DICTIONARY_PATH).tokens("小区暖气不热")
+    assert "暖气" in Segmenter(dictionary=ensure_dictionary()).tokens("小区暖气不热")
     clf = Classifier.load(model_dir)
     assert clf.predict(SAMPLES[0]).label
 
@@ -307,9 +308,11 @@ def test_dictionary_segmenter_never_reads_jieba_default_dictionary(
 def test_cli_dictionary_writes_a_loadable_trimmed_dictionary(
     segmenter: Segmenter, tmp_path: Path
 ) -> None:
-    out = tmp_path / "dict.txt"
+    words = tmp_path / "words.txt"
     argv = ["dictionary", "--raw", str(TRAIN_RAW), "--segmented", str(TRAIN_SEGMENTED)]
-    assert cli.main([*argv, "--taxonomy", str(TAXONOMY), "--out", str(out)]) == 0
+    assert cli.main([*argv, "--taxonomy", str(TAXONOMY), "--out", str(words)]) == 0
+    assert " " not in words.read_text(encoding="utf-8").split("\n")[-2]  # words, no frequencies
+    out = ensure_dictionary(tmp_path / "dict.txt", words)  # + the installed jieba's data
     freq, _ = read_dictionary(out)
     assert freq["暖气"] > 0 and "鄂尔多斯" in freq
     text = normalize(read_csv(TRAIN_RAW).examples[0].text)
@@ -329,7 +332,7 @@ TRICKY = [
 ]
 
 
-@pytest.mark.parametrize("dictionary", [None, DICTIONARY_PATH], ids=["full", "trimmed"])
+@pytest.mark.parametrize("dictionary", [None, ensure_dictionary()], ids=["full", "trimmed"])
 def test_dag_cutter_gives_jiebas_words(dictionary: Path | None) -> None:
     tokenizer = jieba_tokenizer(USERDICT_PATH, dictionary=dictionary)
     cutter = DagCutter(tokenizer)
@@ -839,3 +842,21 @@ def test_raw_text_folds_never_train_on_a_held_out_message_or_its_copies() -> Non
             if m.pool_index is not None:
                 assert m.pool_index not in fold.pool_keep
         assert 6 in fold.pool_keep  # a message with no copy stays learnable
+
+
+def test_shipped_model_rebuilds_its_trimmed_dictionary_from_the_installed_jieba(
+    tmp_path: Path,
+) -> None:
+    """The repository ships the words, not jieba's data: a model directory without its
+    jieba_dict.txt gets it rebuilt on load, byte for byte the file the model was trained with
+    (the manifest's hash is checked after the rebuild)."""
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    (model / "jieba_dict.txt").unlink(missing_ok=True)
+    clf = Classifier.load(model)
+    assert (model / "jieba_dict.txt").is_file()
+    assert clf.predict("小区暖气不热，请尽快处理").label
+    # a dictionary that is not the trained one is refused, not silently used
+    (model / "jieba_dict.txt").write_text("# total: 1\n暖气 1\n", encoding="utf-8")
+    with pytest.raises(ArtifactError):
+        Classifier.load(model)
