@@ -366,14 +366,20 @@ def _ticket_out(tickets: TicketService, presenter: Any, actor: Actor, t: Ticket)
 MAX_ID = 2**63 - 1  # the store's BIGINT
 
 
-def _ticket_id(request: web.Request) -> int:
+def path_id(request: web.Request, key: str = "id", label: str = "工单") -> int:
+    """A row id from the URL: 422 when it is not an integer, 404 when no row can have it (the
+    store's ids are positive BIGINTs; a larger number would overflow the driver, not miss)."""
     try:
-        value = int(request.match_info["id"])
+        value = int(request.match_info[key])
     except ValueError:
-        raise InvalidInput("工单 ID 必须是整数", field="id") from None
+        raise InvalidInput(f"{label} ID 必须是整数", field=key) from None
     if not 1 <= value <= MAX_ID:
-        raise NotFound("工单不存在")
+        raise NotFound(f"{label}不存在")
     return value
+
+
+def _ticket_id(request: web.Request) -> int:
+    return path_id(request)
 
 
 @route(

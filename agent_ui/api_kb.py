@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import Field
 
 from agent_ui import schemas as s
-from agent_ui.api import _enum_query, _int_query, _json, read_json, route
+from agent_ui.api import _enum_query, _int_query, _json, path_id, read_json, route
 from agent_ui.api_search import article_brief, search_services
 from agent_ui.context import require_staff, services
 from kb.model import (
@@ -142,10 +142,7 @@ class StepBody(s.Strict):
 
 
 def _article_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise InvalidInput("知识 ID 必须是整数", field="id") from None
+    return path_id(request, label="知识")
 
 
 def _filter(request: web.Request, *, public: bool) -> ArticleFilter:
@@ -306,11 +303,7 @@ for _step, _summary in (
 )
 async def order_to_reply_library(request: web.Request) -> web.Response:
     actor = await require_staff(request, *KB_REVIEWERS, write=True)
-    try:
-        ticket_id = int(request.match_info["id"])
-    except ValueError:
-        raise InvalidInput("工单 ID 必须是整数", field="id") from None
-    ticket = await services(request).tickets.get(actor, ticket_id)
+    ticket = await services(request).tickets.get(actor, path_id(request))
     kb = search_services(request).kb
     a = await kb_call(to_reply_library(kb, editor(actor), ticket))
     return _json(article_json(request, a), status=201)

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import Field
 
 from agent_ui import schemas as s
-from agent_ui.api import _choice_query, _enum_query, _int_query, _json, read_json, route
+from agent_ui.api import _choice_query, _enum_query, _int_query, _json, path_id, read_json, route
 from agent_ui.context import SearchServices, require_staff, services
 from kb.model import Article
 from routing.order_search import OrderQuery
@@ -148,10 +148,7 @@ async def suggest_text(request: web.Request) -> web.Response:
 
 
 def _ticket_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise InvalidInput("工单 ID 必须是整数", field="id") from None
+    return path_id(request)
 
 
 @route("GET", "/tickets/{id}/suggestions", "工单的知识推荐和相似已答复工单", tag="检索")
@@ -253,10 +250,7 @@ async def ungroup(request: web.Request) -> web.Response:
 )
 async def dismiss(request: web.Request) -> web.Response:
     actor = await require_staff(request, *CENTRE, write=True)
-    try:
-        other = int(request.match_info["other"])
-    except ValueError:
-        raise InvalidInput("工单 ID 必须是整数", field="other") from None
+    other = path_id(request, "other")
     await search_services(request).groups.dismiss(actor, _ticket_id(request), other)
     return _json({"ok": True})
 

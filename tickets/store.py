@@ -242,10 +242,19 @@ def _filtered(
             )
             stmt = stmt.where(like)
     if f.overdue is not None:
-        # a running clock has passed its deadline ⟺ the earliest running deadline has
-        # (a clock marked overdue keeps its passed due_at until a new deadline restarts it)
-        late = tickets.c.next_due_at <= now
-        stmt = stmt.where(late if f.overdue else sa.or_(tickets.c.next_due_at.is_(None), ~late))
+        # a running clock has passed its deadline ⟺ the earliest running deadline has, or a
+        # watcher whose clock runs ahead of this process's already marked one overdue (its
+        # due_at still ahead here: normally no row, read from a short index range)
+        marked_early = tickets.c.id.in_(
+            sa.select(clocks.c.ticket_id).where(
+                clocks.c.state == ClockState.OVERDUE.value, clocks.c.due_at > now
+            )
+        )
+        due = tickets.c.next_due_at
+        if f.overdue:
+            stmt = stmt.where(sa.or_(due <= now, marked_early))
+        else:
+            stmt = stmt.where(sa.or_(due.is_(None), due > now), ~marked_early)
     if f.category:
         # the category path is a JSON list: match one whole name, quoted as JSON writes it
         as_text = sa.cast(tickets.c.category, sa.Text)

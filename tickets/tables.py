@@ -169,6 +169,7 @@ clocks = sa.Table(
     sa.Column("overdue_at", UTCDateTime),
     sa.Column("stopped_at", UTCDateTime),
     sa.Index("ix_clocks_ticket", "ticket_id"),
+    sa.Index("ix_clocks_state_due", "state", "due_at"),
     sa.Index(
         "ix_clocks_next",
         "next_at",

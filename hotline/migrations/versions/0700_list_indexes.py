@@ -34,6 +34,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_tickets_supervised_due", "tickets", ["supervised", "next_due_at"])
     op.create_index("ix_tickets_region", "tickets", ["region", "id"])
+    op.create_index("ix_clocks_state_due", "ticket_clocks", ["state", "due_at"])
     op.create_index("ix_tickets_status_due", "tickets", ["status", "next_due_at"])
     op.drop_index("ix_assignments_department_state", table_name="ticket_assignments")
     op.create_index(
@@ -55,6 +56,7 @@ def downgrade() -> None:
         "ix_assignments_department_state", "ticket_assignments", ["department", "state"]
     )
     op.drop_index("ix_tickets_status_due", table_name="tickets")
+    op.drop_index("ix_clocks_state_due", table_name="ticket_clocks")
     op.drop_index("ix_tickets_region", table_name="tickets")
     op.drop_index("ix_tickets_supervised_due", table_name="tickets")
     op.drop_index("ix_tickets_next_due", table_name="tickets")
