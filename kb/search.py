@@ -67,6 +67,8 @@ SORT_FIELD = {ORDERS: "created_at", ARTICLES: "updated_at"}
 # BM25 field weights, the same in both adapters
 WEIGHTS = {"title": 2.0, "words": 1.0, "grams": 0.5}
 TOTAL_CAP = 1000  # totals are counted up to here ("1000+")
+STATS_TTL_S = 600.0
+STATS_CACHE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,11 @@ class Search:
     # text analysis is CPU-bound Python (jieba): it runs here, off the event loop
     executor: Executor | None = None
     health: Health = field(init=False)
+    # document frequencies the backend reported, for STATS_TTL_S: terms recur from request to
+    # request (the common ones most), so most of a long query's are known already
+    _stats: dict[tuple[str, str, str], tuple[int, float]] = field(
+        init=False, default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.health = Health(self.backend.name)
@@ -257,12 +264,37 @@ class Search:
         words, grams = Counter(a.words), Counter(a.grams)
         if len(words) <= self.short_words and len(grams) <= 2 * self.short_words:
             return Analyzed(self._repeat(words), self._repeat(grams))
-        stats = await self._call(
-            self.backend.term_stats(collection, list(words), list(grams), self.max_postings + 1)
-        )
+        stats = await self._term_stats(collection, list(words), list(grams))
         kept_words, budget = self._select(words, stats.words, stats.docs, self.max_words, 1)
         kept_grams, _ = self._select(grams, stats.grams, stats.docs, self.max_grams, 0, budget)
         return Analyzed(self._repeat(kept_words), self._repeat(kept_grams))
+
+    async def _term_stats(self, collection: str, words: list[str], grams: list[str]) -> TermStats:
+        """The backend's statistics for the terms not seen within STATS_TTL_S (the size of the
+        collection comes with them, or is the last one known)."""
+        now = time.monotonic()
+        known: dict[str, dict[str, int]] = {"w": {}, "g": {}}
+        todo: dict[str, list[str]] = {"w": [], "g": []}
+        for kind, terms in (("w", words), ("g", grams)):
+            for t in terms:
+                hit = self._stats.get((collection, kind, t))
+                if hit is not None and now - hit[1] < STATS_TTL_S:
+                    known[kind][t] = hit[0]
+                else:
+                    todo[kind].append(t)
+        size = self._stats.get((collection, "docs", ""))
+        if todo["w"] or todo["g"] or size is None:
+            cap = self.max_postings + 1
+            got = await self._call(self.backend.term_stats(collection, todo["w"], todo["g"], cap))
+            if len(self._stats) > STATS_CACHE:
+                self._stats.clear()
+            for kind, fresh in (("w", got.words), ("g", got.grams)):
+                for t in todo[kind]:
+                    known[kind][t] = fresh.get(t, 0)
+                    self._stats[(collection, kind, t)] = (known[kind][t], now)
+            size = (got.docs, now)
+            self._stats[(collection, "docs", "")] = size
+        return TermStats(size[0], known["w"], known["g"])
 
     def _select(
         self,

@@ -192,3 +192,12 @@ async def test_embedded_index_without_meta_tags_is_upgraded_at_open(tmp_path: Pa
         assert (await backend.search(ORDERS, Query(("井盖",), (), (urban,)))).hits[0].id == 1
     finally:
         await backend.close()
+
+
+async def test_focus_asks_the_backend_only_for_terms_not_seen_lately() -> None:
+    search, backend = fake_search({"井盖": 3}, short_words=1)
+    await search.search(ORDERS, "井盖 丢失 危险")
+    await search.search(ORDERS, "丢失 井盖")
+    assert backend.stats_calls == 1  # every term of the second query is known
+    await search.search(ORDERS, "井盖 破损")
+    assert backend.stats_calls == 2
