@@ -53,7 +53,7 @@ _TAG_UNSAFE = re.compile(r"[^\w\-]")
 # tokens are letters, digits and these (tags are `field=value`)
 _TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '=-_'"
 _READERS = 4
-# document frequencies are counted up to here (or the caller's higher cap): a term in this many
+# document frequencies are counted up to here (or the caller's cap): a term in this many
 # documents is common whatever its exact count (counting walks its posting list); a text query
 # scores only its terms that are not common, if it has any (see search_sync)
 DF_CAP = 2_000
@@ -106,7 +106,7 @@ class SqliteSearch:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._df: dict[tuple[str, str, str, int], tuple[int, float]] = {}
+        self._df: dict[tuple[str, str, str], tuple[int, int, float]] = {}
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -262,9 +262,10 @@ class SqliteSearch:
         grams: Sequence[str],
         cap: int | None = None,
     ) -> TermStats:
-        """Document frequencies counted up to `cap` and cached for DF_TTL_S: terms recur from
-        query to query, the common ones most (and they cost the most to count)."""
-        cap = max(cap or 0, DF_CAP)
+        """Document frequencies counted up to `cap` (DF_CAP without one) and cached for DF_TTL_S:
+        terms recur from query to query, the common ones most (and they cost the most to
+        count)."""
+        cap = cap or DF_CAP
         docs = self._dfs(conn, c, "", [""], cap)[""]
         return TermStats(
             docs,
@@ -281,9 +282,11 @@ class SqliteSearch:
         out: dict[str, int] = {}
         todo: list[str] = []
         for t in dict.fromkeys(terms):
-            hit = self._df.get((c, cols, t, cap))
-            if hit is not None and now - hit[1] < DF_TTL_S:
-                out[t] = hit[0]
+            hit = self._df.get((c, cols, t))
+            # a count answers when it is exact (under the cap it was counted to) or that cap
+            # was at least this one
+            if hit is not None and now - hit[2] < DF_TTL_S and (hit[0] < hit[1] or hit[1] >= cap):
+                out[t] = min(hit[0], cap)
             else:
                 todo.append(t)
         if not todo:
@@ -303,7 +306,7 @@ class SqliteSearch:
                     counted[i] = int(n)
         for t, n in zip(todo, counted, strict=True):
             out[t] = n
-            self._df[(c, cols, t, cap)] = (n, now)
+            self._df[(c, cols, t)] = (n, cap, now)
         return out
 
     async def reset(self, collection: str) -> None:

@@ -195,7 +195,7 @@ class Search:
     health: Health = field(init=False)
     # document frequencies the backend reported, for STATS_TTL_S: terms recur from request to
     # request (the common ones most), so most of a long query's are known already
-    _stats: dict[tuple[str, str, str], tuple[int, float]] = field(
+    _stats: dict[tuple[str, str, str], tuple[int, int, float]] = field(
         init=False, default_factory=dict, repr=False
     )
 
@@ -264,35 +264,46 @@ class Search:
         words, grams = Counter(a.words), Counter(a.grams)
         if len(words) <= self.short_words and len(grams) <= 2 * self.short_words:
             return Analyzed(self._repeat(words), self._repeat(grams))
-        stats = await self._term_stats(collection, list(words), list(grams))
+        stats = await self._term_stats(collection, list(words), [], self.max_postings + 1)
         kept_words, budget = self._select(words, stats.words, stats.docs, self.max_words, 1)
-        kept_grams, _ = self._select(grams, stats.grams, stats.docs, self.max_grams, 0, budget)
+        # the bigrams share what the words left of the budget: counted only that far (a
+        # bigram in more documents would not fit), and not at all when nothing is left
+        kept_grams: Counter[str] = Counter()
+        if budget > 0 and grams:
+            stats = await self._term_stats(collection, [], list(grams), budget + 1)
+            kept_grams, _ = self._select(grams, stats.grams, stats.docs, self.max_grams, 0, budget)
         return Analyzed(self._repeat(kept_words), self._repeat(kept_grams))
 
-    async def _term_stats(self, collection: str, words: list[str], grams: list[str]) -> TermStats:
+    async def _term_stats(
+        self, collection: str, words: list[str], grams: list[str], cap: int
+    ) -> TermStats:
         """The backend's statistics for the terms not seen within STATS_TTL_S (the size of the
-        collection comes with them, or is the last one known)."""
+        collection comes with them, or is the last one known). Counts may stop at `cap`: one
+        counted to a lower cap and reaching it is counted again."""
         now = time.monotonic()
         known: dict[str, dict[str, int]] = {"w": {}, "g": {}}
         todo: dict[str, list[str]] = {"w": [], "g": []}
         for kind, terms in (("w", words), ("g", grams)):
             for t in terms:
                 hit = self._stats.get((collection, kind, t))
-                if hit is not None and now - hit[1] < STATS_TTL_S:
-                    known[kind][t] = hit[0]
+                if (
+                    hit is not None
+                    and now - hit[2] < STATS_TTL_S
+                    and (hit[0] < hit[1] or hit[1] >= cap)
+                ):
+                    known[kind][t] = min(hit[0], cap)
                 else:
                     todo[kind].append(t)
         size = self._stats.get((collection, "docs", ""))
         if todo["w"] or todo["g"] or size is None:
-            cap = self.max_postings + 1
             got = await self._call(self.backend.term_stats(collection, todo["w"], todo["g"], cap))
             if len(self._stats) > STATS_CACHE:
                 self._stats.clear()
             for kind, fresh in (("w", got.words), ("g", got.grams)):
                 for t in todo[kind]:
                     known[kind][t] = fresh.get(t, 0)
-                    self._stats[(collection, kind, t)] = (known[kind][t], now)
-            size = (got.docs, now)
+                    self._stats[(collection, kind, t)] = (known[kind][t], cap, now)
+            size = (got.docs, 0, now)
             self._stats[(collection, "docs", "")] = size
         return TermStats(size[0], known["w"], known["g"])
 

@@ -197,7 +197,16 @@ async def test_embedded_index_without_meta_tags_is_upgraded_at_open(tmp_path: Pa
 async def test_focus_asks_the_backend_only_for_terms_not_seen_lately() -> None:
     search, backend = fake_search({"井盖": 3}, short_words=1)
     await search.search(ORDERS, "井盖 丢失 危险")
+    asked = backend.stats_calls  # the words, then the bigrams with what is left of the budget
     await search.search(ORDERS, "丢失 井盖")
-    assert backend.stats_calls == 1  # every term of the second query is known
+    assert backend.stats_calls == asked  # every term of the second query is known
     await search.search(ORDERS, "井盖 破损")
-    assert backend.stats_calls == 2
+    assert backend.stats_calls > asked
+
+
+async def test_focus_does_not_ask_for_bigrams_when_the_words_used_the_budget() -> None:
+    df = {"井盖": 50, "丢失": 50}  # 100 postings: the whole budget
+    search, backend = fake_search(df, max_postings=100, short_words=1)
+    await search.search(ORDERS, "井盖 丢失")
+    assert backend.stats_calls == 1
+    assert backend.queries[0].grams == ()
