@@ -8,8 +8,9 @@ Keyword filters are tags (`departments=150100-housing`), kept twice: as tokens o
 Where a text query's time goes, and what bounds it (bench/search.py, README "Search at scale"):
 - bm25() first counts every phrase of the query over its whole posting list (its idf), filter
   tags included: a filter value found in most documents (`answered=1`) would cost a scan of
-  most of the index per query. So a selective filter value joins the MATCH (FTS5 intersects
-  the posting lists), a common one is checked on the meta row of each text match instead.
+  most of the index per query. So a selective filter value (a department) joins the MATCH
+  (FTS5 intersects the posting lists), a common one is checked on the meta row of each text
+  match instead, where most rows pass.
 - bm25() then scores every match: a text query ranks its newest RANK_WINDOW matches (FTS5 walks
   the posting lists newest first and stops there), then keeps the best. A query of words found
   in a large part of the index (问题, 领导) ranks among recent orders, not all of them.
@@ -61,8 +62,11 @@ DF_TTL_S = 600.0
 DF_CACHE = 200_000
 # a text query ranks at most this many of its matches, the newest (see the module docstring)
 RANK_WINDOW = 1_000
-# a filter whose values are in at most this many documents is matched by FTS5 with the text
-INLINE_FILTER_MAX = 2_000
+# a filter whose values are in at most this share of the documents (or this many) is matched
+# by FTS5 with the text: bm25() walks its postings once, where a check on the meta rows would
+# walk 1/share text matches per result (and per counted match)
+INLINE_FILTER_SHARE = 0.1
+INLINE_FILTER_MIN = 2_000
 # a date range holding at most this many documents bounds the rowids a query walks
 ID_RANGE_MAX = 20_000
 _COUNTS_PER_STATEMENT = 200  # under SQLite's limit of 500 terms in a compound SELECT
@@ -286,7 +290,7 @@ class SqliteSearch:
             # a count answers when it is exact (under the cap it was counted to) or that cap
             # was at least this one
             if hit is not None and now - hit[2] < DF_TTL_S and (hit[0] < hit[1] or hit[1] >= cap):
-                out[t] = min(hit[0], cap)
+                out[t] = hit[0]
             else:
                 todo.append(t)
         if not todo:
@@ -304,9 +308,10 @@ class SqliteSearch:
                 args = [x for i in part for x in (f"{cols} : {_quote(todo[i])}", cap)]
                 for i, n in conn.execute(sql, args):
                     counted[i] = int(n)
+        exact = cap if cols else 2**62  # the collection's size is counted whole
         for t, n in zip(todo, counted, strict=True):
             out[t] = n
-            self._df[(c, cols, t)] = (n, cap, now)
+            self._df[(c, cols, t)] = (n, exact, now)
         return out
 
     async def reset(self, collection: str) -> None:
@@ -373,11 +378,7 @@ class SqliteSearch:
             tags = [tag(f.field, v) for v in f.values]
             if not tags:
                 return Result([], 0)  # any of no values: nothing
-            if (
-                not text
-                or sum(self._dfs(conn, c, "{tags}", tags, INLINE_FILTER_MAX + 1).values())
-                <= INLINE_FILTER_MAX
-            ):
+            if not text or self._selective(conn, c, tags):
                 match.append(f"{{tags}} : ({' OR '.join(_quote(t) for t in tags)})")
             else:  # common values: checked on the text's matches, not counted by bm25()
                 where.append("(" + " OR ".join("instr(m.tags, ?)" for _ in tags) + ")")
@@ -423,6 +424,11 @@ class SqliteSearch:
         counted = "SELECT count(*) FROM (SELECT 1 {base} LIMIT ?)".replace("{base}", base)
         total = conn.execute(counted, [*params, TOTAL_CAP + 1]).fetchone()[0]
         return Result(hits, min(total, TOTAL_CAP), total > TOTAL_CAP)
+
+    def _selective(self, conn: sqlite3.Connection, c: str, tags: list[str]) -> bool:
+        docs = self._dfs(conn, c, "", [""], DF_CAP)[""]
+        most = max(INLINE_FILTER_MIN, int(docs * INLINE_FILTER_SHARE))
+        return sum(self._dfs(conn, c, "{tags}", tags, most + 1).values()) <= most
 
     def _scored(
         self, conn: sqlite3.Connection, c: str, q: Query

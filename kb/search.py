@@ -291,7 +291,7 @@ class Search:
                     and now - hit[2] < STATS_TTL_S
                     and (hit[0] < hit[1] or hit[1] >= cap)
                 ):
-                    known[kind][t] = min(hit[0], cap)
+                    known[kind][t] = hit[0]
                 else:
                     todo[kind].append(t)
         size = self._stats.get((collection, "docs", ""))

@@ -133,7 +133,8 @@ async def test_embedded_common_filter_value_is_checked_on_the_meta_row(
     answered = Filter("answered", (True,))
     housing = Filter("departments", ("housing",))
     inline = (await ids(small, "小区 井盖", answered), await ids(small, "小区", housing))
-    low(monkeypatch, INLINE_FILTER_MAX=1)  # every value now common: checked after the match
+    low(monkeypatch, INLINE_FILTER_MIN=1)  # every value now common: checked after the match
+    monkeypatch.setattr(fts_store, "INLINE_FILTER_SHARE", 0.0)
     small.backend._df.clear()  # type: ignore[attr-defined]
     assert (await ids(small, "小区 井盖", answered), await ids(small, "小区", housing)) == inline
     assert 3 not in inline[0] and sorted(inline[1]) == [2, 4]
@@ -210,3 +211,12 @@ async def test_focus_does_not_ask_for_bigrams_when_the_words_used_the_budget() -
     await search.search(ORDERS, "井盖 丢失")
     assert backend.stats_calls == 1
     assert backend.queries[0].grams == ()
+
+
+async def test_embedded_term_stats_count_to_the_cap_and_remember(small: Search) -> None:
+    backend: Any = small.backend
+    for _ in range(2):  # counted, then from the cache
+        stats = await backend.term_stats(ORDERS, ["小区", "井盖"], ["小区"], 3)
+        assert stats.docs == len(TEXTS)  # the collection's size is never capped
+        assert stats.words == {"小区": 3, "井盖": 2}  # 小区 (5 documents) stops at the cap
+    assert (await backend.term_stats(ORDERS, ["小区"], [], 10)).words == {"小区": 5}
