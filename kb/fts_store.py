@@ -1,14 +1,29 @@
 """The embedded search adapter: SQLite FTS5 over the analysed tokens, in its own database file.
 
 Per collection: an FTS5 table (title, words, grams, tags) ranked by bm25() with the port's field
-weights, and a table of its dates for ranges and newest-first order. Keyword filters are tokens
-of the `tags` column (`departments=150100-housing`) matched together with the text, weighted 0.
+weights, and a table of its dates and keyword tags for ranges, filters and newest-first order.
+Keyword filters are tags (`departments=150100-housing`), kept twice: as tokens of the FTS5
+`tags` column and in the meta table.
+
+Where a text query's time goes, and what bounds it (bench/search.py, README "Search at scale"):
+- bm25() first counts every phrase of the query over its whole posting list (its idf), filter
+  tags included: a filter value found in most documents (`answered=1`) would cost a scan of
+  most of the index per query. So a selective filter value (a department) joins the MATCH
+  (FTS5 intersects the posting lists), a common one is checked on the meta row of each text
+  match instead, where most rows pass.
+- bm25() then scores every match: a text query ranks its newest RANK_WINDOW matches (FTS5 walks
+  the posting lists newest first and stops there), then keeps the best. A query of words found
+  in a large part of the index (问题, 领导) ranks among recent orders, not all of them.
+- A date range that holds few documents bounds the rowids the MATCH walks (near-duplicate checks
+  look at the last few days only).
+The facade (kb/search.py) keeps a long query to its most telling terms, from term_stats().
 The index is derived data: `hotline search reindex` rebuilds it from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import threading
@@ -34,13 +49,27 @@ from kb.search import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _TAG_UNSAFE = re.compile(r"[^\w\-]")
 # tokens are letters, digits and these (tags are `field=value`)
 _TOKENIZE = "unicode61 remove_diacritics 0 tokenchars '=-_'"
 _READERS = 4
-DF_CAP = 2000
+# document frequencies are counted up to here (or the caller's cap): a term in this many
+# documents is common whatever its exact count (counting walks its posting list); a text query
+# scores only its terms that are not common, if it has any (see search_sync)
+DF_CAP = 2_000
 DF_TTL_S = 600.0
 DF_CACHE = 200_000
+# a text query ranks at most this many of its matches, the newest (see the module docstring)
+RANK_WINDOW = 1_000
+# a filter whose values are in at most this share of the documents (or this many) is matched
+# by FTS5 with the text: bm25() walks its postings once, where a check on the meta rows would
+# walk 1/share text matches per result (and per counted match)
+INLINE_FILTER_SHARE = 0.1
+INLINE_FILTER_MIN = 2_000
+# a date range holding at most this many documents bounds the rowids a query walks
+ID_RANGE_MAX = 20_000
+_COUNTS_PER_STATEMENT = 200  # under SQLite's limit of 500 terms in a compound SELECT
 
 
 def tag(field: str, value: Any) -> str:
@@ -81,7 +110,7 @@ class SqliteSearch:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._df: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._df: dict[tuple[str, str, str], tuple[int, int, float]] = {}
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -129,9 +158,33 @@ class SqliteSearch:
             f'title, words, grams, tags, tokenize="{_TOKENIZE}")'
         )
         cols = "".join(f", {d} REAL" for d in _dates(c))
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {c}_meta (id INTEGER PRIMARY KEY{cols})")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {c}_meta (id INTEGER PRIMARY KEY{cols}, tags TEXT)"
+        )
         for d in _dates(c):
             conn.execute(f"CREATE INDEX IF NOT EXISTS {c}_meta_{d} ON {c}_meta ({d})")
+        self._add_meta_tags(conn, c)
+
+    def _add_meta_tags(self, conn: sqlite3.Connection, c: str) -> None:
+        """An index built before the meta table held the tags: copy them over from FTS5."""
+        columns = {r[1] for r in conn.execute(_sql("PRAGMA table_info({c}_meta)", c))}
+        if "tags" in columns:
+            return
+        log.info("搜索索引升级：%s 的过滤标签写入 meta 表", c)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_sql("ALTER TABLE {c}_meta ADD COLUMN tags TEXT", c))
+            conn.execute(
+                _sql(
+                    "UPDATE {c}_meta SET tags = ' ' || "
+                    "(SELECT f.tags FROM {c}_fts f WHERE f.rowid = {c}_meta.id) || ' '",
+                    c,
+                )
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -166,9 +219,10 @@ class SqliteSearch:
                 values = value if kind is FieldType.KEYWORDS else [value]
                 tags.extend(tag(name, v) for v in values)
             rows.append((d.id, d.title, d.words, d.grams, " ".join(tags)))
-            metas.append((d.id, *(_epoch(d.fields.get(x)) for x in dates)))
+            # padded: a filter looks for " field=value " in it
+            metas.append((d.id, *(_epoch(d.fields.get(x)) for x in dates), f" {' '.join(tags)} "))
         ids = [(d.id,) for d in docs]
-        marks = "(" + ", ".join("?" * (1 + len(dates))) + ")"
+        marks = "(" + ", ".join("?" * (2 + len(dates))) + ")"
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(_sql("DELETE FROM {c}_fts WHERE rowid = ?", c), ids)
@@ -178,6 +232,7 @@ class SqliteSearch:
                 ),
                 rows,
             )
+            # (id, dates…, tags): also the order of an index upgraded by _add_meta_tags
             conn.executemany(_sql("INSERT OR REPLACE INTO {c}_meta VALUES ", c) + marks, metas)
             conn.execute("COMMIT")
         except BaseException:
@@ -197,39 +252,67 @@ class SqliteSearch:
             await self._run(self._writer, tx)
 
     async def term_stats(
-        self, collection: str, words: Sequence[str], grams: Sequence[str]
+        self, collection: str, words: Sequence[str], grams: Sequence[str], cap: int | None = None
     ) -> TermStats:
         return await self._run(
-            self._readers, lambda c: self.term_stats_sync(c, collection, words, grams)
+            self._readers, lambda c: self.term_stats_sync(c, collection, words, grams, cap)
         )
 
     def term_stats_sync(
-        self, conn: sqlite3.Connection, c: str, words: Sequence[str], grams: Sequence[str]
+        self,
+        conn: sqlite3.Connection,
+        c: str,
+        words: Sequence[str],
+        grams: Sequence[str],
+        cap: int | None = None,
     ) -> TermStats:
-        """Document frequencies counted up to DF_CAP (a term in more documents is common
-        whatever its exact count) and cached for DF_TTL_S: terms recur from query to query."""
-        now = time.monotonic()
-        docs = self._cached(conn, c, "", "", now)
-        out_w = {t: self._cached(conn, c, "{title words}", t, now) for t in words}
-        out_g = {t: self._cached(conn, c, "{grams}", t, now) for t in grams}
-        return TermStats(docs, out_w, out_g)
+        """Document frequencies counted up to `cap` (DF_CAP without one) and cached for DF_TTL_S:
+        terms recur from query to query, the common ones most (and they cost the most to
+        count)."""
+        cap = cap or DF_CAP
+        docs = self._dfs(conn, c, "", [""], cap)[""]
+        return TermStats(
+            docs,
+            self._dfs(conn, c, "{title words}", words, cap),
+            self._dfs(conn, c, "{grams}", grams, cap),
+        )
 
-    def _cached(self, conn: sqlite3.Connection, c: str, cols: str, term: str, now: float) -> int:
-        key = (c, cols, term)
-        hit = self._df.get(key)
-        if hit is not None and now - hit[1] < DF_TTL_S:
-            return hit[0]
-        if not term:
-            n = int(conn.execute(_sql("SELECT count(*) FROM {c}_meta", c)).fetchone()[0])
-        else:
-            sql = _sql(
-                "SELECT count(*) FROM (SELECT 1 FROM {c}_fts WHERE {c}_fts MATCH ? LIMIT ?)", c
-            )
-            n = int(conn.execute(sql, (f"{cols} : {_quote(term)}", DF_CAP)).fetchone()[0])
-        if len(self._df) > DF_CACHE:
+    def _dfs(
+        self, conn: sqlite3.Connection, c: str, cols: str, terms: Sequence[str], cap: int
+    ) -> dict[str, int]:
+        """Capped document frequencies of `terms` in `cols` ("": the collection's size), the
+        uncached ones counted in a few statements rather than one per term."""
+        now = time.monotonic()
+        out: dict[str, int] = {}
+        todo: list[str] = []
+        for t in dict.fromkeys(terms):
+            hit = self._df.get((c, cols, t))
+            # a count answers when it is exact (under the cap it was counted to) or that cap
+            # was at least this one
+            if hit is not None and now - hit[2] < DF_TTL_S and (hit[0] < hit[1] or hit[1] >= cap):
+                out[t] = hit[0]
+            else:
+                todo.append(t)
+        if not todo:
+            return out
+        if len(self._df) + len(todo) > DF_CACHE:
             self._df.clear()
-        self._df[key] = (n, now)
-        return n
+        if todo == [""]:
+            counted = [int(conn.execute(_sql("SELECT count(*) FROM {c}_meta", c)).fetchone()[0])]
+        else:
+            one = "SELECT {i}, count(*) FROM (SELECT 1 FROM {c}_fts WHERE {c}_fts MATCH ? LIMIT ?)"
+            counted = [0] * len(todo)
+            for lo in range(0, len(todo), _COUNTS_PER_STATEMENT):
+                part = range(lo, min(len(todo), lo + _COUNTS_PER_STATEMENT))
+                sql = _sql(" UNION ALL ".join(one.replace("{i}", str(i)) for i in part), c)
+                args = [x for i in part for x in (f"{cols} : {_quote(todo[i])}", cap)]
+                for i, n in conn.execute(sql, args):
+                    counted[i] = int(n)
+        exact = cap if cols else 2**62  # the collection's size is counted whole
+        for t, n in zip(todo, counted, strict=True):
+            out[t] = n
+            self._df[(c, cols, t)] = (n, exact, now)
+        return out
 
     async def reset(self, collection: str) -> None:
         def tx(conn: sqlite3.Connection) -> None:
@@ -273,55 +356,114 @@ class SqliteSearch:
 
     def search_sync(self, conn: sqlite3.Connection, c: str, q: Query) -> Result:
         text = []
-        if q.words:
-            words = " OR ".join(_quote(w) for w in q.words)
-            text.append(f"{{title words}} : ({words})")
-        if q.grams:
-            text.append(f"{{grams}} : ({' OR '.join(_quote(g) for g in q.grams)})")
-        match = []
-        if text:
-            match.append("(" + " OR ".join(text) + ")")
-        where: list[str] = []
+        words, grams, common = self._scored(conn, c, q)  # common: a MATCH clause, or ""
+        if words:
+            text.append(f"{{title words}} : ({' OR '.join(_quote(w) for w in words)})")
+        if grams:
+            text.append(f"{{grams}} : ({' OR '.join(_quote(g) for g in grams)})")
+        match = ["(" + " OR ".join(text) + ")"] if text else []
+        if common:
+            match.append(common)
+        where: list[str] = []  # conditions on the meta row (m)
         params: list[Any] = []
         for f in q.filters:
             kind = SCHEMAS[c][f.field]
             if kind is FieldType.DATE:
-                if f.gte is not None:
-                    where.append(
-                        f"(m.{f.field} >= ?"
-                        + (f" OR m.{f.field} IS NULL)" if f.missing_ok else ")")
-                    )
-                    params.append(f.gte.timestamp())
-                if f.lte is not None:
-                    where.append(
-                        f"(m.{f.field} <= ?"
-                        + (f" OR m.{f.field} IS NULL)" if f.missing_ok else ")")
-                    )
-                    params.append(f.lte.timestamp())
-            else:
-                alts = " OR ".join(_quote(tag(f.field, v)) for v in f.values) or '"-"'
-                match.append(f"{{tags}} : ({alts})")
+                for op, bound in ((">=", f.gte), ("<=", f.lte)):
+                    if bound is not None:
+                        missing = f" OR m.{f.field} IS NULL" if f.missing_ok else ""
+                        where.append(f"(m.{f.field} {op} ?{missing})")
+                        params.append(bound.timestamp())
+                continue
+            tags = [tag(f.field, v) for v in f.values]
+            if not tags:
+                return Result([], 0)  # any of no values: nothing
+            if not text or self._selective(conn, c, tags):
+                match.append(f"{{tags}} : ({' OR '.join(_quote(t) for t in tags)})")
+            else:  # common values: checked on the text's matches, not counted by bm25()
+                where.append("(" + " OR ".join("instr(m.tags, ?)" for _ in tags) + ")")
+                params.extend(f" {t} " for t in tags)
+        ids = f"{c}_fts.rowid" if match else "m.id"  # the same on the rows joined
+        # so far: dates and common filter values; without text, the date sorted by
+        on_meta = bool(where) or not (text or common)
         if q.exclude:
-            where.append(f"m.id NOT IN ({', '.join('?' * len(q.exclude))})")
+            where.append(f"{ids} NOT IN ({', '.join('?' * len(q.exclude))})")
             params.extend(q.exclude)
+        bounds = self._id_range(conn, c, q)
+        if bounds is not None:
+            if bounds[0] > bounds[1]:
+                return Result([], 0)
+            where.append(f"{ids} BETWEEN ? AND ?")
+            params.extend(bounds)
         if match:
-            expr = " AND ".join(match)
-            rank = "bm25({t}_fts, {title}, {words}, {grams}, 0.0)".format(t=c, **WEIGHTS)
-            order = "rank" if text else f"m.{SORT_FIELD[c]} DESC"
-            base = (
-                f"FROM {c}_fts JOIN {c}_meta m ON m.id = {c}_fts.rowid "
-                f"WHERE {c}_fts MATCH ?" + "".join(f" AND {w}" for w in where)
-            )
-            args = [expr, *params]
-            sql = f"SELECT m.id, {rank} AS rank {base} ORDER BY {order} LIMIT ? OFFSET ?"
+            # the meta row only when a condition needs it: a lookup per match
+            join = f" JOIN {c}_meta m ON m.id = {c}_fts.rowid" if on_meta else ""
+            where.insert(0, f"{c}_fts MATCH ?")
+            params.insert(0, " AND ".join(match))
+            base = f"FROM {c}_fts{join}"
         else:
-            base = f"FROM {c}_meta m" + (" WHERE " + " AND ".join(where) if where else "")
-            args = list(params)
+            base = f"FROM {c}_meta m"
+        if where:
+            base += " WHERE " + " AND ".join(where)
+        if common:
+            sql = f"SELECT {ids}, 0.0 {base} ORDER BY {ids} DESC LIMIT ? OFFSET ?"
+        elif text:
+            rank = "bm25({t}_fts, {title}, {words}, {grams}, 0.0)".format(t=c, **WEIGHTS)
+            window = max(RANK_WINDOW, q.offset + q.limit)
+            # names and numbers from code only (_sql checks the collection)
+            sql = (
+                f"SELECT id, r FROM (SELECT {ids} AS id, {rank} AS r {base} "  # noqa: S608
+                f"ORDER BY {c}_fts.rowid DESC LIMIT {window}) ORDER BY r LIMIT ? OFFSET ?"
+            )
+        else:
             sql = f"SELECT m.id, 0.0 {base} ORDER BY m.{SORT_FIELD[c]} DESC LIMIT ? OFFSET ?"
-        rows = conn.execute(sql, [*args, q.limit, q.offset]).fetchall()
+        rows = conn.execute(sql, [*params, q.limit, q.offset]).fetchall()
         hits = [Hit(int(r[0]), -float(r[1]) if r[1] else 0.0) for r in rows]
         if not q.with_total:
             return Result(hits, len(hits) + q.offset)
         counted = "SELECT count(*) FROM (SELECT 1 {base} LIMIT ?)".replace("{base}", base)
-        total = conn.execute(counted, [*args, TOTAL_CAP + 1]).fetchone()[0]
+        total = conn.execute(counted, [*params, TOTAL_CAP + 1]).fetchone()[0]
         return Result(hits, min(total, TOTAL_CAP), total > TOTAL_CAP)
+
+    def _selective(self, conn: sqlite3.Connection, c: str, tags: list[str]) -> bool:
+        docs = self._dfs(conn, c, "", [""], DF_CAP)[""]
+        most = max(INLINE_FILTER_MIN, int(docs * INLINE_FILTER_SHARE))
+        return sum(self._dfs(conn, c, "{tags}", tags, most + 1).values()) <= most
+
+    def _scored(
+        self, conn: sqlite3.Connection, c: str, q: Query
+    ) -> tuple[list[str], list[str], str]:
+        """The words and bigrams bm25() scores: those in fewer than DF_CAP documents. bm25()
+        walks the whole posting list of each (its idf) and a common one is long (问题 is in a
+        third of all requests) while it tells little. A query of common terms only is not
+        scored: it finds the documents that have all its words, newest first (the clause)."""
+        if not q.words and not q.grams:
+            return [], [], ""
+        df_w = self._dfs(conn, c, "{title words}", q.words, DF_CAP)
+        df_g = self._dfs(conn, c, "{grams}", q.grams, DF_CAP)
+        words = [w for w in q.words if df_w[w] < DF_CAP]
+        grams = [g for g in q.grams if df_g[g] < DF_CAP]
+        if words or grams:
+            return words, grams, ""
+        cols, terms = ("{title words}", q.words) if q.words else ("{grams}", q.grams)
+        return [], [], f"{cols} : ({' AND '.join(_quote(t) for t in dict.fromkeys(terms))})"
+
+    def _id_range(self, conn: sqlite3.Connection, c: str, q: Query) -> tuple[int, int] | None:
+        """The rowids (first, last) a query may find when one of its date ranges holds at most
+        ID_RANGE_MAX documents (first > last: a range holds none); None: no such range."""
+        out: tuple[int, int] | None = None
+        for f in q.filters:
+            if f.missing_ok or (f.gte is None and f.lte is None):
+                continue
+            cond = " AND ".join(
+                f"{f.field} {op} ?" for op, b in ((">=", f.gte), ("<=", f.lte)) if b is not None
+            )
+            args = [b.timestamp() for b in (f.gte, f.lte) if b is not None]
+            sub = f"SELECT id FROM {c}_meta WHERE {cond} LIMIT {ID_RANGE_MAX + 1}"  # noqa: S608 - names from the schema
+            sql = _sql("SELECT count(*), min(id), max(id) FROM ({sub})", c).replace("{sub}", sub)
+            n, first, last = conn.execute(sql, args).fetchone()
+            if n == 0:
+                return (1, 0)
+            if n <= ID_RANGE_MAX:
+                out = (first, last) if out is None else (max(out[0], first), min(out[1], last))
+        return out

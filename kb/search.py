@@ -67,6 +67,8 @@ SORT_FIELD = {ORDERS: "created_at", ARTICLES: "updated_at"}
 # BM25 field weights, the same in both adapters
 WEIGHTS = {"title": 2.0, "words": 1.0, "grams": 0.5}
 TOTAL_CAP = 1000  # totals are counted up to here ("1000+")
+STATS_TTL_S = 600.0
+STATS_CACHE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +141,12 @@ class SearchBackend(Protocol):
     async def search(self, collection: str, query: Query) -> Result: ...
     async def count(self, collection: str) -> int: ...
     async def term_stats(
-        self, collection: str, words: Sequence[str], grams: Sequence[str]
-    ) -> TermStats: ...
+        self, collection: str, words: Sequence[str], grams: Sequence[str], cap: int | None = None
+    ) -> TermStats:
+        """`cap`: counts may stop there (a term in more documents is common, whatever its
+        exact count)."""
+        ...
+
     async def reset(self, collection: str) -> None: ...
     async def drop(self, collection: str) -> None: ...
     async def refresh(self, collection: str) -> None: ...
@@ -173,14 +179,25 @@ class Search:
 
     backend: SearchBackend
     analyzer: Analyzer
-    # a longer query (a whole request as the text of suggestions) keeps its rarest terms:
-    # distinct words and bigrams kept, and how often one may repeat (query term frequency)
-    max_words: int = 32
+    # a longer query (a whole request as the text of suggestions) keeps its most telling terms
+    # (query frequency × idf): at most this many distinct words and bigrams, whose document
+    # frequencies add up to at most max_postings (the posting lists the engine walks and
+    # scores: common words cost the most and tell the least); a term may repeat up to
+    # max_repeat times (query term frequency). A query of at most short_words words (and twice
+    # as many bigrams) keeps them all, without asking the backend for statistics.
+    max_words: int = 48
     max_grams: int = 48
+    max_postings: int = 1_000
     max_repeat: int = 3
+    short_words: int = 4
     # text analysis is CPU-bound Python (jieba): it runs here, off the event loop
     executor: Executor | None = None
     health: Health = field(init=False)
+    # document frequencies the backend reported, for STATS_TTL_S: terms recur from request to
+    # request (the common ones most), so most of a long query's are known already
+    _stats: dict[tuple[str, str, str], tuple[int, int, float]] = field(
+        init=False, default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.health = Health(self.backend.name)
@@ -243,23 +260,80 @@ class Search:
         return self.analyzer.query(text or "")
 
     async def _focus(self, collection: str, a: Analyzed) -> Analyzed:
-        """Keep a long query's most telling terms: the highest query frequency × idf."""
+        """Keep a long query's most telling terms (see the fields above)."""
         words, grams = Counter(a.words), Counter(a.grams)
-        if len(words) <= self.max_words and len(grams) <= self.max_grams:
+        if len(words) <= self.short_words and len(grams) <= 2 * self.short_words:
             return Analyzed(self._repeat(words), self._repeat(grams))
-        stats = await self._call(self.backend.term_stats(collection, list(words), list(grams)))
-        n = max(stats.docs, 1)
+        stats = await self._term_stats(collection, list(words), [], self.max_postings + 1)
+        kept_words, budget = self._select(words, stats.words, stats.docs, self.max_words, 1)
+        # the bigrams share what the words left of the budget: counted only that far (a
+        # bigram in more documents would not fit), and not at all when nothing is left
+        kept_grams: Counter[str] = Counter()
+        if budget > 0 and grams:
+            stats = await self._term_stats(collection, [], list(grams), budget + 1)
+            kept_grams, _ = self._select(grams, stats.grams, stats.docs, self.max_grams, 0, budget)
+        return Analyzed(self._repeat(kept_words), self._repeat(kept_grams))
 
-        def best(counts: Counter[str], df: Mapping[str, int], k: int) -> Counter[str]:
-            def weight(t: str) -> float:
-                return counts[t] * math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))
+    async def _term_stats(
+        self, collection: str, words: list[str], grams: list[str], cap: int
+    ) -> TermStats:
+        """The backend's statistics for the terms not seen within STATS_TTL_S (the size of the
+        collection comes with them, or is the last one known). Counts may stop at `cap`: one
+        counted to a lower cap and reaching it is counted again."""
+        now = time.monotonic()
+        known: dict[str, dict[str, int]] = {"w": {}, "g": {}}
+        todo: dict[str, list[str]] = {"w": [], "g": []}
+        for kind, terms in (("w", words), ("g", grams)):
+            for t in terms:
+                hit = self._stats.get((collection, kind, t))
+                if (
+                    hit is not None
+                    and now - hit[2] < STATS_TTL_S
+                    and (hit[0] < hit[1] or hit[1] >= cap)
+                ):
+                    known[kind][t] = hit[0]
+                else:
+                    todo[kind].append(t)
+        size = self._stats.get((collection, "docs", ""))
+        if todo["w"] or todo["g"] or size is None:
+            got = await self._call(self.backend.term_stats(collection, todo["w"], todo["g"], cap))
+            if len(self._stats) > STATS_CACHE:
+                self._stats.clear()
+            for kind, fresh in (("w", got.words), ("g", got.grams)):
+                for t in todo[kind]:
+                    known[kind][t] = fresh.get(t, 0)
+                    self._stats[(collection, kind, t)] = (known[kind][t], cap, now)
+            size = (got.docs, 0, now)
+            self._stats[(collection, "docs", "")] = size
+        return TermStats(size[0], known["w"], known["g"])
 
-            return Counter({t: counts[t] for t in sorted(counts, key=weight, reverse=True)[:k]})
+    def _select(
+        self,
+        counts: Counter[str],
+        df: Mapping[str, int],
+        docs: int,
+        k: int,
+        at_least: int,
+        budget: int | None = None,
+    ) -> tuple[Counter[str], int]:
+        """The best `k` terms by query frequency × idf whose document frequencies fit in the
+        budget (max_postings), the first `at_least` whatever they cost; and what is left of it."""
+        n = max(docs, 1)
+        left = self.max_postings if budget is None else budget
 
-        return Analyzed(
-            self._repeat(best(words, stats.words, self.max_words)),
-            self._repeat(best(grams, stats.grams, self.max_grams)),
-        )
+        def weight(t: str) -> float:
+            f = df.get(t, 0)
+            return min(counts[t], self.max_repeat) * math.log(1 + (n - f + 0.5) / (f + 0.5))
+
+        kept: Counter[str] = Counter()
+        for t in sorted(counts, key=lambda t: (-weight(t), t)):
+            if len(kept) >= k:
+                break
+            f = df.get(t, 0)
+            if f <= left or len(kept) < at_least:
+                kept[t] = counts[t]
+                left -= f
+        return kept, max(left, 0)
 
     def _repeat(self, counts: Counter[str]) -> tuple[str, ...]:
         return tuple(t for t, c in counts.items() for _ in range(min(c, self.max_repeat)))

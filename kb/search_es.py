@@ -189,9 +189,10 @@ class ElasticSearch:
         return int(resp["count"])
 
     async def term_stats(
-        self, collection: str, words: Sequence[str], grams: Sequence[str]
+        self, collection: str, words: Sequence[str], grams: Sequence[str], cap: int | None = None
     ) -> TermStats:
-        """Document frequencies from the term vectors of an artificial document."""
+        """Exact document frequencies (whatever the cap) from the term vectors of an artificial
+        document."""
         resp = await self._call(
             self.client.termvectors(
                 index=self.index(collection),

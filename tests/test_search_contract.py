@@ -254,3 +254,35 @@ async def test_search_backend_down_reports_degraded(analyzer: Any, tmp_path: Any
     assert search.health.as_dict()["status"] == "degraded"
     assert not await search.probe()
     await search.backend.close()
+
+
+# a whole request as the query (suggestions, the near-duplicate check): its near-duplicates
+# first on both adapters, ahead of requests that share only its common words
+REQUEST = (
+    "您好，我要反映一下光明路小区东门的井盖丢失了，晚上路过很危险，希望有关部门尽快处理，谢谢！"
+)
+NEAR = {
+    41: "光明路小区东门井盖丢失，夜里路过很危险，请尽快处理",
+    42: "反映：光明路小区东门的井盖被偷了，晚上很危险",
+}
+COMMON_ONLY = {
+    43: "您好，我要反映一下小区物业乱收费的问题，希望有关部门尽快处理，谢谢！",
+    44: "您好，我要反映一下小区晚上噪音很大，希望有关部门尽快处理，谢谢！",
+    45: "您好，我要反映一下小区门口路灯不亮，希望有关部门尽快处理，谢谢！",
+}
+
+
+@pytest.mark.parametrize("budget", [1_000, 6])
+async def test_search_whole_request_finds_its_near_duplicates_first(
+    search: Search, budget: int
+) -> None:
+    search.max_postings = budget  # 6: only the rarest words of the request are kept
+    docs = [
+        *(order(search, i, text, days=1) for i, text in {**NEAR, **COMMON_ONLY}.items()),
+        *filler(search, order),
+    ]
+    await search.upsert(ORDERS, docs)
+    await search.backend.refresh(ORDERS)
+    window = Filter("created_at", gte=T0 - timedelta(days=3), lte=T0 + timedelta(days=2))
+    got = await ids(search, REQUEST, window, limit=5, with_total=False)
+    assert set(got[:2]) == set(NEAR)
