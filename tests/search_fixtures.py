@@ -18,6 +18,19 @@ from tests.ports import free_port
 BACKENDS = ["embedded", "elasticsearch"]
 
 
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """The settings that point an app at `backend`'s search (a fresh index prefix each)."""
+    if backend != "elasticsearch":
+        return {}
+    node = request.getfixturevalue("es_node")
+    return {
+        "HOTLINE__SEARCH__BACKEND": "elasticsearch",
+        "HOTLINE__SEARCH__URL": node.url,
+        "HOTLINE__SEARCH__INDEX_PREFIX": f"t{uuid.uuid4().hex[:10]}",
+        "HOTLINE__SEARCH__REFRESH_WRITES": "true",
+    }
+
+
 @pytest.fixture(scope="session")
 def es_node() -> Iterator[EsNode]:
     """One real Elasticsearch 8.19 node for the whole run (started, never skipped)."""

@@ -23,7 +23,7 @@ from tests.hotline_server import HOTLINE, Server, StaffClient
 from tests.ports import RTP_HIGH, RTP_LOW, free_port, free_port_block
 from tests.sip.rtp_phone import RtpPhone, tone_level
 from tests.sip.sipp import SippProcess, sipp_server, start_sipp
-from tests.test_telephony_sip import PASSWORD, add_user
+from tests.test_telephony_sip import PASSWORD, add_user, wait_for
 
 LINK_TOKEN = "failover-test-link-token"
 CALLER_HZ = 470  # the callers' voices (between the music-on-hold notes)
@@ -32,16 +32,6 @@ AGENT2_HZ = 2500
 HEARD = 250.0  # RMS of a tone taken as heard (16-bit scale)
 WAIT_S = 120.0  # bound for every wait; never asserted as a speed
 CALLER1, CALLER2 = "13800000401", "13800000402"
-
-
-def wait_for(probe: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def hears(phone: RtpPhone, hz: float, seconds: float = 1.5) -> float:

@@ -5,7 +5,6 @@ were listed, and while search is unreachable the store matches the words itself.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from agent_ui import filters
 from hotline.config import Settings
 from tests.conftest import Api, make_settings
 from tests.ports import free_port
-from tests.search_fixtures import BACKENDS
+from tests.search_fixtures import BACKENDS, backend_env
 from tests.waiting import wait_until
 
 URBAN = "150100-urban"
@@ -26,15 +25,8 @@ URBAN = "150100-urban"
 @pytest.fixture(params=[*BACKENDS, "unreachable"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     env = {"HOTLINE__SEARCH__IDLE_S": "0.2", "HOTLINE__SEARCH__PROBE_S": "0.5"}
-    if request.param == "elasticsearch":
-        node = request.getfixturevalue("es_node")
-        env |= {
-            "HOTLINE__SEARCH__BACKEND": "elasticsearch",
-            "HOTLINE__SEARCH__URL": node.url,
-            "HOTLINE__SEARCH__INDEX_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-            "HOTLINE__SEARCH__REFRESH_WRITES": "true",
-        }
-    elif request.param == "unreachable":  # nothing listens there: search stays degraded
+    env |= backend_env(request, request.param)
+    if request.param == "unreachable":  # nothing listens there: search stays degraded
         env |= {
             "HOTLINE__SEARCH__BACKEND": "elasticsearch",
             "HOTLINE__SEARCH__URL": f"http://127.0.0.1:{free_port(udp=False)}",

@@ -5,7 +5,6 @@ masked; groups are audited."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 from hotline.config import Settings
 from tests.conftest import Api, make_settings
-from tests.search_fixtures import BACKENDS
+from tests.search_fixtures import BACKENDS, backend_env
 from tests.waiting import wait_until
 
 HOUSING, URBAN, ECOLOGY = "150100-housing", "150100-urban", "150200-ecology"
@@ -28,14 +27,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         "HOTLINE__SEARCH__PROBE_S": "0.5",
         "HOTLINE__SIMILAR__ENABLED": "true",
     }
-    if request.param == "elasticsearch":
-        node = request.getfixturevalue("es_node")
-        env |= {
-            "HOTLINE__SEARCH__BACKEND": "elasticsearch",
-            "HOTLINE__SEARCH__URL": node.url,
-            "HOTLINE__SEARCH__INDEX_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-            "HOTLINE__SEARCH__REFRESH_WRITES": "true",
-        }
+    env |= backend_env(request, request.param)
     yield make_settings(f"sqlite:///{tmp_path / 'hotline.db'}", **env)
 
 

@@ -129,8 +129,8 @@ def call(hotline: Server, tmp_path: Path) -> Callable[..., SippResult]:
     return place
 
 
-def wait_for(probe: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
+def wait_for(probe: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = probe()
         if got:
