@@ -27,6 +27,7 @@ from routing.similar import SimilarRequests
 from routing.suggest import Suggester
 from telephony.call_stats import CallStatsService
 from telephony.center import CallCenter
+from telephony.presence import Presence
 from telephony.sms import SmsService
 from tickets.case_service import CaseService
 from tickets.config import StatsSettings
@@ -103,6 +104,7 @@ class Services:
     search: SearchServices | None = None  # order search, knowledge base, groups, hot spots
     assist: Any = None  # agent_ui.assist.Assistant: the order form's live suggestions
     files: Any = None  # agent_ui.uploads.FileStore: attachments
+    presence: Presence | None = None  # who is on duty: open consoles, signed-in agents
     max_files: int = 10  # per order
     max_files_per_request: int = 3  # per citizen submission
 

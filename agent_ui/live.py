@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from agent_ui.context import SERVICES, current_session, services
+from telephony.presence import Entry, Presence, process_name
 from tickets.access import mask_for
 from tickets.errors import DomainError, Forbidden
 from tickets.model import STATUS_LABELS, SYSTEM, Actor, Role, Status, TicketEvent, event_label
@@ -30,6 +34,7 @@ CENTRE = frozenset({Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, 
 QUEUE_SIZE = 256  # per page; a page that falls this far behind is closed and reconnects
 CATCH_UP_MAX = 500  # events sent to a page that reconnects; more: it reloads
 HEARTBEAT_S = 25
+PAGE = re.compile(r"/(staff|kb)(/[A-Za-z0-9_./-]{0,150})?")  # a console page, as presence shows it
 
 
 @dataclass(eq=False)
@@ -152,7 +157,11 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     client = Client(session.user.actor, session.user.username)
     hub.add(client)
     hub.sockets.add(ws)
+    presence = services(request).presence
+    seen = _console(client, request.query.get("page", ""))
     try:
+        if presence is not None:
+            await presence.put([seen])
         since = _int(request.query.get("since"))
         hello = {"type": "hello", "user": client.username, "role": client.actor.role.value}
         await ws.send_json(hello)
@@ -173,9 +182,27 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     finally:
         hub.remove(client)
         hub.sockets.discard(ws)
+        if presence is not None:
+            await presence.remove([seen.key])
         with contextlib.suppress(Exception):
             await ws.close()
     return ws
+
+
+def _console(client: Client, page: str) -> Entry:
+    """This socket as an entry of who is on duty (telephony/presence.py)."""
+    actor = client.actor
+    return Entry(
+        key=f"console:{uuid.uuid4().hex}",
+        kind="console",
+        username=client.username,
+        since=datetime.now(UTC).isoformat(),
+        name=actor.name,
+        role=actor.role.value,
+        department=actor.department,
+        page=page if PAGE.fullmatch(page) else "",
+        process=process_name(),
+    )
 
 
 async def _drain_incoming(ws: web.WebSocketResponse) -> None:
@@ -253,9 +280,34 @@ async def _close_sockets(app: web.Application) -> None:
             await ws.close(code=1001, message=b"server shutdown")
 
 
+def renew_ctx(presence: Presence) -> Any:
+    """One cleanup_ctx: renew this process's presence entries every third of their TTL, so
+    they outlive a late renewal and go within the TTL when this process dies."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(presence.ttl_s / 3)
+                try:
+                    await presence.renew()
+                except Exception:  # a renewal failing must not stop the renewals
+                    log.exception("presence renewal failed")
+
+        task = asyncio.create_task(renew())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
 def setup(app: web.Application, bus: Any) -> None:
     app[HUB] = LiveHub()
     app.router.add_get("/api/v1/live", live_socket)
     app.on_shutdown.append(_close_sockets)
     if bus is not None:
         app.cleanup_ctx.append(live_ctx(bus))
+    presence = app[SERVICES].presence
+    if presence is not None:
+        app.cleanup_ctx.append(renew_ctx(presence))

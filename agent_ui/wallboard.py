@@ -1,6 +1,8 @@
 """The centre's wallboard: calls waiting and the longest wait, agents by state, today's
 15-second answer rate and abandonment, and the orders due today — one JSON read the page
-polls, pushed sooner by the live console's call events."""
+polls, pushed sooner by the live console's call events. For supervisors, managers and admins
+also who is on duty (在线人员): open consoles and signed-in agents from every process
+(telephony/presence.py), each gone within the presence TTL of its process's death."""
 
 from __future__ import annotations
 
@@ -13,13 +15,27 @@ from aiohttp import web
 from agent_ui.api import _json, route
 from agent_ui.context import require_staff, services
 from agent_ui.pages_staff import render, staff_context
-from tickets.model import SYSTEM, Role, Status, TicketFilter
+from telephony.presence import group
+from tickets.model import LABELS, SYSTEM, Role, Status, TicketFilter
 
 WATCH = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
+OVERSEE = (Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)  # who may see who is on duty
+PAGE_LABELS = {
+    "/staff": "工作台",
+    "/staff/tickets": "工单列表",
+    "/staff/tickets/new": "新建工单",
+    "/staff/softphone": "软电话",
+    "/staff/wallboard": "话务大屏",
+    "/staff/search": "工单搜索",
+    "/staff/kb": "知识库",
+    "/staff/stats": "统计分析",
+    "/staff/cases": "多人同诉",
+    "/staff/sms": "短信发件箱",
+}
 AGENT_STATE_LABELS = {
     "available": "示闲",
     "ringing": "振铃",
-    "busy": "通话中",
+    "talking": "通话中",
     "wrapup": "话后整理",
     "paused": "示忙",
 }
@@ -63,6 +79,84 @@ async def wallboard_figures(request: web.Request) -> dict[str, Any]:
     return out
 
 
+def page_label(path: str) -> str:
+    if path in PAGE_LABELS:
+        return PAGE_LABELS[path]
+    if path.startswith("/staff/tickets/"):
+        return "工单详情"
+    if path.startswith("/staff/kb/"):
+        return "知识库"
+    return path
+
+
+def _utc(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+async def presence_figures(request: web.Request) -> dict[str, Any]:
+    """Who is on duty, one row per person: their open consoles (pages) and call-centre state."""
+    svc = services(request)
+    assert svc.presence is not None
+    snap = await svc.presence.online()
+    show = svc.presenter.time
+    rows = []
+    for username, p in sorted(group(snap.entries).items()):
+        consoles, agent = p["consoles"], p["agent"]
+        if consoles:
+            first = min(consoles, key=lambda c: c.since)
+            name, role, dept = first.name, first.role, first.department
+        else:  # signed in on a desk phone only
+            user = await svc.accounts.user_by_name(username)
+            name = user.display_name if user else ""
+            role = user.role.value if user else ""
+            dept = user.department if user else None
+        seen = max((e.seen for e in [*consoles, *([agent] if agent else [])]), default="")
+        pages = sorted({c.page for c in consoles if c.page})
+        rows.append(
+            {
+                "username": username,
+                "name": name or username,
+                "role": role,
+                "role_label": LABELS.get(role, role),
+                "department": dept,
+                "department_name": svc.directory.department_name(dept) if dept else None,
+                "consoles": len(consoles),
+                "pages": [{"path": x, "label": page_label(x)} for x in pages],
+                "online_since": show(_utc(first.since)) if consoles else None,
+                "seen": show(_utc(seen)) if seen else None,
+                "agent": None
+                if agent is None
+                else {
+                    "state": agent.state,
+                    "state_label": AGENT_STATE_LABELS.get(agent.state, agent.state),
+                    "reason": agent.reason,
+                    "since": show(_utc(agent.since)),
+                },
+            }
+        )
+    return {
+        "at": show(svc.tickets.now()),
+        "ttl_s": svc.presence.ttl_s,
+        "shared": snap.shared,
+        "count": len(rows),
+        "people": rows,
+    }
+
+
+@route(
+    "GET",
+    "/presence",
+    "在线人员：打开工作台的人员（所在页面）和已签入话务的坐席（状态）；进程退出后 TTL 内消失",
+    tag="电话",
+)
+async def presence_json(request: web.Request) -> web.Response:
+    await require_staff(request, *OVERSEE)
+    return _json(await presence_figures(request))
+
+
 @route(
     "GET",
     "/wallboard",
@@ -75,11 +169,12 @@ async def wallboard_json(request: web.Request) -> web.Response:
 
 
 async def wallboard_page(request: web.Request) -> web.Response:
-    await require_staff(request, *WATCH)
+    user = await require_staff(request, *WATCH)
     ctx = {
         **await staff_context(request),
         "w": await wallboard_figures(request),
         "state_labels": AGENT_STATE_LABELS,
+        "on_duty": await presence_figures(request) if user.role in OVERSEE else None,
     }
     return render(request, "staff/wallboard.html", ctx)
 

@@ -69,6 +69,7 @@ from telephony.call_stats import AgentTimeRecorder, CallStatsService
 from telephony.center import CallCenter
 from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
+from telephony.presence import AgentPresence, LocalPresence, Presence, RedisPresence
 from telephony.prompts import (
     PromptError,
     PromptLibrary,
@@ -342,6 +343,12 @@ def make_app(
         bus = InProcessBus()
     services = build_services(settings, database, bus, limits_store)
     services.events = bus
+    ttl = settings.redis.presence_ttl_s
+    services.presence = (
+        RedisPresence(redis_client, ttl, settings.redis.prefix)
+        if redis_client is not None
+        else LocalPresence(ttl)
+    )
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
     app = create_app(services, bus) if "web" in run else health_app(services)
@@ -469,6 +476,7 @@ def make_app(
         standby = standby_setup(settings, redis_client)
         services.calls = build_call_center(settings, database, bus, services, standby)
         app.cleanup_ctx.append(agent_time_ctx(database, bus, services.calls))
+        app.cleanup_ctx.append(agent_presence_ctx(services.presence, services.calls))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -601,6 +609,24 @@ def agent_time_ctx(
             await task
         bus.unsubscribe(events)
         await recorder.stop()
+
+    return ctx
+
+
+def agent_presence_ctx(
+    presence: Presence, center: CallCenter
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The active centre's signed-in agents as presence entries (telephony/presence.py)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        agents = AgentPresence(presence, lambda: center.snapshot()["agents"], lambda: center.active)
+        task = asyncio.create_task(agents.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if center.standby is None:  # a standby's successor writes the same agents again
+            await agents.close()
 
     return ctx
 

@@ -169,6 +169,9 @@ class RedisSettings(_Section):
     url: str = ""
     # key and channel prefix, so several platforms (or test runs) can share one Redis
     prefix: str = "hotline"
+    # who is on duty (open consoles, signed-in agents): an entry whose process died goes from
+    # the list within this many seconds; renewed every third of it
+    presence_ttl_s: float = Field(default=60.0, ge=1.0, le=3600.0)
 
 
 STAFF_ROLE_NAMES = ("agent", "dispatcher", "supervisor", "department", "manager", "admin")

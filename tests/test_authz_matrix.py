@@ -66,6 +66,7 @@ EXPECT: dict[tuple[str, str], Any] = {
     ("GET", "/api/v1/live"): "live",  # a WebSocket: staff, from this site's pages
     ("POST", "/api/v1/assist"): INTAKE,
     ("GET", "/api/v1/wallboard"): WATCH,
+    ("GET", "/api/v1/presence"): frozenset({S, M, ADM}),
     ("POST", "/api/v1/tickets/{id}/attachments"): frozenset({A, D, S, DEPT}),
     ("GET", "/api/v1/tickets/{id}/attachments/{n}"): STAFF,
     ("POST", "/staff/tickets/{id}/attachments"): frozenset({A, D, S, DEPT}),

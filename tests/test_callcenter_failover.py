@@ -267,6 +267,21 @@ def test_the_standby_takes_the_queue_and_the_bridged_call_stays_up(
                 until_heard(phone2, CALLER_HZ, "caller 2 at agent 2")
                 snap = snapshot(watch_b)
                 assert snap is not None and agent_of(snap, "agent2")["state"] == "talking"
+
+                # who is on duty, as the new centre writes it (the dead one wrote agent 2
+                # paused): any web process on this Redis lists it
+                def on_duty() -> dict[str, Any] | None:
+                    status, body = watch_b.get("/presence")
+                    rows = (
+                        {p["username"]: p["agent"] for p in body["people"]} if status == 200 else {}
+                    )
+                    a1, a2 = rows.get("agent1"), rows.get("agent2")
+                    if a1 and a2 and (a1["state"], a2["state"]) == ("talking", "talking"):
+                        return rows
+                    return None
+
+                duty = wait_for(on_duty, "the new centre's agents on duty")
+                assert duty["agent2"]["state_label"] == "通话中"
                 assert hears(caller1, AGENT1_HZ) > HEARD  # and the first call is still up
             finally:
                 talk.stop(grace_s=1)

@@ -367,6 +367,10 @@ def test_wallboard_shows_the_centres_figures(web_server: WebServer, staff_page: 
     assert int(page.locator("#wb-received").inner_text()) >= 1
     assert page.locator("#wb-no-calls").count() == 1  # telephony is off in this server
     page.wait_for_selector("body[data-refreshed]", state="attached", timeout=20_000)
+    # 在线人员: this page's own console, listed once its socket is open (refreshed every 5 s)
+    me = page.locator('#wb-presence-rows tr[data-username="supervisor"]')
+    me.wait_for(timeout=30_000)
+    assert "话务大屏" in me.inner_text() and "班长" in me.inner_text()
     screenshot(page, "console-wallboard")
     dept = staff_page("housing")
     expect_console_error(dept, "status of 403")  # a department has no wallboard

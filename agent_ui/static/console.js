@@ -125,8 +125,9 @@
 
   function connect() {
     var last = sessionStorage.getItem(LAST);
+    // page: shown to supervisors as where this person is working (在线人员)
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/live" +
-      (last ? "?since=" + encodeURIComponent(last) : "");
+      "?page=" + encodeURIComponent(location.pathname) + (last ? "&since=" + encodeURIComponent(last) : "");
     var ws = new WebSocket(url);
     ws.onopen = function () { retry = 1000; document.body.dataset.live = "on"; };
     ws.onmessage = function (e) {

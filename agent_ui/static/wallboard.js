@@ -24,7 +24,35 @@
       })
       .catch(function () {});
   }
+  function cell(tr, text) { var td = document.createElement("td"); td.textContent = text; tr.appendChild(td); }
+  function presence() {
+    var box = document.getElementById("wb-presence");
+    if (!box) return;
+    fetch("/api/v1/presence", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d) return;
+        set("wb-presence-count", d.count);
+        var body = document.getElementById("wb-presence-rows");
+        while (body.firstChild) body.removeChild(body.firstChild);
+        d.people.forEach(function (p) {
+          var tr = document.createElement("tr");
+          tr.dataset.username = p.username;
+          cell(tr, p.name);
+          cell(tr, p.role_label);
+          cell(tr, p.department_name || "");
+          cell(tr, p.pages.length ? p.pages.map(function (x) { return x.label; }).join("、") : "（未打开工作台）");
+          cell(tr, p.agent ? p.agent.state_label + (p.agent.reason ? "（" + p.agent.reason + "）" : "") : "未签入");
+          var since = p.online_since || (p.agent && p.agent.since) || "";
+          cell(tr, since.slice(11, 19));
+          body.appendChild(tr);
+        });
+        box.dataset.refreshed = d.at;
+      })
+      .catch(function () {});
+  }
   setInterval(refresh, 5000);
+  setInterval(presence, 5000);
   document.addEventListener("hotline:call", refresh);
   document.addEventListener("hotline:ticket", refresh);
 })();

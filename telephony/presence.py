@@ -1,0 +1,317 @@
+"""Who is on duty now: staff consoles that are open and the call centre's signed-in agents,
+each an entry that lives `ttl_s` unless its writer renews it. A process that dies (kill -9, a
+machine lost) stops renewing, so its consoles and agents drop out of the list within `ttl_s`
+with nobody having to clean up after it.
+
+Two adapters behind one port (tests/test_presence.py runs one contract over both):
+- `LocalPresence`: one process's memory (the embedded default);
+- `RedisPresence`: one key per entry with its own TTL (SET PX), listed through a sorted set
+  of keys; every web process sees every process's entries. While Redis is unreachable each
+  process shows its own entries (`shared` is False), logs it once, and writes them all again
+  when Redis returns (a Redis restart without persistence loses nothing for longer than one
+  renewal).
+
+Writers: agent_ui/live.py (one entry per open console WebSocket, renewed every `ttl_s / 3`
+while the socket lives) and the active call centre (one entry per signed-in agent with its
+state, renewed every RENEW_AGENTS_S). Reader: GET /api/v1/presence and the wallboard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("console", "agent")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One console or one signed-in agent. `key` is unique per writer and kind
+    ("console:<uuid>", "agent:<username>"); times are UTC ISO 8601."""
+
+    key: str
+    kind: str  # "console" | "agent"
+    username: str
+    since: str
+    name: str = ""
+    role: str = ""
+    department: str | None = None
+    page: str = ""  # the console page's path
+    process: str = ""  # host:pid of the writer
+    state: str = ""  # an agent's call state (available, ringing, busy, wrapup, paused)
+    reason: str = ""  # 示忙 reason
+    seen: str = ""  # the writer's last renewal
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    entries: list[Entry]
+    shared: bool  # False: only this process's own entries (Redis unreachable, or none)
+
+
+class Presence(Protocol):
+    ttl_s: float
+
+    async def put(self, entries: Iterable[Entry]) -> None: ...
+    async def remove(self, keys: Iterable[str]) -> None: ...
+    def forget(self, keys: Iterable[str]) -> list[str]: ...
+    async def renew(self) -> None: ...
+    async def online(self) -> Snapshot: ...
+
+
+def _utc(clock: Callable[[], float]) -> str:
+    return datetime.fromtimestamp(clock(), UTC).isoformat()
+
+
+class _Own:
+    """The entries this process writes: renewed by `renew()`, written again after an outage."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
+        if ttl_s <= 0:
+            raise ValueError("presence ttl_s must be positive")
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.own: dict[str, Entry] = {}
+
+    def stamp(self, entries: Iterable[Entry]) -> list[Entry]:
+        now = _utc(self.clock)
+        out = [replace(e, seen=now) for e in entries]
+        for e in out:
+            self.own[e.key] = e
+        return out
+
+    def forget(self, keys: Iterable[str]) -> list[str]:
+        """Stop renewing these here; what is already written expires by itself."""
+        keys = list(keys)
+        for k in keys:
+            self.own.pop(k, None)
+        return keys
+
+
+class LocalPresence(_Own):
+    """One process: its entries, each expiring `ttl_s` after its last renewal (the clock is
+    injectable for tests). As with Redis, an entry its writer forgot stays until it expires."""
+
+    def __init__(self, ttl_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(ttl_s, clock)
+        self._entries: dict[str, tuple[Entry, float]] = {}
+
+    async def put(self, entries: Iterable[Entry]) -> None:
+        until = self.clock() + self.ttl_s
+        for e in self.stamp(entries):
+            self._entries[e.key] = (e, until)
+
+    async def remove(self, keys: Iterable[str]) -> None:
+        for k in self.forget(keys):
+            self._entries.pop(k, None)
+
+    async def renew(self) -> None:
+        await self.put(list(self.own.values()))
+
+    async def online(self) -> Snapshot:
+        now = self.clock()
+        for k in [k for k, (_, until) in self._entries.items() if until <= now]:
+            del self._entries[k]
+        return Snapshot(sorted((e for e, _ in self._entries.values()), key=_order), shared=True)
+
+
+class RedisPresence(_Own):
+    """Every process's entries in one Redis: `{prefix}:presence:e:{key}` holds the entry (its TTL
+    is Redis's, so a dead writer's entries go by Redis's clock); `{prefix}:presence:index` is a
+    sorted set of keys scored by when they expire, so listing never scans the keyspace."""
+
+    def __init__(
+        self,
+        redis: Any,
+        ttl_s: float = 60.0,
+        prefix: str = "hotline",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(ttl_s, clock)
+        self.redis = redis
+        self.prefix = prefix
+        self.index = f"{prefix}:presence:index"
+        self._down = False
+
+    def _k(self, key: str) -> str:
+        return f"{self.prefix}:presence:e:{key}"
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._down:
+            self._down = True
+            log.warning("Redis 不可用，在线人员暂只显示本进程（%s）", exc)
+
+    def _ok(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("Redis 已恢复，在线人员恢复共享")
+
+    async def put(self, entries: Iterable[Entry]) -> None:
+        stamped = self.stamp(entries)
+        if stamped:
+            await self._write(stamped)
+
+    async def _write(self, entries: list[Entry]) -> None:
+        ttl_ms = max(1, int(self.ttl_s * 1000))
+        until = self.clock() + self.ttl_s
+        try:
+            async with self.redis.pipeline(transaction=False) as p:
+                for e in entries:
+                    p.set(self._k(e.key), json.dumps(asdict(e), ensure_ascii=False), px=ttl_ms)
+                p.zadd(self.index, {e.key: until for e in entries})
+                await p.execute()
+            self._ok()
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def remove(self, keys: Iterable[str]) -> None:
+        keys = self.forget(keys)
+        if not keys:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as p:
+                p.delete(*(self._k(k) for k in keys))
+                p.zrem(self.index, *keys)
+                await p.execute()
+            self._ok()
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def renew(self) -> None:
+        """Write every own entry again (SET, not EXPIRE: after a Redis restart they come back)."""
+        await self.put(list(self.own.values()))
+
+    async def online(self) -> Snapshot:
+        try:
+            # the key's TTL is the truth; members long past their score (a writer's clock a
+            # little off does not matter) are dropped here, the rest when their key is missing
+            await self.redis.zremrangebyscore(self.index, "-inf", self.clock() - self.ttl_s)
+            keys = [k.decode() for k in await self.redis.zrange(self.index, 0, -1)]
+            raws = await self.redis.mget([self._k(k) for k in keys]) if keys else []
+            self._ok()
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return Snapshot(sorted(self.own.values(), key=_order), shared=False)
+        entries: list[Entry] = []
+        gone: list[str] = []
+        for k, raw in zip(keys, raws, strict=True):
+            if raw is None:
+                gone.append(k)
+                continue
+            try:
+                entries.append(Entry(**json.loads(raw)))
+            except (ValueError, TypeError):
+                log.warning("unreadable presence entry %s dropped", k)
+                gone.append(k)
+        if gone:
+            try:
+                await self.redis.zrem(self.index, *gone)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+        return Snapshot(sorted(entries, key=_order), shared=True)
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _order(e: Entry) -> tuple[str, str, str]:
+    return (e.username, e.kind, e.key)
+
+
+def group(entries: Iterable[Entry]) -> dict[str, dict[str, Any]]:
+    """Entries by person: their consoles and, if signed in to the call centre, their agent
+    entry (the newest one wins should a failover leave two for a moment)."""
+    people: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        p = people.setdefault(e.username, {"consoles": [], "agent": None})
+        if e.kind == "agent":
+            if p["agent"] is None or e.seen > p["agent"].seen:
+                p["agent"] = e
+        else:
+            p["consoles"].append(e)
+    return people
+
+
+RENEW_AGENTS_S = 0.5  # how often the centre looks for agents' changes (a write only on change)
+
+
+class AgentPresence:
+    """The active call centre's signed-in agents as presence entries: written when an agent's
+    state changes (looked at every RENEW_AGENTS_S), renewed every third of the TTL, removed
+    when the agent signs out. A standby writes nothing until it is the active centre; a centre
+    that steps down stops renewing (its successor writes the same keys), one that dies leaves
+    its entries to expire."""
+
+    def __init__(
+        self,
+        presence: Presence,
+        agents: Callable[[], list[dict[str, Any]]],
+        active: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.presence = presence
+        self.agents = agents  # CallCenter.snapshot()["agents"]
+        self.active = active
+        self.clock = clock
+        self._written: dict[str, Entry] = {}
+        self._renewed = 0.0
+
+    async def step(self) -> None:
+        if not self.active():
+            if self._written:  # stepped down: forget them here, delete nothing
+                self.presence.forget(list(self._written))
+                self._written = {}
+            return
+        now = self.clock()
+        current: dict[str, Entry] = {}
+        for a in self.agents():
+            key = f"agent:{a['username']}"
+            old = self._written.get(key)
+            if old is not None and (old.state, old.reason) == (a["state"], a.get("reason") or ""):
+                current[key] = old
+                continue
+            since = datetime.fromtimestamp(now - float(a.get("seconds") or 0), UTC)
+            current[key] = Entry(
+                key=key,
+                kind="agent",
+                username=a["username"],
+                since=since.isoformat(timespec="seconds"),
+                state=a["state"],
+                reason=a.get("reason") or "",
+                process=process_name(),
+            )
+        gone = [k for k in self._written if k not in current]
+        renew = now - self._renewed >= self.presence.ttl_s / 3
+        changed = [e for k, e in current.items() if renew or self._written.get(k) is not e]
+        if gone:
+            await self.presence.remove(gone)
+        if changed:
+            await self.presence.put(changed)
+        if renew:
+            self._renewed = now
+        self._written = current
+
+    async def close(self) -> None:
+        """The centre stops for good (no standby to follow it): its agents are signed out."""
+        await self.presence.remove(list(self._written))
+        self._written = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:  # presence failing must not stop the call centre
+                log.exception("agent presence update failed")
+            await asyncio.sleep(RENEW_AGENTS_S)
