@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import uuid
@@ -41,10 +42,11 @@ PAGE = re.compile(r"/(staff|kb)(/[A-Za-z0-9_./-]{0,150})?")  # a console page, a
 class Client:
     actor: Actor
     username: str
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    # messages already in JSON: one event is encoded once for all the pages it goes to
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     behind: bool = False  # dropped by the hub: the page reconnects and catches up
 
-    def offer(self, message: dict[str, Any]) -> bool:
+    def offer(self, message: str) -> bool:
         """Queue a message; False when the page is too far behind (it is then dropped)."""
         try:
             self.queue.put_nowait(message)
@@ -76,7 +78,7 @@ class LiveHub:
                 ticket = await svc.tickets.get(SYSTEM, ev.ticket_id)
             except DomainError:
                 continue
-            message = ticket_message(ev, ticket.number)
+            message = json.dumps(ticket_message(ev, ticket.number), ensure_ascii=False)
             for client in list(self.clients):
                 if may_see(client.actor, ticket):
                     self._send(client, message)
@@ -91,12 +93,15 @@ class LiveHub:
             "at": ev.at.isoformat(),
             "data": ev.data,
         }
+        encoded: dict[str | None, str] = {}  # by what the caller's number shows as
         for client in list(self.clients):
             if client.actor.role in CENTRE:
                 shown = mask_for(client.actor.role, ev.caller)
-                self._send(client, message if shown == ev.caller else {**message, "caller": shown})
+                if shown not in encoded:
+                    encoded[shown] = json.dumps({**message, "caller": shown}, ensure_ascii=False)
+                self._send(client, encoded[shown])
 
-    def _send(self, client: Client, message: dict[str, Any]) -> None:
+    def _send(self, client: Client, message: str) -> None:
         if client.offer(message):
             self.sent += 1
         else:
@@ -174,7 +179,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
             if getter not in done:
                 getter.cancel()
                 break
-            await ws.send_json(getter.result())
+            await ws.send_str(getter.result())
             if client.behind:
                 await ws.close(code=1013, message=b"behind: reconnect")
                 break
