@@ -378,6 +378,15 @@ def path_id(request: web.Request, key: str = "id", label: str = "工单") -> int
     return value
 
 
+def page_id(request: web.Request, key: str = "id") -> int:
+    """A row id in a page's URL: 404 for anything no row can have (not digits, beyond BIGINT)."""
+    raw = request.match_info[key]
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+    if not 1 <= value <= MAX_ID:
+        raise web.HTTPNotFound()
+    return value
+
+
 def _ticket_id(request: web.Request) -> int:
     return path_id(request)
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_ui import schemas as s
-from agent_ui.api import _int_query, _json, route
+from agent_ui.api import _int_query, _json, path_id, route
 from agent_ui.context import (
     client_address,
     current_session,
@@ -227,10 +227,6 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
 async def call_ticket(request: web.Request) -> web.Response:
     actor, username = await _caller(request, write=True)
     body = await read_json(request, s.OutboundCall)
-    try:
-        ticket_id = int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("工单不存在") from None
-    ticket = await services(request).tickets.get(actor, ticket_id)
+    ticket = await services(request).tickets.get(actor, path_id(request))
     call = await _center(request).originate(username, ticket, body.purpose)
     return _json({"call": call, "purpose": body.purpose}, status=202)

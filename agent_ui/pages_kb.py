@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from agent_ui import i18n
+from agent_ui.api import page_id
 from agent_ui.api_kb import KB_REVIEWERS, KB_WRITERS, editor, kb_call
 from agent_ui.api_search import order_query, search_services
 from agent_ui.context import current_session, require_staff, services
@@ -83,10 +84,7 @@ async def guides(request: web.Request) -> web.Response:
 
 async def guide(request: web.Request) -> web.Response:
     kb = search_services(request).kb
-    try:
-        article_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    article_id = page_id(request)
     a = await kb_call(kb.get_public(article_id))
     # the same item in the other language: its original, or a published translation
     other = None
@@ -296,10 +294,7 @@ async def kb_view(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    return page_id(request)
 
 
 async def kb_edit_form(request: web.Request) -> web.Response:
