@@ -97,7 +97,8 @@ class Services:
     cases: CaseService
     features: Features
     privacy: AccessLog  # audited reads of personal data (tickets/privacy.py)
-    calls: CallCenter | None = None  # None when [telephony] is off
+    calls: CallCenter | None = None  # None when [telephony] is off or runs in another process
+    telephony: bool = False  # [telephony] enabled: this process or another runs the call centre
     sso: SingleSignOn | None = None  # None when [sso] is off
     sms: SmsService | None = None
     events: EventSource | None = None  # pushes to consoles (the softphone's CTI events)

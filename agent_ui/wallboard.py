@@ -15,7 +15,7 @@ from aiohttp import web
 from agent_ui.api import _json, route
 from agent_ui.context import require_staff, services
 from agent_ui.pages_staff import render, staff_context
-from telephony.presence import group
+from telephony.presence import centre_of, group
 from tickets.model import LABELS, SYSTEM, Role, Status, TicketFilter
 
 WATCH = (Role.AGENT, Role.DISPATCHER, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN)
@@ -60,22 +60,45 @@ async def wallboard_figures(request: web.Request) -> dict[str, Any]:
         },
         "calls": None,
     }
-    if svc.calls is not None:
+    if svc.calls is not None and svc.calls.active:  # the call centre runs here
         snap = svc.calls.snapshot()
-        waits = [w["seconds"] for w in snap["waiting"]]
-        states = Counter(a["state"] for a in snap["agents"])
-        stats = await svc.calls.stats(start, now)
-        out["calls"] = {
+        waits = [float(w["seconds"]) for w in snap["waiting"]]
+        queue: dict[str, Any] | None = {
             "waiting": len(waits),
-            "longest_wait_s": max(waits, default=0),
+            "longest_wait_s": max(waits, default=0.0),
             "in_progress": snap["calls"],
-            "agents": {k: states.get(k, 0) for k in AGENT_STATE_LABELS},
-            "offered_today": stats.offered,
-            "answer_rate_15s": round(stats.answer_rate, 4),
-            "connection_rate": round(stats.connection_rate, 4),
-            "abandon_rate": round(stats.abandon_rate, 4),
-            "average_wait_s": round(stats.average_wait_s, 1),
         }
+        states = Counter(a["state"] for a in snap["agents"])
+        source = "local"
+    elif svc.telephony and svc.presence is not None:  # another process runs it (or took over)
+        entries = (await svc.presence.online()).entries
+        centre = centre_of(entries)
+        queue = None
+        if centre is not None:
+            oldest = _utc(centre.oldest) if centre.oldest else None
+            queue = {
+                "waiting": centre.waiting,
+                "longest_wait_s": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+                "in_progress": centre.calls,
+            }
+        states = Counter(e.state for e in entries if e.kind == "agent")
+        source = "shared"
+    else:
+        return out
+    stats = await svc.call_stats.totals(start, now)
+    out["calls"] = {
+        "source": source,  # local: this process's centre; shared: its presence entries
+        "reporting": queue is not None,  # False: no active centre has reported within the TTL
+        "waiting": queue["waiting"] if queue else None,
+        "longest_wait_s": round(queue["longest_wait_s"], 1) if queue else None,
+        "in_progress": queue["in_progress"] if queue else None,
+        "agents": {k: states.get(k, 0) for k in AGENT_STATE_LABELS},
+        "offered_today": stats.offered,
+        "answer_rate_15s": round(stats.answer_rate, 4),
+        "connection_rate": round(stats.connection_rate, 4),
+        "abandon_rate": round(stats.abandon_rate, 4),
+        "average_wait_s": round(stats.average_wait_s, 1),
+    }
     return out
 
 

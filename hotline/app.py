@@ -69,7 +69,7 @@ from telephony.call_stats import AgentTimeRecorder, CallStatsService
 from telephony.center import CallCenter
 from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
-from telephony.presence import AgentPresence, LocalPresence, Presence, RedisPresence
+from telephony.presence import CentrePresence, LocalPresence, Presence, RedisPresence
 from telephony.prompts import (
     PromptError,
     PromptLibrary,
@@ -343,6 +343,7 @@ def make_app(
         bus = InProcessBus()
     services = build_services(settings, database, bus, limits_store)
     services.events = bus
+    services.telephony = settings.telephony.enabled
     ttl = settings.redis.presence_ttl_s
     services.presence = (
         RedisPresence(redis_client, ttl, settings.redis.prefix)
@@ -616,17 +617,17 @@ def agent_time_ctx(
 def agent_presence_ctx(
     presence: Presence, center: CallCenter
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The active centre's signed-in agents as presence entries (telephony/presence.py)."""
+    """The active centre's agents and queue as presence entries (telephony/presence.py)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        agents = AgentPresence(presence, lambda: center.snapshot()["agents"], lambda: center.active)
-        task = asyncio.create_task(agents.run())
+        centre = CentrePresence(presence, center.snapshot, lambda: center.active)
+        task = asyncio.create_task(centre.run())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if center.standby is None:  # a standby's successor writes the same agents again
-            await agents.close()
+        if center.standby is None:  # a standby's successor writes the same keys again
+            await centre.close()
 
     return ctx
 

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telephony import call_stats_store
-from telephony.model import CtiEvent
+from telephony import call_stats_store, store
+from telephony.model import CallStats, CtiEvent
 from telephony.tables import CALL_HOUR_MEASURES
 from tickets.db import Database
 
@@ -102,6 +102,10 @@ class CallStatsService:
         if offset is None or offset.total_seconds() % 3600:
             return None
         return int(offset.total_seconds() // 3600)
+
+    async def totals(self, since: datetime, until: datetime, answer_s: float = 15) -> CallStats:
+        """Inbound calls offered in [since, until) from the call records, in any process."""
+        return await self.db.read(lambda c: store.call_stats(c, since, until, answer_s))
 
     async def report(self, since: date, until: date) -> CallReport:
         first, last = self._hours(since, until)

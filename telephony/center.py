@@ -21,7 +21,7 @@ from telephony import outbound, retention, store
 from telephony.acd import Acd, AcdError, Agent, AgentState
 from telephony.config import TelephonySettings
 from telephony.live import LiveCall, WorkerLink
-from telephony.model import CallRecord, CallStats, CtiEvent
+from telephony.model import CallRecord, CtiEvent
 from telephony.protocol import Link, LinkError, accept
 from telephony.softphone import Conversations, softphone_uri
 from telephony.standby import Standby, StandbySetup
@@ -584,9 +584,6 @@ class CallCenter:
     # -- reading ------------------------------------------------------------------------------
     async def list_calls(self, **filters: Any) -> list[CallRecord]:
         return await self.db.read(lambda c: store.list_calls(c, **filters))
-
-    async def stats(self, since: datetime, until: datetime, answer_s: float = 15) -> CallStats:
-        return await self.db.read(lambda c: store.call_stats(c, since, until, answer_s))
 
     async def purge_recordings(self, limit: int = 500) -> int:
         """Delete recordings older than the retention period (the call record stays); the

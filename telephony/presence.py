@@ -12,8 +12,9 @@ Two adapters behind one port (tests/test_presence.py runs one contract over both
   renewal).
 
 Writers: agent_ui/live.py (one entry per open console WebSocket, renewed every `ttl_s / 3`
-while the socket lives) and the active call centre (one entry per signed-in agent with its
-state, renewed every RENEW_AGENTS_S). Reader: GET /api/v1/presence and the wallboard."""
+while the socket lives) and the active call centre (`CentrePresence`: one entry per signed-in
+agent with its state, and one for its queue). Readers: GET /api/v1/presence and the wallboard
+of every web process."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("console", "agent")
+KINDS = ("console", "agent", "centre")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Entry:
     ("console:<uuid>", "agent:<username>"); times are UTC ISO 8601."""
 
     key: str
-    kind: str  # "console" | "agent"
+    kind: str  # "console" | "agent" | "centre"
     username: str
     since: str
     name: str = ""
@@ -49,9 +50,14 @@ class Entry:
     department: str | None = None
     page: str = ""  # the console page's path
     process: str = ""  # host:pid of the writer
-    state: str = ""  # an agent's call state (available, ringing, busy, wrapup, paused)
+    state: str = ""  # an agent's call state (available, ringing, talking, wrapup, paused)
     reason: str = ""  # 示忙 reason
     seen: str = ""  # the writer's last renewal
+    # the call centre's queue (kind "centre", key "centre"): callers waiting, when the longest
+    # one joined the queue (UTC), calls in progress
+    waiting: int = 0
+    oldest: str = ""
+    calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,12 @@ class RedisPresence(_Own):
         return Snapshot(sorted(entries, key=_order), shared=True)
 
 
+def centre_of(entries: Iterable[Entry]) -> Entry | None:
+    """The active call centre's queue entry (the newest, should a failover leave two)."""
+    found = [e for e in entries if e.kind == "centre"]
+    return max(found, key=lambda e: e.seen) if found else None
+
+
 def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -235,6 +247,8 @@ def group(entries: Iterable[Entry]) -> dict[str, dict[str, Any]]:
     entry (the newest one wins should a failover leave two for a moment)."""
     people: dict[str, dict[str, Any]] = {}
     for e in entries:
+        if e.kind == "centre":
+            continue
         p = people.setdefault(e.username, {"consoles": [], "agent": None})
         if e.kind == "agent":
             if p["agent"] is None or e.seen > p["agent"].seen:
@@ -244,29 +258,73 @@ def group(entries: Iterable[Entry]) -> dict[str, dict[str, Any]]:
     return people
 
 
-RENEW_AGENTS_S = 0.5  # how often the centre looks for agents' changes (a write only on change)
+RENEW_CENTRE_S = 0.5  # how often the centre looks for changes (a write only on change)
+CENTRE_KEY = "centre"
 
 
-class AgentPresence:
-    """The active call centre's signed-in agents as presence entries: written when an agent's
-    state changes (looked at every RENEW_AGENTS_S), renewed every third of the TTL, removed
-    when the agent signs out. A standby writes nothing until it is the active centre; a centre
-    that steps down stops renewing (its successor writes the same keys), one that dies leaves
-    its entries to expire."""
+class CentrePresence:
+    """The active call centre as presence entries: one per signed-in agent with its state, and
+    one for the queue (callers waiting, the longest one's queue time, calls in progress), so
+    every web process's wallboard shows them. Written when something changes (looked at every
+    RENEW_CENTRE_S) and renewed every third of the TTL; an agent's entry is removed when the
+    agent signs out. A standby writes nothing until it is active; a centre that steps down
+    stops renewing (its successor writes the same keys), one that dies leaves its entries to
+    expire, and the wallboards then say the centre is not reporting."""
 
     def __init__(
         self,
         presence: Presence,
-        agents: Callable[[], list[dict[str, Any]]],
+        snapshot: Callable[[], dict[str, Any]],
         active: Callable[[], bool],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.presence = presence
-        self.agents = agents  # CallCenter.snapshot()["agents"]
+        self.snapshot = snapshot  # CallCenter.snapshot
         self.active = active
         self.clock = clock
         self._written: dict[str, Entry] = {}
         self._renewed = 0.0
+
+    def _agent(self, a: dict[str, Any], now: float) -> Entry:
+        key = f"agent:{a['username']}"
+        old = self._written.get(key)
+        if old is not None and (old.state, old.reason) == (a["state"], a.get("reason") or ""):
+            return old
+        since = datetime.fromtimestamp(now - float(a.get("seconds") or 0), UTC)
+        return Entry(
+            key=key,
+            kind="agent",
+            username=a["username"],
+            since=since.isoformat(timespec="seconds"),
+            state=a["state"],
+            reason=a.get("reason") or "",
+            process=process_name(),
+        )
+
+    def _queue(self, snap: dict[str, Any], now: float) -> Entry:
+        waits = [float(w["seconds"]) for w in snap["waiting"]]
+        oldest = (
+            datetime.fromtimestamp(now - max(waits), UTC).isoformat(timespec="seconds")
+            if waits
+            else ""
+        )
+        old = self._written.get(CENTRE_KEY)
+        if old is not None and (old.waiting, old.oldest, old.calls) == (
+            len(waits),
+            oldest,
+            snap["calls"],
+        ):
+            return old
+        return Entry(
+            key=CENTRE_KEY,
+            kind="centre",
+            username="",
+            since=old.since if old else datetime.fromtimestamp(now, UTC).isoformat(),
+            process=process_name(),
+            waiting=len(waits),
+            oldest=oldest,
+            calls=int(snap["calls"]),
+        )
 
     async def step(self) -> None:
         if not self.active():
@@ -275,23 +333,9 @@ class AgentPresence:
                 self._written = {}
             return
         now = self.clock()
-        current: dict[str, Entry] = {}
-        for a in self.agents():
-            key = f"agent:{a['username']}"
-            old = self._written.get(key)
-            if old is not None and (old.state, old.reason) == (a["state"], a.get("reason") or ""):
-                current[key] = old
-                continue
-            since = datetime.fromtimestamp(now - float(a.get("seconds") or 0), UTC)
-            current[key] = Entry(
-                key=key,
-                kind="agent",
-                username=a["username"],
-                since=since.isoformat(timespec="seconds"),
-                state=a["state"],
-                reason=a.get("reason") or "",
-                process=process_name(),
-            )
+        snap = self.snapshot()
+        current = {e.key: e for e in (self._agent(a, now) for a in snap["agents"])}
+        current[CENTRE_KEY] = self._queue(snap, now)
         gone = [k for k in self._written if k not in current]
         renew = now - self._renewed >= self.presence.ttl_s / 3
         changed = [e for k, e in current.items() if renew or self._written.get(k) is not e]
@@ -313,5 +357,5 @@ class AgentPresence:
             try:
                 await self.step()
             except Exception:  # presence failing must not stop the call centre
-                log.exception("agent presence update failed")
-            await asyncio.sleep(RENEW_AGENTS_S)
+                log.exception("call-centre presence update failed")
+            await asyncio.sleep(RENEW_CENTRE_S)

@@ -19,6 +19,7 @@ import pytest
 from hotline.app import build_services
 from hotline.bus import InProcessBus
 from hotline.config import Settings
+from telephony.call_stats import CallStatsService
 from telephony.center import CallCenter
 from telephony.model import CtiEvent
 from telephony.protocol import Link, connect
@@ -183,7 +184,7 @@ async def test_call_answered_by_agent_emits_cti_events_in_order_and_records_it(r
     )
     assert (rec.wait_s, rec.talk_s) == (4.0, 60.0)
     assert rec.recording == "/r/c1.wav"
-    stats = await c.stats(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    stats = await CallStatsService(c.db).totals(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
     assert (stats.offered, stats.queued, stats.answered, stats.answered_within) == (1, 1, 1, 1)
     assert stats.answer_rate == 1.0
     rig.clock.advance(10)
@@ -199,7 +200,9 @@ async def test_hang_up_in_queue_is_abandoned_and_counts_in_the_kpis(rig: Rig) ->
     (rec,) = await rig.center.list_calls(caller="13800000002")
     assert rec.outcome == "abandoned"
     assert rec.wait_s == 20.0
-    stats = await rig.center.stats(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    stats = await CallStatsService(rig.center.db).totals(
+        NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    )
     assert (stats.queued, stats.abandoned, stats.answered) == (1, 1, 0)
     assert stats.abandon_rate == 1.0
 

@@ -11,6 +11,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ import redis.asyncio as aioredis
 from hotline.app import make_app
 from hotline.db import open_database
 from telephony.presence import (
-    AgentPresence,
+    CentrePresence,
     Entry,
     LocalPresence,
     Presence,
     RedisPresence,
+    centre_of,
     group,
 )
 from tests.conftest import PASSWORD, create_users, make_settings
@@ -142,38 +144,55 @@ async def test_renewal_keeps_entries_and_writes_them_again(rig: Rig) -> None:
         assert 0 < ttl_ms <= 1000
 
 
-async def test_agents_of_the_active_centre(rig: Rig) -> None:
-    """Written on a change, removed on sign-out; a standby writes nothing; a centre that steps
-    down stops renewing without deleting what its successor writes."""
+def centre_snapshot(agents: list[dict[str, Any]], waits: list[float] | None = None) -> Any:
+    return lambda: {
+        "agents": agents,
+        "waiting": [{"call": f"c{i}", "seconds": w} for i, w in enumerate(waits or [])],
+        "calls": len(waits or []),
+    }
+
+
+async def test_the_active_centre_writes_its_agents_and_queue(rig: Rig) -> None:
+    """Written on a change, an agent removed on sign-out; a standby writes nothing; a centre
+    that steps down stops renewing without deleting what its successor writes."""
     agents = [{"username": "zhang", "state": "available", "reason": "", "seconds": 3.0}]
+    waits: list[float] = []
     active = [True]
-    centre = AgentPresence(
-        rig.presence, lambda: agents, lambda: active[0], clock=rig.clock or Clock()
-    )
+    clock = rig.clock or Clock()
+    centre = CentrePresence(rig.presence, centre_snapshot(agents, waits), lambda: active[0], clock)
     await centre.step()
-    [e] = (await rig.other.online()).entries
-    assert (e.key, e.kind, e.state) == ("agent:zhang", "agent", "available")
+    found = (await rig.other.online()).entries
+    [e] = [x for x in found if x.kind == "agent"]
+    assert (e.key, e.state) == ("agent:zhang", "available")
+    q = centre_of(found)
+    assert q is not None and (q.waiting, q.oldest, q.calls) == (0, "", 0)
     agents[0] = {"username": "zhang", "state": "paused", "reason": "会议", "seconds": 0.0}
+    waits += [12.0, 40.0]
     await centre.step()
-    [e] = (await rig.other.online()).entries
+    found = (await rig.other.online()).entries
+    [e] = [x for x in found if x.kind == "agent"]
     assert (e.state, e.reason) == ("paused", "会议")
+    q = centre_of(found)
+    assert q is not None and (q.waiting, q.calls) == (2, 2)
+    assert datetime.fromisoformat(q.oldest) == datetime.fromtimestamp(clock() - 40, UTC)
+    assert list(group(found)) == ["zhang"]  # the queue is not a person
     agents.clear()  # signed out
     await centre.step()
-    assert await keys(rig.other) == set()
+    assert await keys(rig.other) == {"centre"}
     agents.append({"username": "li", "state": "talking", "reason": "", "seconds": 1.0})
-    standby = AgentPresence(rig.other, lambda: [], lambda: False)
+    standby = CentrePresence(rig.other, centre_snapshot([]), lambda: False)
     await standby.step()
     await centre.step()
-    assert await keys(rig.other) == {"agent:li"}  # the standby wrote and removed nothing
+    assert await keys(rig.other) == {"agent:li", "centre"}  # the standby wrote nothing
     active[0] = False  # stepped down
     await centre.step()
-    assert "agent:li" not in rig.presence.own if isinstance(rig.presence, RedisPresence) else True
-    assert await keys(rig.other) == {"agent:li"}  # still listed until it expires
+    assert "agent:li" not in rig.presence.own  # not renewed here any more
+    assert await keys(rig.other) == {"agent:li", "centre"}  # still listed until it expires
     await rig.expire()
     assert await keys(rig.other) == set()
     active[0] = True  # active again, then stopped for good (no standby): signed out at once
     await centre.step()
-    assert await keys(rig.other) == {"agent:li"}
+    assert await keys(rig.other) == {"agent:li", "centre"}
     await centre.close()
     assert await keys(rig.other) == set()
 
@@ -329,3 +348,72 @@ async def test_a_console_on_one_process_is_listed_by_another_and_goes_when_it_is
 async def _seen_after(s: aiohttp.ClientSession, base: str, seen: str) -> bool:
     body = await presence_of(s, base)
     return body["count"] == 1 and body["people"][0]["seen"] > seen
+
+
+async def test_a_web_process_without_the_call_centre_shows_the_centres_figures(
+    sqlite_url: str, redis_server: Any, aiohttp_client: Any
+) -> None:
+    """The wallboard of a web process while the call centre runs in another one: agents by
+    state and the queue from the centre's presence entries on Redis, today's rates from the
+    call records; while no centre reports, it says so instead of showing zeros."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    settings = make_settings(
+        sqlite_url,
+        HOTLINE__REDIS__URL=redis_server.url,
+        HOTLINE__REDIS__PREFIX=prefix,
+        HOTLINE__TELEPHONY__ENABLED="true",
+    )
+    db = open_database(settings)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        create_users(settings, db)
+        web = await aiohttp_client(make_app(settings, db, roles=["web"]))
+        base = str(web.make_url("")).rstrip("/")
+        sup = await ws_session(base, "supervisor")
+        try:
+            calls = (await wallboard_of(sup, base))["calls"]
+            assert (calls["source"], calls["reporting"], calls["waiting"]) == (
+                "shared",
+                False,
+                None,
+            )
+            assert calls["offered_today"] == 0
+            async with sup.get(base + "/staff/wallboard") as r:
+                html = await r.text()
+            assert '<p class="hint" id="wb-not-reporting">' in html  # shown, not hidden
+            # the active centre, in another process, on the same Redis
+            agents = [
+                {"username": "agent", "state": "talking", "reason": "", "seconds": 30.0},
+                {"username": "dispatcher", "state": "paused", "reason": "培训", "seconds": 5.0},
+            ]
+            elsewhere = RedisPresence(client, 60, prefix)
+            centre = CentrePresence(elsewhere, centre_snapshot(agents, [25.0]), lambda: True)
+            await centre.step()
+            calls = (await wallboard_of(sup, base))["calls"]
+            assert (calls["reporting"], calls["waiting"], calls["in_progress"]) == (True, 1, 1)
+            assert calls["longest_wait_s"] >= 25
+            assert calls["agents"]["talking"] == 1 and calls["agents"]["paused"] == 1
+            async with sup.get(base + "/staff/wallboard") as r:
+                html = await r.text()
+            assert 'id="wb-not-reporting" hidden' in html
+            assert '<strong id="wb-agents-talking">1</strong>' in html
+            on_duty = await presence_of(sup, base)
+            rows = {p["username"]: p for p in on_duty["people"]}
+            assert rows["dispatcher"]["agent"]["reason"] == "培训"
+            assert rows["dispatcher"]["name"] == "测试-dispatcher"  # from the account
+            assert rows["dispatcher"]["pages"] == []  # a desk phone, no console open
+            await centre.close()
+            calls = (await wallboard_of(sup, base))["calls"]
+            assert calls["reporting"] is False and calls["agents"]["talking"] == 0
+        finally:
+            await sup.close()
+    finally:
+        await client.aclose()
+        db.close()
+
+
+async def wallboard_of(s: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    async with s.get(base + "/api/v1/wallboard") as r:
+        assert r.status == 200, await r.text()
+        body: dict[str, Any] = await r.json()
+        return body

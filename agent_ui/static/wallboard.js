@@ -14,8 +14,10 @@
         set("wb-overdue", w.orders.overdue);
         set("wb-review", w.orders.waiting_review);
         if (w.calls) {
-          set("wb-waiting", w.calls.waiting);
-          set("wb-longest", Math.round(w.calls.longest_wait_s));
+          set("wb-waiting", w.calls.waiting === null ? "—" : w.calls.waiting);
+          set("wb-longest", w.calls.longest_wait_s === null ? "—" : Math.round(w.calls.longest_wait_s));
+          var note = document.getElementById("wb-not-reporting");
+          if (note) note.hidden = w.calls.reporting;
           set("wb-answer15", pct(w.calls.answer_rate_15s));
           set("wb-abandon", pct(w.calls.abandon_rate));
           Object.keys(w.calls.agents).forEach(function (k) { set("wb-agents-" + k, w.calls.agents[k]); });
