@@ -163,6 +163,9 @@ class EsNode:
 
 
 if __name__ == "__main__":  # `python -m tests.esnode PORT`: a node for manual runs and bench
+    # blocked, so SIGTERM waits for sigwait (unblocked, it would end this process at once and
+    # leave the Java node running)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     node = EsNode(int(sys.argv[1]) if len(sys.argv) > 1 else 9200).start()
     print(f"Elasticsearch on {node.url} (pid {node.proc.pid if node.proc else '?'})", flush=True)
     try:
