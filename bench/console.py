@@ -267,6 +267,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MIN": str(ice),
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MAX": str(ice + 4 * n + 7),
             "HOTLINE__TELEPHONY__WEBRTC__JITTER_FRAMES": str(args.jitter_frames),
+            # every page holds two WebSockets (console, softphone) and Chromium's HTTP pool, all
+            # from 127.0.0.1: beyond the default cap of 64 per address the rest would be refused
+            "HOTLINE__SERVER__MAX_CONNECTIONS_PER_ADDRESS": str(8 * n + 16),
         },
     )
     sipps: list[SippProcess] = []
