@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -226,6 +226,14 @@ class Accounts:
         name = username.strip().lower()
         row = await self.db.read(lambda c: store.get_user_by_name(c, name))
         return _user(row) if row is not None else None
+
+    async def users_by_names(self, usernames: Iterable[str]) -> dict[str, User]:
+        """The accounts of these usernames (one query), by username; unknown ones left out."""
+        names = sorted({u.strip().lower() for u in usernames})
+        if not names:
+            return {}
+        rows = await self.db.read(lambda c: store.get_users_by_names(c, names))
+        return {u.username: u for u in map(_user, rows)}
 
     def list_users_sync(self) -> list[User]:
         return [_user(r) for r in self.db.run_read(store.list_users)]

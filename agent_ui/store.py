@@ -19,6 +19,10 @@ def get_user_by_name(conn: Connection, username: str) -> Any:
     return conn.execute(sa.select(users).where(users.c.username == username)).first()
 
 
+def get_users_by_names(conn: Connection, usernames: list[str]) -> list[Any]:
+    return list(conn.execute(sa.select(users).where(users.c.username.in_(usernames))))
+
+
 def get_user_by_subject(conn: Connection, issuer: str, subject: str) -> Any:
     stmt = sa.select(users).where(users.c.sso_issuer == issuer, users.c.sso_subject == subject)
     return conn.execute(stmt).first()
