@@ -164,6 +164,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     hub.sockets.add(ws)
     presence = services(request).presence
     seen = _console(client, request.query.get("page", ""))
+    reader: asyncio.Task[None] | None = None
     try:
         if presence is not None:
             await presence.put([seen])
@@ -183,8 +184,11 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
             if client.behind:
                 await ws.close(code=1013, message=b"behind: reconnect")
                 break
-        reader.cancel()
+    except ConnectionResetError:
+        pass  # the page went while a message was on its way: it reconnects and catches up
     finally:
+        if reader is not None:
+            reader.cancel()
         hub.remove(client)
         hub.sockets.discard(ws)
         if presence is not None:
