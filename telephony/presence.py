@@ -33,8 +33,6 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("console", "agent", "centre")
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -97,6 +95,14 @@ class _Own:
             self.own[e.key] = e
         return out
 
+    async def put(self, entries: Iterable[Entry]) -> None:
+        raise NotImplementedError
+
+    async def renew(self) -> None:
+        """Write every own entry again (with Redis a SET, not EXPIRE: after a Redis restart
+        they come back)."""
+        await self.put(list(self.own.values()))
+
     def forget(self, keys: Iterable[str]) -> list[str]:
         """Stop renewing these here; what is already written expires by itself."""
         keys = list(keys)
@@ -121,9 +127,6 @@ class LocalPresence(_Own):
     async def remove(self, keys: Iterable[str]) -> None:
         for k in self.forget(keys):
             self._entries.pop(k, None)
-
-    async def renew(self) -> None:
-        await self.put(list(self.own.values()))
 
     async def online(self) -> Snapshot:
         now = self.clock()
@@ -193,10 +196,6 @@ class RedisPresence(_Own):
             self._ok()
         except (RedisError, OSError) as exc:
             self._failed(exc)
-
-    async def renew(self) -> None:
-        """Write every own entry again (SET, not EXPIRE: after a Redis restart they come back)."""
-        await self.put(list(self.own.values()))
 
     async def online(self) -> Snapshot:
         try:
