@@ -127,6 +127,10 @@ def cluster(tmp_path: Path, redis_server: Any) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+        # shown by pytest only when the test failed: what the workers and centres logged
+        print("-- workers --\n" + c.workers_output()[-6000:] if c.workers else "no workers")
+        for i, server in enumerate(c.centres):
+            print(f"-- centre {i} --\n{server.output()[-6000:]}")
 
 
 def snapshot(client: StaffClient) -> dict[str, Any] | None:

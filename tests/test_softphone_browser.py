@@ -112,6 +112,25 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+# the pages the test opened, by user: a timeout reports what each page showed (state, call,
+# the last error, which the page hides after a few seconds)
+PAGES: dict[str, Any] = {}
+
+
+def pages_report() -> str:
+    lines = []
+    for name, page in PAGES.items():
+        try:
+            shown = page.evaluate(
+                """() => Object.fromEntries(["conn", "state", "call-status", "error", "ring"].map(
+                    (k) => [k, document.querySelector(`[data-sp="${k}"]`)?.textContent?.trim()]))"""
+            )
+        except Exception as exc:  # a closed or crashed page says so
+            shown = repr(exc)
+        lines.append(f"  {name}: {shown}")
+    return "\n".join(lines)
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
     deadline = time.monotonic() + timeout
     last = None
@@ -120,7 +139,7 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> An
         if last:
             return last
         time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what} (last: {last!r})")
+    pytest.fail(f"timed out waiting for {what} (last: {last!r})\npages:\n{pages_report()}")
 
 
 def sp(page: Any, name: str) -> Any:
@@ -199,6 +218,8 @@ def test_softphone_call_with_every_control(
     agent_a = staff_page("agent")
     agent_b = staff_page("dispatcher")
     boss = staff_page("supervisor")
+    PAGES.clear()
+    PAGES.update(agent=agent_a, dispatcher=agent_b, supervisor=boss)
     sign_in(agent_a, available=True)
     sign_in(agent_b, available=False)
     sign_in(boss, available=False)
