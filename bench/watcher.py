@@ -305,8 +305,9 @@ def _copy_chunk(engine: Engine, rows: Chunk) -> None:
                 with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
                     for r in chunk_rows:
                         out = list(r)
-                        for i in when:  # what UTCDateTime stores: naive UTC
-                            out[i] = out[i].replace(tzinfo=None)
+                        for i in when:  # what UTCDateTime stores: naive UTC (or NULL)
+                            if out[i] is not None:
+                                out[i] = out[i].replace(tzinfo=None)
                         for i in docs:
                             out[i] = json.dumps(out[i], ensure_ascii=False)
                         copy.write_row(out)
