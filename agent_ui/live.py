@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from agent_ui.context import SERVICES, current_session, services
-from telephony.presence import Entry, Presence, process_name
+from telephony.presence import Entry, process_name
 from tickets.access import mask_for
 from tickets.errors import DomainError, Forbidden
 from tickets.model import STATUS_LABELS, SYSTEM, Actor, Role, Status, TicketEvent, event_label
@@ -289,34 +289,9 @@ async def _close_sockets(app: web.Application) -> None:
             await ws.close(code=1001, message=b"server shutdown")
 
 
-def renew_ctx(presence: Presence) -> Any:
-    """One cleanup_ctx: renew this process's presence entries every third of their TTL, so
-    they outlive a late renewal and go within the TTL when this process dies."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(presence.ttl_s / 3)
-                try:
-                    await presence.renew()
-                except Exception:  # a renewal failing must not stop the renewals
-                    log.exception("presence renewal failed")
-
-        task = asyncio.create_task(renew())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
-
-
 def setup(app: web.Application, bus: Any) -> None:
     app[HUB] = LiveHub()
     app.router.add_get("/api/v1/live", live_socket)
     app.on_shutdown.append(_close_sockets)
     if bus is not None:
         app.cleanup_ctx.append(live_ctx(bus))
-    presence = app[SERVICES].presence
-    if presence is not None:
-        app.cleanup_ctx.append(renew_ctx(presence))

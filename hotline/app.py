@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import (
     BrokenExecutor,
     Executor,
@@ -69,7 +69,13 @@ from telephony.call_stats import AgentTimeRecorder, CallStatsService
 from telephony.center import CallCenter
 from telephony.notify import Notifier
 from telephony.pool import PoolPaths, WorkerPool
-from telephony.presence import CentrePresence, LocalPresence, Presence, RedisPresence
+from telephony.presence import (
+    CentrePresence,
+    LocalPresence,
+    Presence,
+    RedisPresence,
+    keep_renewed,
+)
 from telephony.prompts import (
     PromptError,
     PromptLibrary,
@@ -345,11 +351,12 @@ def make_app(
     services.events = bus
     services.telephony = settings.telephony.enabled
     ttl = settings.redis.presence_ttl_s
-    services.presence = (
+    presence: Presence = (
         RedisPresence(redis_client, ttl, settings.redis.prefix)
         if redis_client is not None
         else LocalPresence(ttl)
     )
+    services.presence = presence
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
     app = create_app(services, bus) if "web" in run else health_app(services)
@@ -464,6 +471,10 @@ def make_app(
     app.cleanup_ctx.append(database_ctx)
     if redis_client is not None:
         app.cleanup_ctx.append(redis_ctx)
+    if "web" in run or (settings.telephony.enabled and "sip" in run):
+        # consoles (web) and the call centre's agents (sip) put presence entries; one task
+        # renews them all (after redis_ctx: it stops before the client closes)
+        app.cleanup_ctx.append(task_ctx(lambda: keep_renewed(presence)))
     if services.sso is not None and "web" in run:
         app.cleanup_ctx.append(sso_ctx)
     if worker:
@@ -477,7 +488,7 @@ def make_app(
         standby = standby_setup(settings, redis_client)
         services.calls = build_call_center(settings, database, bus, services, standby)
         app.cleanup_ctx.append(agent_time_ctx(database, bus, services.calls))
-        app.cleanup_ctx.append(agent_presence_ctx(services.presence, services.calls))
+        app.cleanup_ctx.append(agent_presence_ctx(presence, services.calls))
         app.cleanup_ctx.append(telephony_ctx(settings, services.calls))
     services.sms = SmsService(
         settings.sms,
@@ -610,6 +621,21 @@ def agent_time_ctx(
             await task
         bus.unsubscribe(events)
         await recorder.stop()
+
+    return ctx
+
+
+def task_ctx(
+    run: Callable[[], Coroutine[Any, Any, None]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx running one background task while the app serves."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     return ctx
 

@@ -11,10 +11,11 @@ Two adapters behind one port (tests/test_presence.py runs one contract over both
   when Redis returns (a Redis restart without persistence loses nothing for longer than one
   renewal).
 
-Writers: agent_ui/live.py (one entry per open console WebSocket, renewed every `ttl_s / 3`
-while the socket lives) and the active call centre (`CentrePresence`: one entry per signed-in
-agent with its state, and one for its queue). Readers: GET /api/v1/presence and the wallboard
-of every web process."""
+Writers: agent_ui/live.py (one entry per open console WebSocket while the socket lives) and
+the active call centre (`CentrePresence`: one entry per signed-in agent with its state, and one
+for its queue). One `keep_renewed` task per process (hotline/app.py) renews whatever its
+writers put, every `ttl_s / 3`. Readers: GET /api/v1/presence and the wallboard of every web
+process."""
 
 from __future__ import annotations
 
@@ -257,6 +258,17 @@ def group(entries: Iterable[Entry]) -> dict[str, dict[str, Any]]:
     return people
 
 
+async def keep_renewed(presence: Presence) -> None:
+    """This process's one renewer: every entry its writers put is written again every third
+    of the TTL, so entries outlive a late renewal and go within the TTL when the process dies."""
+    while True:
+        await asyncio.sleep(presence.ttl_s / 3)
+        try:
+            await presence.renew()
+        except Exception:  # a renewal failing must not stop the renewals
+            log.exception("presence renewal failed")
+
+
 RENEW_CENTRE_S = 0.5  # how often the centre looks for changes (a write only on change)
 CENTRE_KEY = "centre"
 
@@ -265,8 +277,8 @@ class CentrePresence:
     """The active call centre as presence entries: one per signed-in agent with its state, and
     one for the queue (callers waiting, the longest one's queue time, calls in progress), so
     every web process's wallboard shows them. Written when something changes (looked at every
-    RENEW_CENTRE_S) and renewed every third of the TTL; an agent's entry is removed when the
-    agent signs out. A standby writes nothing until it is active; a centre that steps down
+    RENEW_CENTRE_S; the process's `keep_renewed` renews them); an agent's entry is removed when
+    the agent signs out. A standby writes nothing until it is active; a centre that steps down
     stops renewing (its successor writes the same keys), one that dies leaves its entries to
     expire, and the wallboards then say the centre is not reporting."""
 
@@ -282,7 +294,6 @@ class CentrePresence:
         self.active = active
         self.clock = clock
         self._written: dict[str, Entry] = {}
-        self._renewed = 0.0
 
     def _agent(self, a: dict[str, Any], now: float) -> Entry:
         key = f"agent:{a['username']}"
@@ -336,14 +347,11 @@ class CentrePresence:
         current = {e.key: e for e in (self._agent(a, now) for a in snap["agents"])}
         current[CENTRE_KEY] = self._queue(snap, now)
         gone = [k for k in self._written if k not in current]
-        renew = now - self._renewed >= self.presence.ttl_s / 3
-        changed = [e for k, e in current.items() if renew or self._written.get(k) is not e]
+        changed = [e for k, e in current.items() if self._written.get(k) is not e]
         if gone:
             await self.presence.remove(gone)
         if changed:
             await self.presence.put(changed)
-        if renew:
-            self._renewed = now
         self._written = current
 
     async def close(self) -> None:

@@ -6,12 +6,14 @@ within the TTL when that process is killed with SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from telephony.presence import (
     RedisPresence,
     centre_of,
     group,
+    keep_renewed,
 )
 from tests.conftest import PASSWORD, create_users, make_settings
 from tests.hotline_server import Server
@@ -195,6 +198,42 @@ async def test_the_active_centre_writes_its_agents_and_queue(rig: Rig) -> None:
     assert await keys(rig.other) == {"agent:li", "centre"}
     await centre.close()
     assert await keys(rig.other) == set()
+
+
+async def test_the_process_renewer_keeps_the_centres_entries_and_they_go_when_it_stops(
+    redis_server: Any,
+) -> None:
+    """The centre writes on change only; the process's one renewer (keep_renewed) writes its
+    entries again, so they outlive their TTL while the process lives, and go when it stops."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    one, two = aioredis.from_url(redis_server.url), aioredis.from_url(redis_server.url)
+    try:
+        writer = RedisPresence(one, ttl_s=2.0, prefix=prefix)
+        reader = RedisPresence(two, ttl_s=2.0, prefix=prefix)
+        agents = [{"username": "zhang", "state": "available", "reason": "", "seconds": 1.0}]
+        centre = CentrePresence(writer, centre_snapshot(agents), lambda: True)
+        await centre.step()
+        first = {e.key: e.seen for e in (await reader.online()).entries}
+        assert set(first) == {"agent:zhang", "centre"}
+        renewer = asyncio.create_task(keep_renewed(writer))
+        await centre.step()  # nothing changed: the centre writes nothing itself
+
+        async def renewed_past_two_ttls() -> bool:
+            now = {e.key: e.seen for e in (await reader.online()).entries}
+            return set(now) == set(first) and all(
+                datetime.fromisoformat(now[k]) - datetime.fromisoformat(first[k])
+                > timedelta(seconds=4)
+                for k in first
+            )
+
+        await wait_until(renewed_past_two_ttls, within=60)
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await wait_until(lambda: _empty(reader), within=30)
+    finally:
+        await one.aclose()
+        await two.aclose()
 
 
 def test_one_row_per_person_with_the_newest_agent_entry() -> None:
