@@ -48,7 +48,7 @@ from hotline.bus import EventBus, InProcessBus
 from hotline.centres import standby_setup
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
-from hotline.lease import Lease, LocalLease, RedisLease
+from hotline.lease import LocalLease, RedisLease
 from hotline.search import build_search_services, search_ctx
 from routing.calendar import HolidayCalendar
 from routing.directory import Directory, DirectoryError, load_directory
@@ -83,7 +83,7 @@ from telephony.prompts import (
     build_prompts,
 )
 from telephony.sms import KannelGateway, SmsService
-from telephony.standby import StandbySetup
+from telephony.standby import Lease, StandbySetup
 from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.model import Role, TicketEvent

@@ -191,7 +191,7 @@ def cmd_hotspots(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.data:
-        from routing.hotspots_eval import evaluate_file
+        from hotline.hotspots_eval import evaluate_file
 
         _print(
             evaluate_file(

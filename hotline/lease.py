@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,6 @@ if not v then
 end
 return 0
 """
-
-
-class Lease(Protocol):
-    async def hold(self) -> bool: ...
-    async def release(self) -> None: ...
 
 
 class LocalLease:

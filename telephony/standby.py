@@ -16,9 +16,8 @@ import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hotline.lease import Lease
 from telephony import store
 from telephony.acd import AgentState
 from telephony.centre_state import (
@@ -42,6 +41,13 @@ log = logging.getLogger(__name__)
 RELINK_GRACE_S = 30.0  # a call no worker holds for this long (after a takeover) is over
 SYNC_GAP_S = 0.05  # changes within this long go to the store in one write
 RETRY_S = 1.0  # after a failed write (store away), the next try
+
+
+class Lease(Protocol):
+    """One holder at a time across processes (hotline/lease.py: Redis, or always held)."""
+
+    async def hold(self) -> bool: ...
+    async def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
