@@ -68,8 +68,10 @@ class Hub:
 
     async def _sign_out(self, username: str, center: CallCenter) -> None:
         """The page closed: a browser agent leaves the queue (after the call it is in), or
-        callers would ring a page nobody has open."""
+        callers would ring a page nobody has open. A page that comes back within the
+        configured grace (a reload, a dropped connection) cancels this in `attach`."""
         try:
+            await asyncio.sleep(center.settings.webrtc.reconnect_grace_s)
             while True:
                 agent = center.acd.agents.get(username)
                 if agent is None or not agent.softphone:
@@ -164,6 +166,10 @@ async def softphone_ws(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get("hotline_session", "")
     try:
         await phone.send(phone.welcome())
+        ring = center.conversations.ring_of(username)
+        pending = phone.event(ring) if ring is not None else None
+        if pending is not None:  # the page was reloaded or reconnected while a call rang
+            await phone.send(pending)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(phone.push(events, cookie))
             tg.create_task(phone.serve())
@@ -242,11 +248,11 @@ class Softphone:
                 await self.ws.close(code=CLOSE_SESSION, message=b"session")
                 raise _Closed
             if isinstance(ev, CtiEvent) and ev.agent == self.username:
-                msg = self._event(ev)
+                msg = self.event(ev)
                 if msg is not None:
                     await self.send(msg)
 
-    def _event(self, ev: CtiEvent) -> dict[str, Any] | None:
+    def event(self, ev: CtiEvent) -> dict[str, Any] | None:
         d = ev.data
         if ev.type == "agent.state":
             return {"type": "agent", "agent": self.agent()}

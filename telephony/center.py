@@ -594,8 +594,9 @@ class CallCenter:
             retention.purge_recordings, self.db, before, now, limit=limit
         )
 
-    async def _cti(self, type_: str, call: str | None, **data: Any) -> None:
+    async def _cti(self, type_: str, call: str | None, **data: Any) -> CtiEvent:
         caller = data.pop("caller", None)
         agent = data.pop("agent", None)
         ev = CtiEvent(type_, self.now(), call=call, caller=caller, agent=agent, data=data)
         await self.bus.publish([ev], topic="cti")
+        return ev

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from telephony.acd import AcdError, Agent
+from telephony.acd import AcdError, Agent, AgentState
+from telephony.model import CtiEvent
 from telephony.protocol import LinkError
 from tickets.errors import Conflict, InvalidInput, NotFound
 
@@ -36,6 +37,20 @@ class Conversations:
 
     def __init__(self, center: CallCenter) -> None:
         self.center = center
+        # the last ring of each agent, for a page that (re)connects while it rings
+        self.rings: dict[str, CtiEvent] = {}
+
+    def ring_of(self, agent: str) -> CtiEvent | None:
+        """The call ringing for `agent` now, as its call.ringing event (a reloaded or
+        reconnected page missed the event itself)."""
+        ev = self.rings.get(agent)
+        if ev is None:
+            return None
+        a = self.center.acd.agents.get(agent)
+        if a is None or a.state is not AgentState.RINGING or a.call != ev.call:
+            del self.rings[agent]
+            return None
+        return ev
 
     # -- what workers report --------------------------------------------------------------------
     async def ringing(self, call: str, agent: str, path: str, transfer: bool) -> None:
@@ -51,7 +66,7 @@ class Conversations:
             waited = rec.wait_s
         else:
             waited = c.monotonic() - (live.queued if live.queued is not None else live.started)
-        await c._cti(
+        self.rings[agent] = await c._cti(
             "call.ringing",
             call,
             caller=rec.caller,

@@ -3,12 +3,13 @@ call placed by SIPp whose audio is a Python RTP socket (tests/sip/rtp_phone.py),
 headless Chromium pages whose fake microphone plays a tone from a WAV file.
 
 One call walks through every control: it rings in the agent's page with the IVR path and wait,
-is answered in the page, audio is checked both ways by frequency and energy (on the caller's
-socket and in the page, from the decoded remote track), hold plays music to the caller, mute
-silences the agent, the keypad sends RFC 4733 keys, a blind transfer moves the caller to another
-agent's page, an attended transfer consults a supervisor (the caller on hold) and completes, a
-three-way call adds a department's phone (a SIPp UAS with its own socket) everyone hears, keys
-reach that phone, it is dropped, and the hang-up ends the call with its record and recording.
+rings there again after the agent reloads the page (still signed in, the ring re-sent), is
+answered in the page, audio is checked both ways by frequency and energy (on the caller's socket
+and in the page, from the decoded remote track), hold plays music to the caller, mute silences
+the agent, the keypad sends RFC 4733 keys, a blind transfer moves the caller to another agent's
+page, an attended transfer consults a supervisor (the caller on hold) and completes, a three-way
+call adds a department's phone (a SIPp UAS with its own socket) everyone hears, keys reach that
+phone, it is dropped, and the hang-up ends the call with its record and recording.
 Screenshots of each view go to var/test-artifacts/. Bounds are generous; nothing is timed."""
 
 from __future__ import annotations
@@ -309,6 +310,13 @@ def _walk_the_call(
     wait_for(lambda: sp(a, "ring-wait").inner_text() not in ("", "00:00"), "the wait shown")
     screenshot(a, "softphone-ringing")
 
+    # -- agent A reloads the page while it rings: still signed in, and the ring is shown again
+    a.reload()
+    wait_for(lambda: sp(a, "conn").inner_text() == "已连接", "agent A's page reconnected")
+    wait_for(lambda: sp(a, "ring").is_visible(), "the ring shown again after the reload")
+    assert sp(a, "ring-caller").inner_text() == CALLER
+    assert sp(a, "ring-path").inner_text() == "普通话 → 投诉 → 排队"
+
     # -- answer in the page: audio both ways ------------------------------------------------
     act(a, "answer")
     wait_for(lambda: call_state(a) == "通话中", "agent A talking")
@@ -365,6 +373,9 @@ def _walk_the_call(
     act(b, "refresh-targets")
     wait_for(lambda: b.locator('[data-sp="target"] option[value="supervisor"]').count(), "S")
     b.select_option('[data-sp="target"]', "supervisor")
+    # the list refreshes by itself too (when a call comes up): a refresh keeps the choice
+    b.evaluate("() => window.hotlineSoftphone.refreshTargets()")
+    assert b.locator('[data-sp="target"]').input_value() == "supervisor"
     act(b, "attended")
     wait_for(lambda: sp(boss, "ring").is_visible(), "the consultation ringing for the supervisor")
     act(boss, "answer")
@@ -520,12 +531,18 @@ async def _socket_checks(base: str) -> None:
                 "dispatcher" not in json.dumps(msg, ensure_ascii=False) or msg["type"] == "result"
             )
 
-        # a second page replaces the first; closing it signs the browser agent out
+        # a second page replaces the first; a page that comes back soon after its socket closed
+        # (a reload, a blip) finds the agent still signed in; closing it for good signs the
+        # browser agent out once the grace (telephony.webrtc.reconnect_grace_s) is over
         again = await _open(agent, base, agent_csrf)
         await _next(again, "welcome")
         await mine.receive()
         assert mine.close_code == 4000
         await again.close()
+        back = await _open(agent, base, agent_csrf)
+        welcome = await _next(back, "welcome")
+        assert welcome["agent"] and welcome["agent"]["username"] == "agent", welcome
+        await back.close()
         await theirs.send_json({"id": 9, "type": "targets"})
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:

@@ -174,8 +174,10 @@
 
     // -- ringing and answering -------------------------------------------------------------
     ringing(msg) {
+      // one call at a time; the same ring sent again (after a reconnect) changes nothing once
+      // the agent has picked it up
       if (this.call && this.call.state !== "ended") {
-        if (this.call.id !== msg.call) {
+        if (this.call.id !== msg.call || this.call.state !== "ringing") {
           return;
         }
       }
@@ -328,11 +330,13 @@
     async refreshTargets() {
       const res = await this.act("targets");
       const select = $("target");
+      const chosen = select.value;
       select.replaceChildren();
       for (const a of (res && res.agents) || []) {
         const option = document.createElement("option");
         option.value = a.username;
         option.textContent = `${a.username}（${ROLE_LABELS[a.role] || a.role}，${a.state_label}）`;
+        option.selected = a.username === chosen;  // a refresh keeps the agent's choice
         select.append(option);
       }
     }
