@@ -53,6 +53,22 @@ def redis_server() -> Iterator[Any]:
         server.close()
 
 
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: Any) -> Iterator[Any]:
+    """Two call centres on the run's Redis and their SIP workers (tests/callcentres.py), started
+    by the test; stopped here, and their logs printed (pytest shows them when the test failed)."""
+    from tests.callcentres import Cluster
+
+    c = Cluster(tmp_path, redis_server.url)
+    try:
+        yield c
+    finally:
+        c.stop()
+        print("-- workers --\n" + c.workers_output()[-6000:] if c.workers else "no workers")
+        for i, server in enumerate(c.centres):
+            print(f"-- centre {i} --\n{server.output()[-6000:]}")
+
+
 @pytest.fixture(scope="session")
 def keycloak(request: pytest.FixtureRequest) -> Iterator[Any]:
     """One real Keycloak for the whole run, with the test realm (tests/kcserver.py: the
