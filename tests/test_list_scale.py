@@ -259,3 +259,45 @@ async def test_page_tabs_and_total_say_plus_beyond_their_limits(
     monkeypatch.setattr(pages_list, "TAB_COUNT_LIMIT", 3)
     tabs = await page("view=all")
     assert 'id="queue-supervised">督办 <span class="count">3</span>' in tabs
+
+
+def test_a_kind_list_counts_and_pages_from_its_index(tmp_path: Any) -> None:
+    """Migration 0710's index serves a list of one kind on SQLite: the count reads only the
+    index and the newest-first page walks it, with the planner statistics a store that ran the
+    earlier 0700 (statistics without this index) gets from 0710."""
+    from tickets.model import Kind
+
+    db = open_database(make_settings(f"sqlite:///{tmp_path / 'h.db'}"), migrate=False)
+    try:
+        upgrade(db, "0700")
+        db.run_write(
+            lambda c: c.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE idx = 'ix_tickets_kind'")
+        )
+        upgrade(db)
+        stat = db.run_read(
+            lambda c: c.exec_driver_sql(
+                "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_tickets_kind'"
+            ).scalar_one()
+        )
+        assert stat == "1000000 166667 1"
+
+        def plans(c: Any) -> list[str]:
+            seen: list[str] = []
+            c.connection.driver_connection.set_trace_callback(seen.append)
+            f = TicketFilter(kind=Kind.COMPLAINT, offset=2450)
+            store.count_tickets(c, f)
+            store.list_tickets(c, f)
+            c.connection.driver_connection.set_trace_callback(None)
+            out = []
+            for sql in seen:
+                if sql.lstrip().upper().startswith("SELECT") and "FROM tickets" in sql:
+                    rows = c.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
+                    out.append(" / ".join(str(r[3]) for r in rows))
+            return out
+
+        count_plan, page_plan = db.run_read(plans)[:2]
+        assert count_plan == "SEARCH tickets USING COVERING INDEX ix_tickets_kind (kind=?)"
+        assert page_plan.startswith("SEARCH tickets USING INDEX ix_tickets_kind (kind=?)")
+        assert "TEMP B-TREE" not in page_plan  # newest first is the index's own order
+    finally:
+        db.close()

@@ -21,6 +21,7 @@ STATS: tuple[tuple[str, str, str], ...] = (
     ("tickets", "ix_tickets_caller_phone", "1000000 2"),
     ("tickets", "ix_tickets_channel_created", "1000000 250000 1"),
     ("tickets", "ix_tickets_created", "1000000 1"),
+    ("tickets", "ix_tickets_kind", "1000000 166667 1"),
     ("tickets", "ix_tickets_master", "1000000 1000"),
     ("tickets", "ix_tickets_next_due", "150000 2"),
     ("tickets", "ix_tickets_region", "1000000 8621 1"),
@@ -49,4 +50,26 @@ def install(conn: Connection) -> bool:
         [{"t": t, "i": i, "s": s} for t, i, s in STATS],
     )
     conn.exec_driver_sql("ANALYZE sqlite_schema")  # reload the statistics
+    return True
+
+
+def add_index(conn: Connection, index: str) -> bool:
+    """A migration added `index`: give it its line of STATS if the database has this module's
+    statistics (or a real ANALYZE's) and none for it yet, so the planner does not take a new
+    index for a selective one. True when written."""
+    table, stat = next((t, s) for t, i, s in STATS if i == index)
+    conn.exec_driver_sql("ANALYZE ticket_numbers")  # sqlite_stat1 exists from here on
+    have = conn.execute(
+        text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = :t"), {"t": table}
+    ).scalar_one()
+    known = conn.execute(
+        text("SELECT count(*) FROM sqlite_stat1 WHERE idx = :i"), {"i": index}
+    ).scalar_one()
+    if not have or known:
+        return False
+    conn.execute(
+        text("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (:t, :i, :s)"),
+        {"t": table, "i": index, "s": stat},
+    )
+    conn.exec_driver_sql("ANALYZE sqlite_schema")
     return True

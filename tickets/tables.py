@@ -97,6 +97,7 @@ tickets = sa.Table(
     sa.Index("ix_tickets_region", "region", "id"),
     sa.Index("ix_tickets_status_due", "status", "next_due_at"),
     sa.Index("ix_tickets_supervised_due", "supervised", "next_due_at"),
+    sa.Index("ix_tickets_kind", "kind", "id"),
 )
 
 # added by later migrations (0600: retention marks; 0700: next_due_at): a data migration before
