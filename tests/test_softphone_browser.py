@@ -93,10 +93,10 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, dept_port: int) -> Iter
         assert "Traceback" not in output, output[-10000:]
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Chromium whose fake microphone plays the agents' tone."""
-    wav = tone_wav(tmp_path_factory.mktemp("audio") / "agent.wav", AGENT_HZ)
+@contextlib.contextmanager
+def chromium_with_tone(folder: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone plays the agents' tone (a WAV written into `folder`)."""
+    wav = tone_wav(folder / "agent.wav", AGENT_HZ)
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
@@ -110,6 +110,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with chromium_with_tone(tmp_path_factory.mktemp("audio")) as b:
+        yield b
 
 
 # -- helpers -----------------------------------------------------------------------------------

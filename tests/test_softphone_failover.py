@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, login, screenshot
+from tests.browser import login, screenshot
 from tests.callcentres import CALLER_HZ, HEARD, Cluster, call_in, choose_complaint, hears, snapshot
 from tests.hotline_server import StaffClient
 from tests.ports import RTP_HIGH, RTP_LOW, free_port_block
@@ -31,10 +31,10 @@ from tests.test_softphone_browser import (
     PAGES,
     act,
     call_state,
+    chromium_with_tone,
     page_hears,
     sign_in,
     sp,
-    tone_wav,
     until_heard,
     wait_for,
 )
@@ -108,21 +108,8 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    """Chromium whose fake microphone plays the agent's tone."""
-    wav = tone_wav(tmp_path / "agent.wav", AGENT_HZ)
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium_with_tone(tmp_path) as b:
+        yield b
 
 
 def test_a_browser_agents_call_survives_the_centres_death_and_ends_from_the_page(
