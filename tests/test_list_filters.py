@@ -52,6 +52,14 @@ async def test_filters_select_exactly_the_matching_orders(api: Any) -> None:
     assert await numbers(supervisor, region="150200") == {noise["number"]}
     assert await numbers(supervisor, category="住房保障") == {heat["number"]}
     assert await numbers(supervisor, category="住房") == set()  # whole names only
+    # a corrected path is found by its new names only (the names' table follows the order)
+    noise = await agent.act(noise, "edit", category=["环境保护", '噪音%_"污染'])
+    assert await numbers(supervisor, category='噪音%_"污染') == {noise["number"]}
+    assert await numbers(supervisor, category="噪音%") == set()  # no pattern: a whole name
+    assert await numbers(supervisor, category="环境保护") == {noise["number"]}
+    noise = await agent.act(noise, "edit", category=["环境保护"])
+    assert await numbers(supervisor, category='噪音%_"污染') == set()
+    assert await numbers(supervisor, category="环境保护") == {noise["number"]}
     assert await numbers(supervisor, supervised="1") == {heat["number"]}
     assert await numbers(supervisor, urged="1") == {heat["number"]}
     assert await numbers(supervisor, urged="0") == {noise["number"]}

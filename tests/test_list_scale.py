@@ -301,3 +301,73 @@ def test_a_kind_list_counts_and_pages_from_its_index(tmp_path: Any) -> None:
         assert "TEMP B-TREE" not in page_plan  # newest first is the index's own order
     finally:
         db.close()
+
+
+def test_migration_0720_indexes_category_names_and_triggers_keep_them(db_url: str) -> None:
+    """The category filter reads a table of the path's names: 0720 fills it from the orders
+    already there, and triggers keep it through inserts, corrections and deletes, whoever
+    writes the order (here plain SQL); on SQLite the count reads that table's primary key."""
+    db = open_database(make_settings(db_url), migrate=False)
+    try:
+        upgrade(db, "0710")
+        now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+        paths = (("城乡建设", "住房保障"), ("城乡建设", "城乡建设"), (), ('噪音"%_',))
+
+        def insert(c: Any, i: int, path: tuple[str, ...]) -> int:
+            new = NewTicket(Channel.WEB, f"工单{i}", Caller(phone="13800000009"), category=path)
+            return store.insert_ticket(c, new, f"2026120100001{i}", now)
+
+        made = db.run_write(lambda c: [insert(c, i, p) for i, p in enumerate(paths)])
+        upgrade(db)
+
+        def names() -> set[tuple[str, int]]:
+            return set(
+                db.run_read(
+                    lambda c: c.execute(
+                        sa.text("SELECT name, ticket_id FROM ticket_categories")
+                    ).all()
+                )
+            )
+
+        def listed(name: str) -> set[int]:
+            f = TicketFilter(category=name)
+            found = db.run_read(lambda c: [t.id for t in store.list_tickets(c, f)])
+            assert db.run_read(lambda c: store.count_tickets(c, f)) == len(found)
+            return set(found)
+
+        a, b, _, d = made
+        assert names() == {("城乡建设", a), ("住房保障", a), ("城乡建设", b), ('噪音"%_', d)}
+        assert listed("城乡建设") == {a, b} and listed('噪音"%_') == {d} and listed("噪音") == set()
+        e = db.run_write(lambda c: insert(c, 9, ("教育文体",)))
+        assert listed("教育文体") == {e}
+        db.run_write(
+            lambda c: c.execute(
+                sa.text("UPDATE tickets SET category = :p WHERE id = :i"),
+                {"p": '["环境保护", "城乡建设"]', "i": d},
+            )
+        )
+        assert listed('噪音"%_') == set() and listed("环境保护") == {d}
+        assert listed("城乡建设") == {a, b, d}
+        db.run_write(lambda c: c.execute(sa.text("DELETE FROM tickets WHERE id = :i"), {"i": a}))
+        assert listed("城乡建设") == {b, d} and listed("住房保障") == set()
+        assert {t for _, t in names()} == {b, d, e}
+        if db.engine.dialect.name == "sqlite":
+            stat = db.run_read(
+                lambda c: c.exec_driver_sql(
+                    "SELECT stat FROM sqlite_stat1 WHERE tbl = 'ticket_categories'"
+                ).scalar_one()
+            )
+            assert stat == "500264 33351 1"
+
+            def count_plan(c: Any) -> str:
+                seen: list[str] = []
+                c.connection.driver_connection.set_trace_callback(seen.append)
+                store.count_tickets(c, TicketFilter(category="城乡建设"))
+                c.connection.driver_connection.set_trace_callback(None)
+                sql = next(s for s in seen if s.lstrip().upper().startswith("SELECT"))
+                rows = c.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
+                return " / ".join(str(r[3]) for r in rows)
+
+            assert "SEARCH ticket_categories USING PRIMARY KEY (name=?)" in db.run_read(count_plan)
+    finally:
+        db.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +31,15 @@ from tickets.model import (
     TicketFilter,
     Urgency,
 )
-from tickets.tables import assignments, clocks, events, examples, numbers, tickets
+from tickets.tables import (
+    assignments,
+    clocks,
+    events,
+    examples,
+    numbers,
+    ticket_categories,
+    tickets,
+)
 
 
 def next_daily_sequence(conn: Connection, day: str) -> int:
@@ -256,16 +263,11 @@ def _filtered(
         else:
             stmt = stmt.where(sa.or_(due.is_(None), due > now), ~marked_early)
     if f.category:
-        # the category path is a JSON list: match one whole name, quoted as JSON writes it
-        as_text = sa.cast(tickets.c.category, sa.Text)
-        stmt = stmt.where(
-            sa.or_(
-                *(
-                    as_text.contains(json.dumps(f.category, ensure_ascii=ascii), autoescape=True)
-                    for ascii in (True, False)  # however the driver's serializer wrote it
-                )
-            )
+        # one whole name at any level of the path, from the names' index (kept by triggers)
+        named = sa.select(ticket_categories.c.ticket_id).where(
+            ticket_categories.c.name == f.category
         )
+        stmt = stmt.where(tickets.c.id.in_(named))
     if f.created_from is not None:
         stmt = stmt.where(tickets.c.created_at >= f.created_from)
     if f.created_until is not None:

@@ -100,6 +100,17 @@ tickets = sa.Table(
     sa.Index("ix_tickets_kind", "kind", "id"),
 )
 
+# each name of an order's category path (any level), so the lists' category filter reads an
+# index instead of every order's JSON path; kept by triggers on `tickets` (migration 0720), in
+# the statement that writes the order, whatever code or tool writes it
+ticket_categories = sa.Table(
+    "ticket_categories",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("ticket_id", BigId, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
 # added by later migrations (0600: retention marks; 0700: next_due_at): a data migration before
 # them (0200's statistics backfill) reads orders without them (tickets.stats_store.ORDER_COLUMNS)
 LATER_COLUMNS = frozenset({"purged_at", "files_purged_at", "next_due_at"})
