@@ -117,6 +117,10 @@ UNLIMITED = {
 }
 
 
+# the tests' embedded search indexes, each in a folder of its own under one removed at exit
+_SEARCH_DIRS = tempfile.TemporaryDirectory(prefix="hotline-search-")
+
+
 def make_settings(db_url: str, **env: str) -> Settings:
     # background triage would race the lifecycle tests' own dispatching: on where tested
     # SIP workers only where a test asks for them (tests/test_telephony*.py)
@@ -127,7 +131,7 @@ def make_settings(db_url: str, **env: str) -> Settings:
         # near-duplicate detection adds audit events of its own to orders: on where tested
         "HOTLINE__SIMILAR__ENABLED": "false",
         # the embedded search index of this test's own (never the repository's var/)
-        "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(prefix="hotline-search-")) / "s.db"),
+        "HOTLINE__SEARCH__PATH": str(Path(tempfile.mkdtemp(dir=_SEARCH_DIRS.name)) / "s.db"),
         **UNLIMITED,
         **env,
     }
