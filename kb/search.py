@@ -317,7 +317,13 @@ class Search:
         budget: int | None = None,
     ) -> tuple[Counter[str], int]:
         """The best `k` terms by query frequency × idf whose document frequencies fit in the
-        budget (max_postings), the first `at_least` whatever they cost; and what is left of it."""
+        budget (max_postings); when fewer than `at_least` fit, the best others up to that
+        many, whatever they cost; and what is left of the budget.
+
+        A term that does not fit was counted only to the cap (budget + 1): its weight here
+        is its best possible, not its own. Were it ranked with the others, a common word a
+        request repeats (小区 three times) would outrank the rare words, be taken as the
+        first whatever it cost, and spend the whole budget on its own."""
         n = max(docs, 1)
         left = self.max_postings if budget is None else budget
 
@@ -325,14 +331,21 @@ class Search:
             f = df.get(t, 0)
             return min(counts[t], self.max_repeat) * math.log(1 + (n - f + 0.5) / (f + 0.5))
 
+        order = sorted(counts, key=lambda t: (-weight(t), t))
         kept: Counter[str] = Counter()
-        for t in sorted(counts, key=lambda t: (-weight(t), t)):
+        for t in order:
             if len(kept) >= k:
                 break
             f = df.get(t, 0)
-            if f <= left or len(kept) < at_least:
+            if f <= left:
                 kept[t] = counts[t]
                 left -= f
+        for t in order:  # too few fit: every term is common
+            if len(kept) >= min(at_least, k):
+                break
+            if t not in kept:
+                kept[t] = counts[t]
+                left -= df.get(t, 0)
         return kept, max(left, 0)
 
     def _repeat(self, counts: Counter[str]) -> tuple[str, ...]:
