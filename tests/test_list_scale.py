@@ -332,7 +332,12 @@ def test_migration_0720_indexes_category_names_and_triggers_keep_them(db_url: st
         def listed(name: str) -> set[int]:
             f = TicketFilter(category=name)
             found = db.run_read(lambda c: [t.id for t in store.list_tickets(c, f)])
+            # counted from the names alone, and with another condition through the orders
             assert db.run_read(lambda c: store.count_tickets(c, f)) == len(found)
+            web = dataclasses.replace(f, channel=Channel.WEB)
+            assert db.run_read(lambda c: store.count_tickets(c, web)) == len(found)
+            if found:
+                assert db.run_read(lambda c: store.count_tickets(c, f, limit=1)) == 1
             return set(found)
 
         a, b, _, d = made
