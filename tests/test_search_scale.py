@@ -30,11 +30,13 @@ class StatsBackend:
         self.docs = docs
         self.queries: list[Query] = []
         self.stats_calls = 0
+        self.asked_grams: list[str] = []
 
     async def term_stats(
         self, collection: str, words: Sequence[str], grams: Sequence[str], cap: int | None = None
     ) -> TermStats:
         self.stats_calls += 1
+        self.asked_grams += grams
         top = cap or 2**62  # counted as far as the cap, as both adapters do
         return TermStats(
             self.docs,
@@ -209,6 +211,16 @@ async def test_focus_asks_the_backend_only_for_terms_not_seen_lately() -> None:
     assert backend.stats_calls == asked  # every term of the second query is known
     await search.search(ORDERS, "井盖 破损")
     assert backend.stats_calls > asked
+
+
+async def test_focus_does_not_count_the_bigrams_of_a_common_word() -> None:
+    df = {"小区门口": 5_000, "井盖": 3, "丢失": 40, "井盖丢": 0}
+    search, backend = fake_search(df, max_postings=100, short_words=1)
+    await search.search(ORDERS, "小区门口 井盖丢失")
+    # 小区门口 is in more documents than the budget, and so is each bigram of it
+    assert not {"小区", "区门", "门口"} & set(backend.asked_grams)
+    assert {"井盖", "盖丢", "丢失"} <= set(backend.asked_grams)
+    assert not {"小区", "区门", "门口"} & set(backend.queries[0].grams)
 
 
 async def test_focus_does_not_ask_for_bigrams_when_the_words_used_the_budget() -> None:
