@@ -95,6 +95,6 @@ async def export_tickets(request: web.Request) -> web.Response:
     )
     stamp = (svc.presenter.time(svc.tickets.now()) or "")[:10]
     table = Table("tickets", "工单列表", COLUMNS, rows)
-    resp = download([table], fmt, f"tickets-{stamp}")
+    resp = await download([table], fmt, f"tickets-{stamp}")
     resp.headers["X-Total-Count"] = str(total)
     return resp

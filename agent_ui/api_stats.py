@@ -3,6 +3,7 @@ the same figures as a table."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -55,12 +56,14 @@ def output_format(request: web.Request) -> str:
     return fmt
 
 
-def download(tables: Sequence[Table], fmt: str, filename: str) -> web.Response:
-    """The tables as a CSV or XLSX attachment."""
+async def download(tables: Sequence[Table], fmt: str, filename: str) -> web.Response:
+    """The tables as a CSV or XLSX attachment, written off the event loop: a year's ranking
+    of 2,087 departments is 33,000 cells, ~200 ms of xlsxwriter, and an order export of 5,000
+    rows more; on the loop, every other request of the process would wait for it."""
     if fmt == "csv":
-        body, ctype, ext = to_csv(tables), "text/csv; charset=utf-8", "csv"
+        body, ctype, ext = await asyncio.to_thread(to_csv, tables), "text/csv; charset=utf-8", "csv"
     else:
-        body, ctype, ext = to_xlsx(tables), XLSX_TYPE, "xlsx"
+        body, ctype, ext = await asyncio.to_thread(to_xlsx, tables), XLSX_TYPE, "xlsx"
     return web.Response(
         body=body,
         headers={
@@ -92,7 +95,9 @@ async def stats_departments(request: web.Request) -> web.StreamResponse:
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     ranking = await svc.stats.departments(actor, f, trend_months=0)
     if fmt != "json":
-        return download([v.ranking_table(svc.directory, ranking)], fmt, _name(f, "departments"))
+        return await download(
+            [v.ranking_table(svc.directory, ranking)], fmt, _name(f, "departments")
+        )
     return _json(
         {
             **v.period_json(f),
@@ -112,7 +117,7 @@ async def stats_regions(request: web.Request) -> web.StreamResponse:
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     rows = await svc.stats.regions(actor, f)
     if fmt != "json":
-        return download([v.regions_table(svc.directory, rows)], fmt, _name(f, "regions"))
+        return await download([v.regions_table(svc.directory, rows)], fmt, _name(f, "regions"))
     return _json(
         {**v.period_json(f), "regions": [v.ranked_json(svc.directory, r, "region") for r in rows]}
     )
@@ -124,7 +129,7 @@ async def stats_overview(request: web.Request) -> web.StreamResponse:
     svc, f, fmt = services(request), stats_filter(request), output_format(request)
     o = await svc.stats.overview(actor, f)
     if fmt != "json":
-        return download(v.overview_tables(o), fmt, _name(f, "overview"))
+        return await download(v.overview_tables(o), fmt, _name(f, "overview"))
     return _json({**v.period_json(f), **v.overview_json(o)})
 
 
@@ -142,7 +147,7 @@ async def stats_breakdown(request: web.Request) -> web.StreamResponse:
         raise InvalidInput("缺少参数 by", field="by")
     rows = await svc.stats.breakdown(actor, f, by)
     if fmt != "json":
-        return download([v.breakdown_table(svc.directory, by, rows)], fmt, _name(f, by))
+        return await download([v.breakdown_table(svc.directory, by, rows)], fmt, _name(f, by))
     items = [
         {"key": key, "name": v.name_of(svc.directory, by, key), **totals} for key, totals in rows
     ]
@@ -163,7 +168,7 @@ async def stats_series(request: web.Request) -> web.StreamResponse:
     s = await svc.stats.series(actor, f, bucket, by, request.query.get("measure", "received"))
     if fmt != "json":
         table = v.series_table(svc.directory, s, by, "工单量趋势")
-        return download([table], fmt, _name(f, "series"))
+        return await download([table], fmt, _name(f, "series"))
     return _json(
         {
             **v.period_json(f),
@@ -187,7 +192,7 @@ async def stats_hot_topics(request: web.Request) -> web.StreamResponse:
             v.hot_table(svc.directory, "category", h.categories, "热点分类"),
             v.hot_table(svc.directory, "region", h.regions, "热点地区"),
         ]
-        return download(tables, fmt, _name(f, "hot-topics"))
+        return await download(tables, fmt, _name(f, "hot-topics"))
     return _json({**v.period_json(f), **v.hot_json(svc.directory, h)})
 
 
@@ -204,7 +209,7 @@ async def stats_calls(request: web.Request) -> web.StreamResponse:
         raise InvalidInput("统计区间无效", field="since")
     report = await svc.call_stats.report(f.since, f.until)
     if fmt != "json":
-        return download([v.calls_table(report)], fmt, _name(f, "calls"))
+        return await download([v.calls_table(report)], fmt, _name(f, "calls"))
     return _json(
         {
             "since": f.since.isoformat(),

@@ -193,7 +193,7 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
             raise InvalidInput(f"没有名为 {wanted} 的表", field="table")
         tables = [page.tables[wanted]] if wanted else list(page.tables.values())
         name = f"stats-{wanted or 'all'}-{f.since.isoformat()}-{f.until.isoformat()}"
-        return download(tables, fmt, name)
+        return await download(tables, fmt, name)
     ctx = {
         **await staff_context(request),
         **_page_context(svc, page, f),

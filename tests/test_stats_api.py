@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 from openpyxl import load_workbook
 
+from agent_ui import api_stats
 from hotline.config import Settings
 from tests.conftest import make_settings
 
@@ -175,7 +177,20 @@ async def _download(client: Any, path: str) -> tuple[str, bytes]:
         return resp.headers["Content-Type"], await resp.read()
 
 
-async def test_xlsx_and_csv_downloads_hold_what_the_json_and_page_show(login: Login) -> None:
+async def test_xlsx_and_csv_downloads_hold_what_the_json_and_page_show(
+    login: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the files are written off the event loop's thread (a big one would stall the process)
+    loop_thread = threading.get_ident()
+    writers: list[bool] = []
+    for name in ("to_xlsx", "to_csv"):
+        real = getattr(api_stats, name)
+
+        def spy(tables: Any, real: Any = real) -> bytes:
+            writers.append(threading.get_ident() != loop_thread)
+            return real(tables)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(api_stats, name, spy)
     await scenario(login)
     manager = await login("manager")
     period = f"since={today()}&until={today()}"
@@ -210,6 +225,7 @@ async def test_xlsx_and_csv_downloads_hold_what_the_json_and_page_show(login: Lo
         page = await resp.text()
     assert "100.0%" in page and "呼和浩特市城市管理综合执法局" in page
     _, body = await _download(manager, f"/staff/stats?{period}&format=csv&table=by_channel")
+    assert len(writers) == 4 and all(writers)
     lines = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert lines[0][:2] == ["代码", "渠道"] and lines[1][:3] == ["phone", "电话", "2"]
     async with manager.session.get(manager.base + f"/staff/stats?{period}&format=csv&table=x") as r:
