@@ -166,10 +166,15 @@ async def softphone_ws(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get("hotline_session", "")
     try:
         await phone.send(phone.welcome())
-        ring = center.conversations.ring_of(username)
-        pending = phone.event(ring) if ring is not None else None
-        if pending is not None:  # the page was reloaded or reconnected while a call rang
-            await phone.send(pending)
+        # the page was reloaded or reconnected while a call rang for the agent, or during a
+        # call (the page then brings the call's audio back: a new offer for it)
+        for missed in (
+            center.conversations.ring_of(username),
+            center.conversations.state_of(username),
+        ):
+            pending = phone.event(missed) if missed is not None else None
+            if pending is not None:
+                await phone.send(pending)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(phone.push(events, cookie))
             tg.create_task(phone.serve())

@@ -82,7 +82,9 @@ class WebRtcSettings(_Section):
     # Seconds from the agent's click on 接听 until audio flows; then the caller goes back.
     answer_timeout_s: Annotated[float, Field(gt=0, le=120)] = 20
     # Seconds an agent stays signed in after the page's socket closes: a reload or a dropped
-    # connection that comes back within this keeps the agent's state (and a ringing call).
+    # connection that comes back within this keeps the agent's state (and a ringing call); and
+    # seconds a talking agent whose browser audio went stays in the call for the page to come
+    # back with a new offer (telephony/room.py).
     reconnect_grace_s: Annotated[float, Field(ge=0, le=300)] = 15
 
     @model_validator(mode="after")

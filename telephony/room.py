@@ -99,6 +99,9 @@ class Party:
     deadline: float = 0.0
     was_up: bool = False
     room: Room | None = None
+    # a browser agent in the call whose audio went (the page reloaded, the network dropped):
+    # the party stays until then, for the page to come back with a new offer (Room.answer)
+    media_lost_until: float | None = None
 
     @property
     def endpoint(self) -> Leg | PortLeg | None:
@@ -117,11 +120,35 @@ class Party:
         if leg is self.leg:
             self.finish(End.LEFT if self.was_up else End.MISSED)
 
-    def peer_state(self, state: str) -> None:
-        if state == "connected" and self.state is State.ANSWERING:
-            self._up()
+    def peer_state(self, state: str, peer: BrowserPeer | None = None) -> None:
+        if peer is not None and peer is not self.peer:
+            return  # a peer this party has replaced (the page came back with a new one)
+        if state == "connected":
+            if self.state is State.ANSWERING:
+                self._up()
+            elif self.media_lost_until is not None:
+                self.media_lost_until = None
+                if self.room is not None:
+                    self.room.changed(None)
         elif state in ("failed", "closed") and self.alive:
-            self.finish(End.LEFT if self.was_up else End.MISSED)
+            grace = self.room.media_grace_s if self.room is not None else 0.0
+            if self.state is State.UP and grace > 0:
+                if self.media_lost_until is None and self.room is not None:
+                    self.media_lost_until = self.room.now() + grace
+                    log.info("call: %s's browser audio lost, kept for %.0f s", self.name, grace)
+                    self.room.changed(None)
+            else:
+                self.finish(End.LEFT if self.was_up else End.MISSED)
+
+    # the media port's callbacks (pjmedia's clock thread): through whichever peer is current
+    def push(self, pcm: bytes) -> None:
+        peer = self.peer
+        if peer is not None:
+            peer.push(pcm)
+
+    def pull(self) -> bytes | None:
+        peer = self.peer
+        return peer.pull() if peer is not None else None
 
     def _up(self) -> None:
         self.state = State.UP
@@ -169,6 +196,11 @@ class Room:
         self._dirty = False
         self._consult_hold = False
         self._loop = asyncio.get_running_loop()
+        # how long a talking browser agent whose audio went may take to come back
+        self.media_grace_s = browsers.settings.reconnect_grace_s if browsers is not None else 0.0
+
+    def now(self) -> float:
+        return self._loop.time()
 
     # -- parties --------------------------------------------------------------------------------
     def agent(self, name: str, *states: State) -> Party | None:
@@ -198,7 +230,12 @@ class Room:
         return party
 
     async def answer(self, name: str, offer_sdp: str) -> str:
-        """A ringing browser agent answered: its offer in, the answer out; audio follows."""
+        """A ringing browser agent answered: its offer in, the answer out; audio follows. From
+        an agent already talking (its page reloaded or reconnected), the offer replaces the
+        call's audio with the page's new peer."""
+        up = self.agent(name, State.UP)
+        if up is not None and is_softphone(up.uri) and self.browsers is not None:
+            return await self._resume(up, offer_sdp)
         party = self.agent(name, State.RINGING, State.ANSWERING)
         if party is None or party.peer is not None or not is_softphone(party.uri):
             raise ControlError("该来电已不再呼叫您")
@@ -207,10 +244,9 @@ class Room:
         b = self.browsers
         if party.state is State.RINGING:
             self._pick_up(party)
-        peer = BrowserPeer(b.settings, b.media, party.peer_state)
-        party.peer = peer
+        peer = self._peer(party)
         # the port first: the peer may connect before its answer is even back in the browser
-        party.port = b.ports.create_port(f"agent-{name}", peer.push, peer.pull)
+        party.port = b.ports.create_port(f"agent-{name}", party.push, party.pull)
         try:
             answer = await peer.answer(offer_sdp)
         except WebRtcError as exc:
@@ -218,6 +254,34 @@ class Room:
             raise ControlError(str(exc)) from None
         if not party.alive:  # hung up or timed out meanwhile
             raise ControlError("该来电已结束")
+        return answer
+
+    def _peer(self, party: Party) -> BrowserPeer:
+        """A new browser peer for `party`, now its current one; its state reports name it."""
+        assert self.browsers is not None
+        peer: BrowserPeer | None = None
+
+        def report(state: str) -> None:
+            party.peer_state(state, peer)
+
+        peer = BrowserPeer(self.browsers.settings, self.browsers.media, report)
+        party.peer = peer
+        return peer
+
+    async def _resume(self, party: Party, offer_sdp: str) -> str:
+        """The agent's page is back during the call: its new peer takes over the media port
+        (the mixing stays as it is); the old one, if still open, is closed."""
+        old = party.peer
+        peer = self._peer(party)
+        if old is not None:
+            await old.stop()
+        try:
+            answer = await peer.answer(offer_sdp)
+        except WebRtcError as exc:
+            raise ControlError(str(exc)) from None  # the lost audio's grace still runs
+        if not party.alive:
+            raise ControlError("该来电已结束")
+        log.info("call %s: %s's browser audio resumed", self.s.call, party.name)
         return answer
 
     def _pick_up(self, party: Party) -> None:
@@ -349,6 +413,11 @@ class Room:
                 if self._events:
                     continue
                 deadlines = [p.deadline for p in self.parties if p.state in _WAITING]
+                deadlines += [
+                    p.media_lost_until
+                    for p in self.parties
+                    if p.alive and p.media_lost_until is not None
+                ]
                 wait = max(0.05, min(deadlines) - self._loop.time()) if deadlines else None
                 await self.s._until(self._wake.wait(), wait)
         finally:
@@ -359,6 +428,9 @@ class Room:
         for p in self.parties:
             if p.state in _WAITING and p.deadline <= now:
                 p.finish(End.MISSED)
+            elif p.alive and p.media_lost_until is not None and p.media_lost_until <= now:
+                log.info("call %s: %s's browser audio did not come back", self.s.call, p.name)
+                p.finish(End.LEFT)
 
     async def _flush(self) -> None:
         """Tell the centre what happened, in order: it keeps the agents' states and records."""

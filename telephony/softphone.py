@@ -115,7 +115,20 @@ class Conversations:
         for name in sorted(names):
             await self._publish_end(call, name, live)
 
-    async def _publish(self, call: str, agent: str, live: LiveCall) -> None:
+    def state_of(self, agent: str) -> CtiEvent | None:
+        """The call `agent` is talking in now, as its call.state event (a reloaded or
+        reconnected page missed the events, and brings the call's audio back from it)."""
+        a = self.center.acd.agents.get(agent)
+        if a is None or a.state is not AgentState.TALKING or a.call is None:
+            return None
+        live = self.center.calls.get(a.call)
+        if live is None:
+            return None
+        ev = CtiEvent("call.state", self.center.now(), a.call, live.record.caller, agent)
+        ev.data.update(self._state(agent, live))
+        return None if ev.data["ended"] else ev
+
+    def _state(self, agent: str, live: LiveCall) -> dict[str, Any]:
         me = next(
             (
                 p
@@ -124,15 +137,16 @@ class Conversations:
             ),
             None,
         )
+        return {
+            "held": bool(live.view.get("held")),
+            "parties": live.view.get("parties", []),
+            "me": me["id"] if me else None,
+            "ended": me is None,
+        }
+
+    async def _publish(self, call: str, agent: str, live: LiveCall) -> None:
         await self.center._cti(
-            "call.state",
-            call,
-            caller=live.record.caller,
-            agent=agent,
-            held=bool(live.view.get("held")),
-            parties=live.view.get("parties", []),
-            me=me["id"] if me else None,
-            ended=me is None,
+            "call.state", call, caller=live.record.caller, agent=agent, **self._state(agent, live)
         )
 
     async def _publish_end(self, call: str, agent: str, live: LiveCall | None) -> None:

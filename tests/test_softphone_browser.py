@@ -5,7 +5,8 @@ headless Chromium pages whose fake microphone plays a tone from a WAV file.
 One call walks through every control: it rings in the agent's page with the IVR path and wait,
 rings there again after the agent reloads the page (still signed in, the ring re-sent), is
 answered in the page, audio is checked both ways by frequency and energy (on the caller's socket
-and in the page, from the decoded remote track), hold plays music to the caller, mute silences
+and in the page, from the decoded remote track) and again after a reload of the page during the
+call (the page sends a new offer, the call goes on), hold plays music to the caller, mute silences
 the agent, the keypad sends RFC 4733 keys, a blind transfer moves the caller to another agent's
 page, an attended transfer consults a supervisor (the caller on hold) and completes, a three-way
 call adds a department's phone (a SIPp UAS with its own socket) everyone hears, keys reach that
@@ -330,6 +331,14 @@ def _walk_the_call(
     until_heard(lambda: page_hears(a, CALLER_HZ), "the caller's voice in agent A's page")
     until_heard(lambda: phone_hears(caller, AGENT_HZ), "agent A's voice at the caller")
     assert phone_hears(caller, CALLER_HZ) < UNHEARD  # no echo of the caller's own voice
+
+    # -- agent A reloads the page during the call: the call goes on, its audio comes back ----
+    a.reload()
+    wait_for(lambda: sp(a, "conn").inner_text() == "已连接", "agent A's page back in the call")
+    wait_for(lambda: call_state(a) == "通话中", "the call shown again after the reload")
+    assert sp(a, "call-caller").inner_text() == CALLER
+    until_heard(lambda: page_hears(a, CALLER_HZ), "the caller's voice back in agent A's page")
+    until_heard(lambda: phone_hears(caller, AGENT_HZ), "agent A's voice back at the caller")
 
     # -- hold: music for the caller, not the agent ------------------------------------------
     act(a, "hold")

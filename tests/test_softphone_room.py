@@ -364,3 +364,68 @@ async def test_a_click_on_answer_stops_the_ring_until_the_browser_is_ready(
     assert await asyncio.wait_for(task, 10) == "missed"  # no offer came
     with pytest.raises(room_module.ControlError):
         room.control("w", "pickup", {})
+
+
+class FakePeer:
+    """A browser peer: frames in and out, and whether it was stopped."""
+
+    def __init__(self, frame: bytes) -> None:
+        self.frame = frame
+        self.pushed: list[bytes] = []
+        self.stopped = False
+
+    def push(self, pcm: bytes) -> None:
+        self.pushed.append(pcm)
+
+    def pull(self) -> bytes | None:
+        return self.frame
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_browser_agent_whose_audio_went_stays_in_the_call_for_the_grace(
+    rig: Rig,
+) -> None:
+    """The page of a talking agent reloads: the peer closes, the agent stays in the call for
+    reconnect_grace_s (the port now carries the page's new peer, the replaced one's reports
+    are ignored), and leaves when no page comes back in time."""
+    room = Room(rig.session, Browsers(WebRtcSettings(reconnect_grace_s=0.6), None, None))  # type: ignore[arg-type]
+    party = room.ring(Kind.AGENT, "w", "webrtc:w", Role.PRIMARY)
+    old, new = FakePeer(b"old"), FakePeer(b"new")
+    party.peer = old  # type: ignore[assignment]
+    party.state = State.ANSWERING
+    task = asyncio.ensure_future(room.run())
+    party.peer_state("connected", old)  # type: ignore[arg-type]
+    await rig.settle()
+    assert party.state is State.UP and party.pull() == b"old"
+
+    party.peer_state("closed", old)  # type: ignore[arg-type]
+    assert party.alive and party.media_lost_until is not None
+    party.peer = new  # type: ignore[assignment]  # what a new offer (Room.answer) does
+    party.peer_state("failed", old)  # type: ignore[arg-type]  # the replaced peer: ignored
+    party.peer_state("connected", new)  # type: ignore[arg-type]
+    assert party.media_lost_until is None
+    party.push(b"pcm")
+    assert party.pull() == b"new" and new.pushed == [b"pcm"] and not old.pushed
+
+    party.peer_state("failed", new)  # type: ignore[arg-type]  # and no page comes back
+    await asyncio.sleep(0.2)
+    assert party.alive  # still within the grace
+    await asyncio.wait_for(task, 10)
+    assert not party.alive and party.end is room_module.End.LEFT and new.stopped
+    assert ("left", "w") in rig.center.ops()
+
+
+async def test_without_a_grace_a_browser_agent_whose_audio_went_leaves(rig: Rig) -> None:
+    room = Room(rig.session, Browsers(WebRtcSettings(reconnect_grace_s=0), None, None))  # type: ignore[arg-type]
+    party = room.ring(Kind.AGENT, "w", "webrtc:w", Role.PRIMARY)
+    peer = FakePeer(b"x")
+    party.peer = peer  # type: ignore[assignment]
+    party.state = State.ANSWERING
+    task = asyncio.ensure_future(room.run())
+    party.peer_state("connected", peer)  # type: ignore[arg-type]
+    await rig.settle()
+    party.peer_state("closed", peer)  # type: ignore[arg-type]
+    assert not party.alive and party.end is room_module.End.LEFT
+    await asyncio.wait_for(task, 10)

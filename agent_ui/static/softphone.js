@@ -218,42 +218,7 @@
       // the ring stops counting at the click; the microphone and ICE may take a moment
       this.request("pickup", {call: call.id}).catch(() => {});
       try {
-        call.mic = await navigator.mediaDevices.getUserMedia({
-          audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true},
-        });
-        const pc = new RTCPeerConnection({
-          iceServers: (this.config.ice_servers || []).map((urls) => ({urls})),
-        });
-        call.pc = pc;
-        const track = call.mic.getAudioTracks()[0];
-        const transceiver = pc.addTransceiver(track, {direction: "sendrecv", streams: [call.mic]});
-        const caps = RTCRtpReceiver.getCapabilities("audio");
-        const wanted = (this.config.codecs || []).flatMap((name) =>
-          caps.codecs.filter((c) => c.mimeType.toLowerCase() === `audio/${name.toLowerCase()}`),
-        );
-        if (wanted.length && transceiver.setCodecPreferences) {
-          transceiver.setCodecPreferences(wanted);
-        }
-        pc.addEventListener("track", (ev) => {
-          call.remote = ev.streams[0] || new MediaStream([ev.track]);
-          this.audio.srcObject = call.remote;
-          this.audio.play().catch(() => this.error("浏览器阻止了声音播放，请点击页面任意处"));
-          this.startMeters(call);
-        });
-        pc.addEventListener("connectionstatechange", () => {
-          if (pc.connectionState === "failed") {
-            this.error("媒体连接失败（请检查网络或防火墙的 UDP 端口）");
-          }
-          this.render();
-        });
-        await pc.setLocalDescription(await pc.createOffer());
-        await gathered(pc);
-        const reply = await this.request("answer", {call: call.id, sdp: pc.localDescription.sdp});
-        if (this.call !== call || call.state === "ended") {
-          closeMedia(call);
-          return;
-        }
-        await pc.setRemoteDescription({type: "answer", sdp: reply.sdp});
+        await this.startMedia(call);
       } catch (err) {
         this.error(`接听失败：${err.message}`);
         closeMedia(call);
@@ -263,16 +228,76 @@
       }
     }
 
+    // The page was reloaded (or its connection dropped) during a call it talks in through the
+    // softphone: the call goes on, and a new offer brings its audio back (the server keeps the
+    // agent in the call for reconnect_grace_s).
+    async resume(call) {
+      try {
+        await this.startMedia(call);
+      } catch (err) {
+        this.error(`通话声音恢复失败：${err.message}`);
+        closeMedia(call);
+      }
+    }
+
+    // The microphone, a peer connection and the offer for `call`; the server's answer in.
+    async startMedia(call) {
+      call.mic = await navigator.mediaDevices.getUserMedia({
+        audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true},
+      });
+      const pc = new RTCPeerConnection({
+        iceServers: (this.config.ice_servers || []).map((urls) => ({urls})),
+      });
+      call.pc = pc;
+      const track = call.mic.getAudioTracks()[0];
+      const transceiver = pc.addTransceiver(track, {direction: "sendrecv", streams: [call.mic]});
+      const caps = RTCRtpReceiver.getCapabilities("audio");
+      const wanted = (this.config.codecs || []).flatMap((name) =>
+        caps.codecs.filter((c) => c.mimeType.toLowerCase() === `audio/${name.toLowerCase()}`),
+      );
+      if (wanted.length && transceiver.setCodecPreferences) {
+        transceiver.setCodecPreferences(wanted);
+      }
+      pc.addEventListener("track", (ev) => {
+        call.remote = ev.streams[0] || new MediaStream([ev.track]);
+        this.audio.srcObject = call.remote;
+        this.audio.play().catch(() => this.error("浏览器阻止了声音播放，请点击页面任意处"));
+        this.startMeters(call);
+      });
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc.connectionState === "failed") {
+          this.error("媒体连接失败（请检查网络或防火墙的 UDP 端口）");
+        }
+        this.render();
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      const reply = await this.request("answer", {call: call.id, sdp: pc.localDescription.sdp});
+      if (this.call !== call || call.state === "ended") {
+        closeMedia(call);
+        return;
+      }
+      await pc.setRemoteDescription({type: "answer", sdp: reply.sdp});
+    }
+
     // -- the conversation ------------------------------------------------------------------
     callState(msg) {
       let call = this.call;
+      let resumed = false;
       if (!call || call.id !== msg.call) {
         if (msg.ended) {
           return;
         }
-        // a desk phone answered, or this page was reloaded during a call
-        this.ringing({call: msg.call, caller: msg.caller, softphone: false});
+        // a desk phone answered, or this page was reloaded during a call: through the
+        // softphone, the call's audio comes back here
+        const mine = (msg.parties || []).find((p) => p.id === msg.me);
+        const softphone = Boolean(mine && mine.softphone && this.config && this.config.webrtc);
+        this.ringing({call: msg.call, caller: msg.caller, softphone});
         call = this.call;
+        if (!call || call.id !== msg.call) {
+          return;  // busy with another call (one at a time)
+        }
+        resumed = softphone && mine.state === "up";
       }
       if (msg.ended) {
         this.endCall("通话已结束");
@@ -288,6 +313,9 @@
         this.refreshTargets();
       }
       this.render();
+      if (resumed) {
+        this.resume(call);
+      }
     }
 
     endCall(why) {
