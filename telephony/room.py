@@ -135,7 +135,12 @@ class Party:
             if self.state is State.UP and grace > 0:
                 if self.media_lost_until is None and self.room is not None:
                     self.media_lost_until = self.room.now() + grace
-                    log.info("call: %s's browser audio lost, kept for %.0f s", self.name, grace)
+                    log.info(
+                        "call %s: %s's browser audio lost, kept for %.0f s",
+                        self.room.s.call,
+                        self.name,
+                        grace,
+                    )
                     self.room.changed(None)
             else:
                 self.finish(End.LEFT if self.was_up else End.MISSED)
