@@ -85,6 +85,9 @@ class DatabaseSettings(_Section):
     pool_size: Annotated[int, Field(ge=1, le=200)] = 8
     write_batch: Annotated[int, Field(ge=1, le=1000)] = 64
     echo: bool = False
+    # PostgreSQL's JIT compilation of costly queries, for the platform's sessions (see
+    # tickets/db.py: off is faster for the statistics' reads)
+    postgres_jit: bool = False
 
     @field_validator("url")
     @classmethod

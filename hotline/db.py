@@ -44,7 +44,11 @@ def downgrade(db: Database, revision: str) -> None:
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     d = settings.database
     db = Database(
-        settings.database_url, pool_size=d.pool_size, write_batch=d.write_batch, echo=d.echo
+        settings.database_url,
+        pool_size=d.pool_size,
+        write_batch=d.write_batch,
+        echo=d.echo,
+        postgres_jit=d.postgres_jit,
     )
     if migrate:
         upgrade(db)

@@ -382,3 +382,21 @@ async def test_write_after_close_is_refused(db_url: str) -> None:
     db.close()
     with pytest.raises(RuntimeError, match="closed"):
         await db.write(lambda c: None)
+
+
+def test_postgres_sessions_run_without_jit_unless_configured(pg_server: Any) -> None:
+    """The platform's PostgreSQL sessions turn JIT compilation off (it slowed the statistics'
+    reads); `[database] postgres_jit = true` leaves the server's default (on)."""
+    pg_server.create_database("jit")
+    show = "SHOW jit"
+    try:
+        for jit, expected in ((False, "off"), (True, "on")):
+            db = Database(pg_server.url("jit"), postgres_jit=jit)
+            try:
+                assert db.run_read(lambda c: c.exec_driver_sql(show).scalar_one()) == expected
+                # still so on a pooled connection after its transaction was rolled back
+                assert db.run_read(lambda c: c.exec_driver_sql(show).scalar_one()) == expected
+            finally:
+                db.close()
+    finally:
+        pg_server.drop_database("jit")
