@@ -516,7 +516,12 @@ class Room:
         for key, (a, b) in want.items():
             if key not in self._edges and connect(a, b):
                 self._edges[key] = (a, b)
-        music = not up or self.held
+        # music while nobody the caller could hear is there: no party up, the caller held, or
+        # the only agents' browser audio gone for a moment (a page reloading)
+        audible = any(
+            p.state is State.UP and p.endpoint and p.media_lost_until is None for p in self.parties
+        )
+        music = not audible or self.held
         if music and not self._moh:
             caller.play(self.s.media.prompts.path(self.s.language, "moh"), loop=True)
         elif not music and self._moh:

@@ -390,22 +390,39 @@ async def test_a_browser_agent_whose_audio_went_stays_in_the_call_for_the_grace(
     """The page of a talking agent reloads: the peer closes, the agent stays in the call for
     reconnect_grace_s (the port now carries the page's new peer, the replaced one's reports
     are ignored), and leaves when no page comes back in time."""
-    room = Room(rig.session, Browsers(WebRtcSettings(reconnect_grace_s=0.6), None, None))  # type: ignore[arg-type]
+    caller = FakeLeg("caller2", rig.edges)  # a call of its own: its music is this room's
+    session = Session(
+        leg=caller,  # type: ignore[arg-type]
+        center=rig.center,
+        settings=rig.session.settings,
+        media=rig.session.media,
+        dialer=rig.dialer,  # type: ignore[arg-type]
+        worker=0,
+    )
+    ports = SimpleNamespace(retire_port=lambda port: None)
+    room = Room(session, Browsers(WebRtcSettings(reconnect_grace_s=0.6), None, ports))  # type: ignore[arg-type]
     party = room.ring(Kind.AGENT, "w", "webrtc:w", Role.PRIMARY)
     old, new = FakePeer(b"old"), FakePeer(b"new")
     party.peer = old  # type: ignore[assignment]
+    party.port = FakeLeg("w", rig.edges)  # type: ignore[assignment]  # its media port
     party.state = State.ANSWERING
     task = asyncio.ensure_future(room.run())
     party.peer_state("connected", old)  # type: ignore[arg-type]
     await rig.settle()
     assert party.state is State.UP and party.pull() == b"old"
 
+    assert caller.playing is None  # talking
+
     party.peer_state("closed", old)  # type: ignore[arg-type]
     assert party.alive and party.media_lost_until is not None
+    await rig.settle()
+    assert caller.playing == "moh.wav"  # music, not silence, while the page comes back
     party.peer = new  # type: ignore[assignment]  # what a new offer (Room.answer) does
     party.peer_state("failed", old)  # type: ignore[arg-type]  # the replaced peer: ignored
     party.peer_state("connected", new)  # type: ignore[arg-type]
     assert party.media_lost_until is None
+    await rig.settle()
+    assert caller.playing is None
     party.push(b"pcm")
     assert party.pull() == b"new" and new.pushed == [b"pcm"] and not old.pushed
 
