@@ -131,19 +131,13 @@ class Party:
                 if self.room is not None:
                     self.room.changed(None)
         elif state in ("failed", "closed") and self.alive:
-            grace = self.room.media_grace_s if self.room is not None else 0.0
-            if self.state is State.UP and grace > 0:
-                if self.media_lost_until is None and self.room is not None:
-                    self.media_lost_until = self.room.now() + grace
-                    log.info(
-                        "call %s: %s's browser audio lost, kept for %.0f s",
-                        self.room.s.call,
-                        self.name,
-                        grace,
-                    )
-                    self.room.changed(None)
-            else:
+            room = self.room
+            if self.state is not State.UP or room is None or room.media_grace_s <= 0:
                 self.finish(End.LEFT if self.was_up else End.MISSED)
+            elif self.media_lost_until is None:
+                self.media_lost_until = room.now() + room.media_grace_s
+                log.info("call %s: %s's browser audio lost", room.s.call, self.name)
+                room.changed(None)
 
     # the media port's callbacks (pjmedia's clock thread): through whichever peer is current
     def push(self, pcm: bytes) -> None:

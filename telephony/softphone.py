@@ -124,9 +124,10 @@ class Conversations:
         live = self.center.calls.get(a.call)
         if live is None:
             return None
-        ev = CtiEvent("call.state", self.center.now(), a.call, live.record.caller, agent)
-        ev.data.update(self._state(agent, live))
-        return None if ev.data["ended"] else ev
+        state = self._state(agent, live)
+        if state["ended"]:
+            return None
+        return CtiEvent("call.state", self.center.now(), a.call, live.record.caller, agent, state)
 
     def _state(self, agent: str, live: LiveCall) -> dict[str, Any]:
         me = next(
