@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tickets.errors import DomainError
+from tickets.outage import OutageLog
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_KEYS = 100_000
@@ -120,20 +121,12 @@ class RedisWindows:
     def __init__(self, redis: Any, prefix: str = "hotline") -> None:
         self.redis = redis
         self.prefix = prefix
-        self._down = False
+        self.outage = OutageLog(
+            log, "Redis 不可用，访问频率限制暂时按放行处理", "Redis 已恢复，访问频率限制恢复"
+        )
 
     def _k(self, kind: str, key: str) -> str:
         return f"{self.prefix}:limit:{kind}:{key}"
-
-    def _failed(self, exc: Exception) -> None:
-        if not self._down:
-            self._down = True
-            log.warning("Redis 不可用，访问频率限制暂时按放行处理（%s）", exc)
-
-    def _ok(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis 已恢复，访问频率限制恢复")
 
     async def add(self, key: str, now: float, window_s: float) -> int:
         k = self._k("ev", key)
@@ -144,10 +137,10 @@ class RedisWindows:
                 p.zcard(k)
                 p.expire(k, int(window_s) + 1)
                 _, _, n, _ = await p.execute()
-            self._ok()
+            self.outage.ok()
             return int(n)
         except Exception as exc:  # fail open: see the module's docstring
-            self._failed(exc)
+            self.outage.failed(exc)
             return 0
 
     async def count(self, key: str, now: float, window_s: float) -> tuple[int, float | None]:
@@ -158,17 +151,17 @@ class RedisWindows:
                 p.zcard(k)
                 p.zrange(k, 0, 0, withscores=True)
                 _, n, first = await p.execute()
-            self._ok()
+            self.outage.ok()
             return int(n), (float(first[0][1]) if first else None)
         except Exception as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
             return 0, None
 
     async def forget(self, key: str) -> None:
         try:
             await self.redis.delete(self._k("ev", key), self._k("block", key))
         except Exception as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
 
     async def block(self, key: str, until: float, now: float) -> None:
         try:
@@ -176,15 +169,15 @@ class RedisWindows:
                 self._k("block", key), f"{until:.3f}", px=max(1, int((until - now) * 1000))
             )
         except Exception as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
 
     async def blocked_until(self, key: str, now: float) -> float:
         try:
             raw = await self.redis.get(self._k("block", key))
-            self._ok()
+            self.outage.ok()
             return float(raw) if raw else 0.0
         except Exception as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
             return 0.0
 
 

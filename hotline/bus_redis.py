@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from hotline.bus import fan_out
 from telephony.model import CtiEvent
 from tickets.model import Role, Status, TicketEvent
+from tickets.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class RedisBus:
         self._subscribers: dict[str, list[asyncio.Queue[Any]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event = asyncio.Event()
-        self._down = False
+        self.outage = OutageLog(
+            log, "Redis 事件总线不可用，实时推送暂停，恢复后继续", "Redis 事件总线已恢复"
+        )
         self.published = 0
         self.dropped = 0
 
@@ -100,10 +103,10 @@ class RedisBus:
                     pipe.publish(self.channel(topic), encode(ev))
                 await pipe.execute()
             self.published += len(events)
-            self._recovered()
+            self.outage.ok()
         except (RedisError, OSError) as exc:
             self.dropped += len(events)
-            self._lost(exc)
+            self.outage.failed(exc)
 
     def subscribe(self, maxsize: int = 1000, topic: str = "tickets") -> asyncio.Queue[Any]:
         q: asyncio.Queue[Any] = asyncio.Queue(maxsize)
@@ -118,16 +121,6 @@ class RedisBus:
     def _deliver(self, topic: str, event: Any) -> None:
         fan_out(self._subscribers.get(topic, []), event)
 
-    def _lost(self, exc: Exception) -> None:
-        if not self._down:
-            self._down = True
-            log.warning("Redis 事件总线不可用（%s）：实时推送暂停，恢复后继续", exc)
-
-    def _recovered(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis 事件总线已恢复")
-
     async def _listen(self) -> None:
         delay = 0.1
         topics = ("tickets", "cti")
@@ -139,7 +132,7 @@ class RedisBus:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(*channels)
                 self._subscribed.set()
-                self._recovered()
+                self.outage.ok()
                 delay = 0.1
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
@@ -158,7 +151,7 @@ class RedisBus:
                 raise
             except (RedisError, OSError) as exc:
                 self._subscribed.clear()
-                self._lost(exc)
+                self.outage.failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
             finally:

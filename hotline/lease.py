@@ -16,6 +16,8 @@ import socket
 import uuid
 from typing import Any
 
+from tickets.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 # renew only while the key still names us; 1 when renewed (or taken), 0 when someone else holds it
@@ -62,25 +64,21 @@ class RedisLease:
         self.ttl_ms = max(1000, int(ttl_s * 1000))
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
-        self._down = False
+        meanwhile = "保持现状" if keep_on_error else "继续执行"
+        self.outage = OutageLog(
+            log,
+            f"Redis 不可用，无法确认租约 {self.key}，本进程{meanwhile}",
+            f"Redis 已恢复，租约 {self.key} 恢复",
+        )
 
     async def hold(self) -> bool:
         """Take or renew the lease; True while this process holds it."""
         try:
             got = bool(await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
         except Exception as exc:  # fail open: see the module's docstring
-            if not self._down:
-                self._down = True
-                log.warning(
-                    "Redis 不可用，无法确认租约 %s，本进程%s（%s）",
-                    self.key,
-                    "保持现状" if self.keep_on_error else "继续执行",
-                    exc,
-                )
+            self.outage.failed(exc)
             return self.held if self.keep_on_error else True
-        if self._down:
-            self._down = False
-            log.info("Redis 已恢复，租约 %s 恢复", self.key)
+        self.outage.ok()
         if got != self.held:
             log.info("租约 %s %s", self.key, "已取得" if got else "由其他进程持有")
         self.held = got

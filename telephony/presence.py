@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from tickets.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 
@@ -152,20 +154,12 @@ class RedisPresence(_Own):
         self.redis = redis
         self.prefix = prefix
         self.index = f"{prefix}:presence:index"
-        self._down = False
+        self.outage = OutageLog(
+            log, "Redis 不可用，在线人员暂只显示本进程", "Redis 已恢复，在线人员恢复共享"
+        )
 
     def _k(self, key: str) -> str:
         return f"{self.prefix}:presence:e:{key}"
-
-    def _failed(self, exc: Exception) -> None:
-        if not self._down:
-            self._down = True
-            log.warning("Redis 不可用，在线人员暂只显示本进程（%s）", exc)
-
-    def _ok(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis 已恢复，在线人员恢复共享")
 
     async def put(self, entries: Iterable[Entry]) -> None:
         stamped = self.stamp(entries)
@@ -181,9 +175,9 @@ class RedisPresence(_Own):
                     p.set(self._k(e.key), json.dumps(asdict(e), ensure_ascii=False), px=ttl_ms)
                 p.zadd(self.index, {e.key: until for e in entries})
                 await p.execute()
-            self._ok()
+            self.outage.ok()
         except (RedisError, OSError) as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
 
     async def remove(self, keys: Iterable[str]) -> None:
         keys = self.forget(keys)
@@ -194,9 +188,9 @@ class RedisPresence(_Own):
                 p.delete(*(self._k(k) for k in keys))
                 p.zrem(self.index, *keys)
                 await p.execute()
-            self._ok()
+            self.outage.ok()
         except (RedisError, OSError) as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
 
     async def online(self) -> Snapshot:
         try:
@@ -205,9 +199,9 @@ class RedisPresence(_Own):
             await self.redis.zremrangebyscore(self.index, "-inf", self.clock() - self.ttl_s)
             keys = [k.decode() for k in await self.redis.zrange(self.index, 0, -1)]
             raws = await self.redis.mget([self._k(k) for k in keys]) if keys else []
-            self._ok()
+            self.outage.ok()
         except (RedisError, OSError) as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
             return Snapshot(sorted(self.own.values(), key=_order), shared=False)
         entries: list[Entry] = []
         gone: list[str] = []
@@ -224,7 +218,7 @@ class RedisPresence(_Own):
             try:
                 await self.redis.zrem(self.index, *gone)
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self.outage.failed(exc)
         return Snapshot(sorted(entries, key=_order), shared=True)
 
 

@@ -32,6 +32,7 @@ from telephony.centre_state import (
 )
 from telephony.live import LiveCall, WorkerLink, decode_call, encode_call
 from telephony.model import CallRecord
+from tickets.outage import OutageLog
 
 if TYPE_CHECKING:
     from telephony.center import CallCenter
@@ -69,7 +70,11 @@ class Standby:
         self.offset = 0.0  # wall-clock minus monotonic seconds, fixed per takeover
         self._dirty = asyncio.Event()
         self._check = asyncio.Event()
-        self._down = False
+        self.outage = OutageLog(
+            log,
+            "呼叫中心状态写入失败，稍后重试，备用进程接管时会缺这段",
+            "呼叫中心状态写入已恢复",
+        )
         self._runner: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -210,15 +215,11 @@ class Standby:
             try:
                 ok = await self._write()
             except Exception as exc:  # the store is away: keep the changes, try again
-                if not self._down:
-                    self._down = True
-                    log.warning("呼叫中心状态写入失败，稍后重试（备用进程接管时会缺这段）: %s", exc)
+                self.outage.failed(exc)
                 self._dirty.set()
                 await asyncio.sleep(RETRY_S)
                 continue
-            if self._down:
-                self._down = False
-                log.info("呼叫中心状态写入已恢复")
+            self.outage.ok()
             if not ok:  # fenced: another process holds the lease now
                 self._check.set()
             await asyncio.sleep(SYNC_GAP_S)

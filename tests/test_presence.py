@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import uuid
@@ -250,17 +251,21 @@ def test_one_row_per_person_with_the_newest_agent_entry() -> None:
     assert people["zhang"]["agent"].state == "paused"
 
 
-async def test_redis_away_shows_this_process_alone() -> None:
-    """Unreachable Redis: own entries only, marked not shared; nothing raises."""
+async def test_redis_away_shows_this_process_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """Unreachable Redis: own entries only, marked not shared; nothing raises; the outage is
+    logged once, not once per call."""
     client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     p = RedisPresence(client, ttl_s=5, prefix="away")
     try:
         e = console()
-        await p.put([e])
-        snap = await p.online()
-        assert (snap.shared, [x.key for x in snap.entries]) == (False, [e.key])
-        await p.remove([e.key])
-        assert (await p.online()).entries == []
+        with caplog.at_level(logging.INFO, logger="telephony.presence"):
+            await p.put([e])
+            snap = await p.online()
+            assert (snap.shared, [x.key for x in snap.entries]) == (False, [e.key])
+            await p.remove([e.key])
+            assert (await p.online()).entries == []
+        lines = [r.getMessage() for r in caplog.records if r.name == "telephony.presence"]
+        assert len(lines) == 1 and lines[0].startswith("Redis 不可用，在线人员暂只显示本进程（")
     finally:
         await client.aclose()
 
