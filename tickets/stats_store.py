@@ -474,20 +474,20 @@ class CubeQuery:
 
 
 def choose_cube(filters: Iterable[str], group_by: Iterable[str]) -> Cube:
-    """The cheapest cube that has every dimension asked for, preferring one whose leading key
-    dimensions are all filtered (a range scan) over one that must be read across a period."""
+    """The cheapest cube (fewest rows: CUBES is in that order) that has every dimension asked
+    for and whose leading key dimensions are filtered or have a small domain (read as IN
+    lists), so its key is a range scan; else the cheapest that has the dimensions.
+
+    A smaller cube wins over one whose lead is filtered: a year of weeks for one league's ten
+    regions is 13,313 rows of `rk` against 88,637 of `rg` (the latter's category rows), and
+    on PostgreSQL, where each row the key finds is fetched from the heap, that was 11 against
+    182 ms."""
     wanted = set(filters) | set(group_by)
-    filtered = set(filters)
+    usable = set(filters) | set(DOMAINS)
     covering = [c for c in CUBES if wanted <= set(c.dims)]
     if not covering:
         raise ValueError(f"no statistics cube has the dimensions {sorted(wanted)}")
-    for c in covering:
-        if c.lead and set(c.lead) <= filtered:
-            return c
-    for c in covering:
-        if not c.lead or set(c.lead) <= {"channel", "kind"}:
-            return c
-    return covering[0]
+    return next((c for c in covering if set(c.lead) <= usable), covering[0])
 
 
 # leading dimensions with a small domain are read as IN lists, so their index is used
