@@ -13,6 +13,7 @@ proxies are not capped (the proxy carries many clients and limits them itself).
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -170,6 +171,12 @@ async def _serve(app: web.Application, o: ServeOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runner.setup()  # the app's start-up: nothing in it waits for a catch-up
+    # What start-up built (the directory, the classifier, the routes…) lives as long as the
+    # process: moved out of the collector's reach, a full collection no longer walks it. Before,
+    # each one took ~110 ms (188,000 objects, some large containers) and landed on whatever
+    # request triggered it: a year's XLSX ranking 190 ms or 310 ms, depending on that.
+    gc.collect()
+    gc.freeze()
     listener: asyncio.Server | None = None
     try:
         gate = ConnectionGate(o.max_connections_per_address, o.uncapped)
