@@ -223,7 +223,7 @@ async def test_aggregates_equal_a_recount_after_random_lifecycles(
         q = CubeQuery(pieces, filters, group_by, ("received", "concluded", "open"), by_period=True)
         answers = {
             cube.name: sorted(
-                database.run_read(lambda c, cube=cube: stats_store.sum_cube(c, q, cube))
+                database.run_read(lambda c, q=q, cube=cube: stats_store.sum_cube(c, q, cube))
             )
             for cube in stats_store.CUBES
             if set(filters) | set(group_by) <= set(cube.dims)
