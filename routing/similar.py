@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -27,6 +28,7 @@ from tickets.workflow import FINAL
 log = logging.getLogger(__name__)
 TOPIC = "similar"
 RECENT_SCAN = 200  # the newest orders compared directly: the index may lag a new one
+GRAMS_KEPT = 4096  # orders whose bigrams are kept: each is compared with the orders after it
 
 
 def bigrams(analyzer: Analyzer, text: str) -> frozenset[str]:
@@ -54,6 +56,9 @@ class SimilarRequests:
         self.s = settings
         self.region_of = region_of
         self.queue = WorkQueue(db, TOPIC)
+        # ticket id -> (its text, its bigrams): under a burst each new order is compared with
+        # the RECENT_SCAN before it, so without this every order was segmented ~200 times
+        self._grams: OrderedDict[int, tuple[str, frozenset[str]]] = OrderedDict()
 
     def text(self, t: Ticket) -> str:
         return "\n".join(x for x in (t.title, t.content) if x)
@@ -81,7 +86,7 @@ class SimilarRequests:
             for o in same:
                 if o.status not in FINAL and o.created_at <= t.created_at:
                     out[o.id] = ("same_caller", 1.0)
-        mine = await self.search.run(lambda: bigrams(self.search.analyzer, self.text(t)))
+        (mine,) = await self.grams([t])
         hits = await self.search.search(
             ORDERS,
             self.text(t),
@@ -100,9 +105,7 @@ class SimilarRequests:
         seen = {t.id, *out}
         pool = [o for o in [*others, *recent] if o.id not in seen and o.created_at <= t.created_at]
         pool = list({o.id: o for o in pool}.values())
-        scores = await self.search.run(
-            lambda: [jaccard(mine, bigrams(self.search.analyzer, self.text(o))) for o in pool]
-        )
+        scores = [jaccard(mine, theirs) for theirs in await self.grams(pool)]
         for o, score in zip(pool, scores, strict=True):
             if score >= self.s.threshold and self.same_place(t, o):
                 out[o.id] = ("same_content", score)
@@ -112,6 +115,24 @@ class SimilarRequests:
         if self.s.auto_group:
             await self._auto_group(t, ranked)
         return ranked
+
+    async def grams(self, orders: list[Ticket]) -> list[frozenset[str]]:
+        """Each order's bigrams: from the cache while its text is the same, else segmented
+        (off the event loop) and kept."""
+        texts = [self.text(o) for o in orders]
+        cached = [self._grams.get(o.id, ("", frozenset[str]())) for o in orders]
+        missing = [i for i, (text, c) in enumerate(zip(texts, cached, strict=True)) if c[0] != text]
+        if missing:
+            analyzer = self.search.analyzer
+            made = await self.search.run(lambda: [bigrams(analyzer, texts[i]) for i in missing])
+            for i, grams in zip(missing, made, strict=True):
+                cached[i] = (texts[i], grams)
+        for o, c in zip(orders, cached, strict=True):
+            self._grams[o.id] = c
+            self._grams.move_to_end(o.id)
+        while len(self._grams) > GRAMS_KEPT:
+            self._grams.popitem(last=False)
+        return [grams for _, grams in cached]
 
     async def _auto_group(self, t: Ticket, ranked: list[tuple[int, str, float]]) -> None:
         other_caller = [(i, s) for i, r, s in ranked if r == "same_content"]
