@@ -43,6 +43,7 @@ from _common import (
     bench_workdir,
     database_url_for,
     free_port,
+    production_postgres_settings,
     wait_healthy,
 )
 from stats_seed import ASSIGNMENT_COLS, CLOCK_COLS, EVENT_COLS, TICKET_COLS, Chunk, Year
@@ -327,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return benchmark(args, f"sqlite:///{workdir / 'hotline.db'}", workdir)
     with (
         bench_workdir(args.keep, prefix="hotline-stats-") as workdir,
-        database_url_for(workdir, args.postgres) as url,
+        database_url_for(workdir, args.postgres, settings=production_postgres_settings()) as url,
     ):
         return benchmark(args, url, workdir)
 
