@@ -33,14 +33,16 @@ def tickets_after(conn: Connection, after_id: int, limit: int) -> list[Ticket]:
 
 
 def tickets_between(conn: Connection, since: datetime, until: datetime, limit: int) -> list[Ticket]:
-    """Orders received in [since, until), oldest first, without merged duplicates' tasks."""
+    """The newest `limit` orders received in [since, until), oldest first, without merged
+    duplicates' tasks. The newest: a window holding more than `limit` orders loses its oldest
+    (hot spots' baseline, 诉求汇总's earliest), never the orders that just came in."""
     rows = conn.execute(
         sa.select(tickets)
         .where(tickets.c.created_at >= since, tickets.c.created_at < until)
-        .order_by(tickets.c.created_at, tickets.c.id)
+        .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
         .limit(limit)
     ).all()
-    return [_ticket_from_row(r) for r in rows]
+    return [_ticket_from_row(r) for r in reversed(rows)]
 
 
 def count_between(conn: Connection, since: datetime, until: datetime) -> int:
