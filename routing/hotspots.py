@@ -79,7 +79,14 @@ class Hotspot:
         return self.count / max(self.usual, 0.5)
 
     def spike(self, s: HotspotSettings) -> bool:
-        return self.count >= s.min_count and self.ratio >= s.ratio and self.z >= s.z
+        """Only against a usual volume: without a baseline window there is nothing to rise
+        above (a period so busy that the read stopped inside the current window)."""
+        return (
+            bool(self.baseline)
+            and self.count >= s.min_count
+            and self.ratio >= s.ratio
+            and self.z >= s.z
+        )
 
     def as_dict(self, s: HotspotSettings, region_name: Callable[[str], str]) -> dict[str, Any]:
         return {
@@ -142,13 +149,22 @@ class HotspotEngine:
         return out
 
     def compute(
-        self, now: datetime, items: Sequence[Item], window: timedelta | None = None
+        self,
+        now: datetime,
+        items: Sequence[Item],
+        window: timedelta | None = None,
+        complete_from: datetime | None = None,
     ) -> list[Hotspot]:
         """Clusters of the window ending at `now`, with their usual volume from the
-        baseline windows before it (`items` must cover both), hottest first."""
+        baseline windows before it (`items` must cover both), hottest first.
+        `complete_from`: `items` may lack orders before this time (the read was cut at its
+        limit), so only the baseline windows that start after it count."""
         window = window or timedelta(hours=self.s.window_hours)
         start = now - window
         history_start = start - window * self.s.baseline_windows
+        first = 0  # the first baseline window whose orders are all in `items`
+        if complete_from is not None and complete_from >= history_start:
+            first = int((complete_from - history_start) / window) + 1
         items = [i for i in items if history_start <= i.at < now]
         vectors = self.vectors(items)
         current = sorted((i for i in items if i.at >= start), key=lambda i: (i.at, i.id))
@@ -160,10 +176,10 @@ class HotspotEngine:
                 history[i.region].append(i)
         for h in big:
             centroid = _norm(_sum(vectors[i.id] for i in h.items))
-            counts = [0] * self.s.baseline_windows
+            counts = [0] * max(0, self.s.baseline_windows - first)
             for i in history.get(h.region, []):
                 if _cos(vectors[i.id], centroid) >= self.s.cluster_threshold:
-                    k = int((i.at - history_start) / window)
+                    k = int((i.at - history_start) / window) - first
                     if 0 <= k < len(counts):
                         counts[k] += 1
             h.baseline = counts
@@ -239,9 +255,12 @@ class Hotspots:
             lambda c: search_store.tickets_between(c, since, now, self.s.max_orders)
         )
 
+        # the read stopped at its limit: the orders before the oldest it got may be missing
+        cut = rows[0].created_at if len(rows) >= self.s.max_orders else None
+
         def compute() -> list[dict[str, Any]]:
             items = [self.item(t) for t in rows if t.master_id is None]  # merged: counted once
-            spots = self.engine.compute(now, items, window)
+            spots = self.engine.compute(now, items, window, complete_from=cut)
             self.engine.forget({i.id for i in items})
             return [h.as_dict(self.s, self.region_name) for h in spots if h.count >= 2]
 

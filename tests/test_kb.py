@@ -267,6 +267,16 @@ def test_hotspot_engine_finds_a_spike_against_a_quiet_history(analyzer: Analyzer
     top = spots[0]
     assert (top.region, top.count, top.spike(s)) == ("150200", 6, True)
     assert "停水" in top.keywords and top.callers == 6
+    assert len(top.baseline) == 7
+    # a read cut at its limit: only the baseline windows wholly after the cut count, the one
+    # the cut falls in (and those before) are left out rather than counted as quiet
+    cut = now - timedelta(days=3, hours=2)
+    top = engine.compute(now, [i for i in items if i.at >= cut], complete_from=cut)[0]
+    assert (top.count, len(top.baseline), top.spike(s)) == (6, 2, True)
+    # cut inside the current window: no usual volume to compare with, so no spike
+    cut = now - timedelta(hours=3)
+    top = engine.compute(now, [i for i in items if i.at >= cut], complete_from=cut)[0]
+    assert (top.count, top.baseline, top.spike(s)) == (3, [], False)
 
 
 def test_kb_migrations_build_the_declared_tables(database: Any) -> None:

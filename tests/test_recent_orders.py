@@ -3,10 +3,14 @@ newest ones (hot spots' current window, 诉求汇总's latest orders), oldest fi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hotline.config import Settings
+from kb.analysis import Analyzer
+from kb.config import HotspotSettings
+from routing.hotspots import Hotspots
 from tests.test_stats_aggregates import SteppingClock, make_service
 from tickets import search_store
 from tickets.db import Database
@@ -41,3 +45,36 @@ async def test_the_newest_orders_of_a_window_oldest_first(
             lambda c: search_store.tickets_between(c, since, made[-1].created_at, 100)
         )
     ]
+
+
+class SecondsClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now.astimezone(UTC)
+
+
+async def test_hot_spots_read_past_their_limit_compare_only_whole_baseline_windows(
+    settings: Settings, database: Database, analyzer: Analyzer
+) -> None:
+    """More orders than max_orders in the current window alone: the read is cut inside it, so
+    there is no usual volume to compare with, and no spike is claimed against an empty one."""
+    clock = SecondsClock(datetime(2026, 11, 2, 9, 0, tzinfo=TZ))
+    svc = make_service(settings, database, clock)
+    topics = ("阿尔丁大街停水了", "小区电梯又坏了", "公交车总是晚点")
+    for i in range(105):
+        await svc.submit(NewTicket(Channel.WEB, f"{topics[i % 3]}，第{i}户", Caller()))
+
+    async def hot(max_orders: int) -> list[dict[str, Any]]:
+        s = HotspotSettings(window_hours=24, baseline_windows=3, max_orders=max_orders, min_count=3)
+        return await Hotspots(database, analyzer, s, lambda t: "150203", str, clock=clock).current()
+
+    cut = await hot(100)
+    assert sorted(h["count"] for h in cut) == [33, 33, 34]  # the newest 100
+    assert not any(h["spike"] for h in cut)
+    # with room for every order the same bursts are spikes against three quiet days
+    full = await hot(1000)
+    assert sorted(h["count"] for h in full) == [35, 35, 35]
+    assert all(h["spike"] and h["usual"] == 0 for h in full)
