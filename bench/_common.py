@@ -390,6 +390,14 @@ class ServerProcess:
                 "HOTLINE__SERVER__PORT": str(self.port),
                 "HOTLINE__SERVER__PUBLIC_URL": self.url,
                 "HOTLINE__DATABASE__URL": self.database_url,
+                # what the server writes stays in its work dir: a search index in the
+                # repository's var/ grew with every run and slowed the next ones
+                "HOTLINE__SEARCH__PATH": str(self.workdir / "search.db"),
+                "HOTLINE__ATTACHMENTS__DIR": str(self.workdir / "attachments"),
+                "HOTLINE__TELEPHONY__PROMPTS_DIR": str(self.workdir / "prompts"),
+                "HOTLINE__TELEPHONY__RECORDINGS_DIR": str(self.workdir / "recordings"),
+                "HOTLINE__TELEPHONY__SPOOL_DIR": str(self.workdir / "spool"),
+                "HOTLINE__TELEPHONY__KAMAILIO_DIR": str(self.workdir / "kamailio"),
                 # the load comes from one address: the per-address abuse limits would stop it
                 "HOTLINE__SECURITY__INTAKE_PER_HOUR": "100000",
                 "HOTLINE__SECURITY__LOOKUPS_PER_MINUTE": "10000",
