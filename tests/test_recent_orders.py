@@ -3,7 +3,7 @@ newest ones (hot spots' current window, 诉求汇总's latest orders), oldest fi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,21 +47,12 @@ async def test_the_newest_orders_of_a_window_oldest_first(
     ]
 
 
-class SecondsClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now.astimezone(UTC)
-
-
 async def test_hot_spots_read_past_their_limit_compare_only_whole_baseline_windows(
     settings: Settings, database: Database, analyzer: Analyzer
 ) -> None:
     """More orders than max_orders in the current window alone: the read is cut inside it, so
     there is no usual volume to compare with, and no spike is claimed against an empty one."""
-    clock = SecondsClock(datetime(2026, 11, 2, 9, 0, tzinfo=TZ))
+    clock = SteppingClock(datetime(2026, 11, 2, 9, 0, tzinfo=TZ), timedelta(seconds=1))
     svc = make_service(settings, database, clock)
     topics = ("阿尔丁大街停水了", "小区电梯又坏了", "公交车总是晚点")
     for i in range(105):

@@ -43,13 +43,14 @@ REGIONS = ("150102", "150203", None)
 
 
 class SteppingClock:
-    """Time moves on by a few minutes per action, and jumps days when the test says so."""
+    """Time moves on by `step` per action, and jumps days when the test says so."""
 
-    def __init__(self, start: datetime) -> None:
+    def __init__(self, start: datetime, step: timedelta = timedelta(minutes=7)) -> None:
         self.now = start
+        self.step = step
 
     def __call__(self) -> datetime:
-        self.now += timedelta(minutes=7)
+        self.now += self.step
         return self.now.astimezone(UTC)
 
 
