@@ -515,10 +515,16 @@ def bench_workdir(keep: bool = False, prefix: str = "hotline-bench-") -> Iterato
 
 @contextlib.contextmanager
 def database_url_for(
-    workdir: Path, postgres: bool, dbname: str = "bench", settings: dict[str, str] | None = None
+    workdir: Path,
+    postgres: bool,
+    dbname: str = "bench",
+    settings: dict[str, str] | None = None,
+    keep: bool = False,
+    reuse: Path | None = None,
 ) -> Iterator[str]:
     """A temp SQLite file in `workdir`, or a database on a throwaway durable PostgreSQL (with
-    `settings` as server settings)."""
+    `settings` as server settings); `keep` leaves the PostgreSQL cluster's files behind (its
+    directory is printed) and `reuse` starts such a kept cluster again."""
     if not postgres:
         yield sqlite_url(workdir)
         return
@@ -527,9 +533,14 @@ def database_url_for(
     from tests.pgserver import PostgresServer  # written alongside; needs initdb/postgres
 
     print(f"PostgreSQL: durable, settings {settings or 'as installed'}", file=sys.stderr)
-    with PostgresServer(durable=True, settings=settings) as pg:
-        pg.create_database(dbname)
-        yield pg.url(dbname)
+    with PostgresServer(durable=True, settings=settings, keep=keep, directory=reuse) as pg:
+        if reuse is None:
+            pg.create_database(dbname)
+        try:
+            yield pg.url(dbname)
+        finally:
+            if keep and reuse is None:
+                print(f"kept PostgreSQL cluster {pg.data_dir.parent}", file=sys.stderr)
 
 
 def production_postgres_settings() -> dict[str, str]:

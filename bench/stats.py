@@ -280,11 +280,13 @@ def serve_and_measure(
     finally:
         server.stop()
     worst = max(r["p95_ms"] for r in results)
-    print(
-        f"  fill {fill_s:.0f} s, aggregates built in {rebuild_s:.0f} s "
-        f"({done / max(rebuild_s, 1e-9):,.0f} orders/s), database {size_mb:,.0f} MiB, "
-        f"cube rows {rows}"
+    built = (
+        f"fill {fill_s:.0f} s, aggregates built in {rebuild_s:.0f} s "
+        f"({done / max(rebuild_s, 1e-9):,.0f} orders/s)"
+        if not args.reuse
+        else "a store kept by an earlier run (--reuse)"
     )
+    print(f"  {built}, database {size_mb:,.0f} MiB, cube rows {rows}")
     print(f"  worst p95 {worst:.1f} ms")
     summary = {
         "backend": backend,
@@ -296,6 +298,8 @@ def serve_and_measure(
         "worst_p95_ms": worst,
         "endpoints": results,
     }
+    if backend == "postgresql":
+        summary["shared_buffers"] = args.shared_buffers
     summary["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(f"  load average at the end {summary['load_average']} (2 cores shared)")
     print(json.dumps(summary, ensure_ascii=False))
@@ -318,17 +322,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=30, help="timed requests per endpoint")
     parser.add_argument("--chunk", type=int, default=20_000, help="orders per fill transaction")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
-        "--reuse", help="measure again on the SQLite work dir an earlier --keep run left"
+        "--keep", action="store_true", help="keep the temp dir (and the PostgreSQL cluster)"
+    )
+    parser.add_argument(
+        "--reuse",
+        help="measure again on what an earlier --keep run left: its SQLite work dir, or with "
+        "--postgres its PostgreSQL cluster's directory",
+    )
+    parser.add_argument(
+        "--shared-buffers",
+        default=production_postgres_settings()["shared_buffers"],
+        help="PostgreSQL's shared_buffers (its own default is 128MB)",
     )
     args = parser.parse_args(argv)
-    if args.reuse:
+    if args.reuse and not args.postgres:
         workdir = Path(args.reuse)
         return benchmark(args, f"sqlite:///{workdir / 'hotline.db'}", workdir)
     with (
         bench_workdir(args.keep, prefix="hotline-stats-") as workdir,
-        database_url_for(workdir, args.postgres, settings=production_postgres_settings()) as url,
+        database_url_for(
+            workdir,
+            args.postgres,
+            settings={"shared_buffers": args.shared_buffers},
+            keep=args.keep,
+            reuse=Path(args.reuse) if args.reuse else None,
+        ) as url,
     ):
         return benchmark(args, url, workdir)
 

@@ -102,10 +102,17 @@ class PostgresServer:
         settings: Mapping[str, str] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 60.0,
+        keep: bool = False,
+        directory: str | os.PathLike[str] | None = None,
     ) -> None:
         """`durable=True` keeps fsync & co. at their defaults (for benchmarks); `settings`
         adds or overrides server settings (`-c name=value`); `base_dir` is where the temp
-        dir is created (default: the system temp dir; must be reachable by `postgres`)."""
+        dir is created (default: the system temp dir; must be reachable by `postgres`).
+        `keep=True` leaves the cluster's files behind on stop (`data_dir.parent`), and
+        `directory` starts such a kept cluster again instead of creating one (a benchmark
+        measuring a large store twice)."""
+        self.keep = keep or directory is not None
+        self.directory = Path(directory) if directory is not None else None
         self.durable = durable
         self.settings = dict(settings or {})
         self.base_dir = os.fspath(base_dir) if base_dir is not None else None
@@ -157,14 +164,20 @@ class PostgresServer:
         self._owner_pid = os.getpid()
         self._bin = find_bin_dir()
         self._run_as = self._run_as_prefix()
-        self._tmp = Path(tempfile.mkdtemp(prefix="pgserver-", dir=self.base_dir))
+        if self.directory is not None:
+            if not (self.directory / "data" / "PG_VERSION").is_file():
+                raise RuntimeError(f"{self.directory} holds no cluster a PostgresServer kept")
+            self._tmp = self.directory
+        else:
+            self._tmp = Path(tempfile.mkdtemp(prefix="pgserver-", dir=self.base_dir))
         # Registered before anything can fail, so a half-started server is cleaned up too.
         atexit.register(self._atexit_stop)
         try:
-            if os.geteuid() == 0:
-                pw = pwd.getpwnam(SUPERUSER)
-                os.chown(self._tmp, pw.pw_uid, pw.pw_gid)
-            self._initdb()
+            if self.directory is None:
+                if os.geteuid() == 0:
+                    pw = pwd.getpwnam(SUPERUSER)
+                    os.chown(self._tmp, pw.pw_uid, pw.pw_gid)
+                self._initdb()
             self._launch()
         except BaseException:
             self.stop()
@@ -172,14 +185,15 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        """Fast shutdown (as `pg_ctl stop -m fast`), then delete the temp dir. Idempotent."""
+        """Fast shutdown (as `pg_ctl stop -m fast`), then delete the temp dir (unless `keep`).
+        Idempotent."""
         atexit.unregister(self._atexit_stop)
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
                 self._shutdown(proc)
         finally:
-            if self._tmp is not None:
+            if self._tmp is not None and not self.keep:
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
             self._port = None

@@ -515,7 +515,7 @@ def test_orders_from_before_statistics_migrate_past_the_retention_marks(db_url: 
             )
         )
         upgrade(db)
-        assert current_revision(db) == "0720"
+        assert current_revision(db) == "0730"
         facts = db.run_read(lambda c: c.execute(sa.select(order_facts.c.ticket_id)).scalars().all())
         assert list(facts) == [ticket_id]
         assert ticket_row(db, ticket_id)["purged_at"] is None

@@ -48,6 +48,9 @@ class Cube:
     lead: tuple[str, ...] = ()  # dimensions before the period in the key (filtered on)
     # also counted per quarter: the rankings read every department over long periods
     quarters: bool = False
+    # measures the key's index also holds on PostgreSQL (INCLUDE): the series, breakdowns and
+    # hot topics then read these cubes from the index alone (migration 0730)
+    covers: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -55,17 +58,24 @@ class Cube:
         return ("grain", *self.lead, "period", *rest, "shard")
 
 
+COVERS = ("received", "concluded")  # what the series, breakdowns and hot topics sum
+
 # cheapest first for the queries each serves (tickets/stats_store.choose_cube)
 CUBES: tuple[Cube, ...] = (
     Cube("dd", ("department",), quarters=True),  # rankings over all departments
-    Cube("ck", ("channel", "kind", "category")),  # the whole centre; channel / kind filters
-    Cube("rk", ("region", "channel", "kind")),  # by region
+    Cube("ck", ("channel", "kind", "category"), covers=COVERS),  # the whole centre
+    Cube("rk", ("region", "channel", "kind"), covers=COVERS),  # by region
     Cube(
         "dk", ("department", "channel", "kind"), lead=("channel", "kind"), quarters=True
     ),  # rankings, filtered
-    Cube("rg", ("region", "channel", "kind", "category"), lead=("region",)),  # one region
     Cube(
-        "dp", ("department", "region", "channel", "kind", "category"), lead=("department",)
+        "rg", ("region", "channel", "kind", "category"), lead=("region",), covers=COVERS
+    ),  # one region
+    Cube(
+        "dp",
+        ("department", "region", "channel", "kind", "category"),
+        lead=("department",),
+        covers=COVERS,
     ),  # one department
 )
 
@@ -82,7 +92,9 @@ def _cube_table(cube: Cube) -> sa.Table:
         f"stats_{cube.name}",
         metadata,
         *cols,
-        sa.PrimaryKeyConstraint(*cube.key, name=f"pk_stats_{cube.name}"),
+        sa.PrimaryKeyConstraint(
+            *cube.key, name=f"pk_stats_{cube.name}", postgresql_include=list(cube.covers)
+        ),
         sqlite_with_rowid=False,
     )
 
