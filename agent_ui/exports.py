@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import xlsxwriter
+import rustpy_xlsxwriter as xlsx
 
 FORMATS = ("json", "csv", "xlsx")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -72,29 +72,52 @@ _XLSX_FORMATS = {"pct": "0.0%", "score": "0.0", "num": "0.0", "int": "0"}
 
 
 def to_xlsx(tables: Sequence[Table]) -> bytes:
-    """One sheet per table; rates are numbers formatted as percentages (what the page shows)."""
-    out = io.BytesIO()
-    wb = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_numbers": False})
-    bold = wb.add_format({"bold": True})
-    formats = {k: wb.add_format({"num_format": v}) for k, v in _XLSX_FORMATS.items()}
+    """One sheet per table: a bold, frozen header row; rates are numbers formatted as
+    percentages (what the page shows); an empty cell where the page shows "—"; text is always
+    text (never a formula). Written by rust_xlsxwriter through rustpy-xlsxwriter: a year's
+    ranking (2,087 departments × 12 columns) takes ~25 ms there against ~110 ms in the
+    pure-Python xlsxwriter this replaced (README, Statistics)."""
+    sheets: list[tuple[str, Any]] = []
+    formats: dict[str, dict[str, xlsx.Format] | list[xlsx.Format]] = {}
+    widths: dict[str, dict[str, float] | list[float]] = {}
     used: set[str] = set()
     for t in tables:
-        ws = wb.add_worksheet(_sheet_name(t.title, used))
-        ws.write_row(0, 0, [c.label for c in t.columns], bold)
-        for j, col in enumerate(t.columns):
-            width = max([len(col.label) * 2 + 2] + [len(str(r[j])) + 2 for r in t.rows[:200]])
-            ws.set_column(j, j, min(60, width), formats.get(col.fmt))
-        for i, row in enumerate(t.rows, start=1):
-            for j, (value, col) in enumerate(zip(row, t.columns, strict=True)):
-                if value is None or value == "":
-                    continue
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    ws.write_number(i, j, value, formats.get(col.fmt))
-                else:
-                    ws.write_string(i, j, str(value))
-        ws.freeze_panes(1, 0)
-    wb.close()
+        name = _sheet_name(t.title, used)
+        labels = _unique([c.label for c in t.columns])
+        records = [
+            {k: (None if v == "" else v) for k, v in zip(labels, row, strict=True)}
+            for row in t.rows
+        ] or [dict.fromkeys(labels)]  # no rows: the header alone
+        sheets.append((name, records))
+        formats[name] = {
+            k: xlsx.Format().set_num_format(_XLSX_FORMATS[c.fmt])
+            for k, c in zip(labels, t.columns, strict=True)
+            if c.fmt in _XLSX_FORMATS
+        }
+        widths[name] = [
+            float(min(60, max([len(c.label) * 2 + 2] + [len(str(r[j])) + 2 for r in t.rows[:200]])))
+            for j, c in enumerate(t.columns)
+        ]
+    out = io.BytesIO()
+    xlsx.write_worksheets(
+        sheets,
+        out,
+        freeze_panes={"general": {"row": 1, "col": 0}},
+        bold_headers=True,
+        column_formats=formats,
+        column_widths=widths,
+    )
     return out.getvalue()
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Header labels as record keys: a repeated one gets a number (the sheet shows it)."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}（{seen[label]}）")
+    return out
 
 
 def _sheet_name(title: str, used: set[str]) -> str:

@@ -183,7 +183,7 @@ def cube_rows(db: Database) -> dict[str, int]:
     return db.run_read(tx)
 
 
-async def measure(base: str, repeat: int) -> list[dict[str, Any]]:
+async def measure(base: str, repeat: int, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     out = []
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         async with session.post(
@@ -191,6 +191,8 @@ async def measure(base: str, repeat: int) -> list[dict[str, Any]]:
         ) as resp:
             assert resp.status == 200, await resp.text()
         for name, path, query in CASES:
+            if only and not any(o in name for o in only):
+                continue
             times: list[float] = []
             for i in range(repeat + 2):
                 t0 = time.perf_counter()
@@ -276,7 +278,7 @@ def serve_and_measure(
     try:
         asyncio.run(wait_healthy(server, 300))
         print(f"statistics endpoints ({backend}, {done:,} orders, {args.repeat} requests each)")
-        results = asyncio.run(measure(server.url, args.repeat))
+        results = asyncio.run(measure(server.url, args.repeat, args.only))
     finally:
         server.stop()
     worst = max(r["p95_ms"] for r in results)
@@ -329,6 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reuse",
         help="measure again on what an earlier --keep run left: its SQLite work dir, or with "
         "--postgres its PostgreSQL cluster's directory",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="time only the endpoints whose name contains TEXT (repeatable)",
     )
     parser.add_argument(
         "--shared-buffers",
