@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -173,7 +174,16 @@ def cmd_search_reindex(args: argparse.Namespace) -> int:
 
                 await backend.reset(ORDERS)
                 await backend.reset(ARTICLES)
-            orders = await svc.orders.reindex()
+            if args.workers > 1:
+                from hotline.search import ParallelDocuments
+
+                build = ParallelDocuments(settings, args.workers)
+                try:
+                    orders = await svc.orders.reindex(build=build, ahead=args.workers)
+                finally:
+                    build.close()
+            else:
+                orders = await svc.orders.reindex()
             articles = await svc.kb.reindex()
             return {"orders": orders, "articles": articles, "backend": backend.name}
         finally:
@@ -230,6 +240,12 @@ def add_more_subcommands(sub: Any, kb: Any) -> None:
     re_ = search.add_parser("reindex", help="从数据库重建检索索引（工单和已发布知识）")
     _add_config(re_)
     re_.add_argument("--fresh", action="store_true", help="先清空索引")
+    re_.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="分词进程数（默认每个 CPU 核一个；1 = 在本进程内，不另起进程）",
+    )
     re_.set_defaults(fn=cmd_search_reindex)
     hs = sub.add_parser("hotspots", help="热点：按话题 × 盟市聚类，检测突增；--data 评测数据集")
     _add_config(hs)

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,48 @@ from tickets.outbox import Backoff, Job, WorkQueue, consume
 log = logging.getLogger(__name__)
 TOPIC = "search"
 DEFAULT_BACKOFF = Backoff(1.0, 30.0)
+
+
+# a page of orders (and their 多人同诉 main orders) → their index documents
+DocumentBuilder = Callable[[Sequence[Ticket], dict[int, str]], Awaitable[list[Document]]]
+
+
+def region_path(directory: Directory, code: str | None) -> list[str]:
+    """An order's region and the regions above it (a league finds its banners' orders)."""
+    out: list[str] = []
+    while code and code in directory.regions and len(out) < 5:
+        out.append(code)
+        code = directory.regions[code].parent
+    return out
+
+
+def order_document(
+    search: Search, directory: Directory, t: Ticket, group: str | None = None
+) -> Document:
+    """An order as the index holds it: analysed text and the filters' fields."""
+    category = ["/".join(t.category[: i + 1]) for i in range(len(t.category))]
+    fields: dict[str, Any] = {
+        "number": t.number,
+        "status": t.status.value,
+        "departments": sorted({a.department for a in t.assignments}),
+        "region": region_path(directory, t.region),
+        "kind": t.kind.value,
+        "category": category,
+        "channel": t.channel.value,
+        "phone": t.caller.phone,
+        "confidential": t.caller.confidential,
+        "answered": t.answer is not None,
+        "group": group,
+        "created_at": t.created_at,
+    }
+    title = " ".join(x for x in (t.title, t.summary) if x)
+    return search.document(t.id, title, [t.content, t.address], fields)
+
+
+def order_documents(
+    search: Search, directory: Directory, rows: Sequence[Ticket], mains: dict[int, str]
+) -> list[Document]:
+    return [order_document(search, directory, t, mains.get(t.id)) for t in rows]
 
 
 class SearchDegraded(Unavailable):
@@ -91,33 +134,13 @@ class OrderSearch:
 
     # -- documents ----------------------------------------------------------------------------
     def region_path(self, code: str | None) -> list[str]:
-        out: list[str] = []
-        while code and code in self.directory.regions and len(out) < 5:
-            out.append(code)
-            code = self.directory.regions[code].parent
-        return out
+        return region_path(self.directory, code)
 
     def document(self, t: Ticket, group: str | None = None) -> Document:
-        category = ["/".join(t.category[: i + 1]) for i in range(len(t.category))]
-        fields: dict[str, Any] = {
-            "number": t.number,
-            "status": t.status.value,
-            "departments": sorted({a.department for a in t.assignments}),
-            "region": self.region_path(t.region),
-            "kind": t.kind.value,
-            "category": category,
-            "channel": t.channel.value,
-            "phone": t.caller.phone,
-            "confidential": t.caller.confidential,
-            "answered": t.answer is not None,
-            "group": group,
-            "created_at": t.created_at,
-        }
-        title = " ".join(x for x in (t.title, t.summary) if x)
-        return self.search.document(t.id, title, [t.content, t.address], fields)
+        return order_document(self.search, self.directory, t, group)
 
     def _documents(self, rows: Sequence[Ticket], mains: dict[int, str]) -> list[Document]:
-        return [self.document(t, mains.get(t.id)) for t in rows]
+        return order_documents(self.search, self.directory, rows, mains)
 
     async def index(self, ticket_ids: Sequence[int]) -> int:
         ids = list(dict.fromkeys(ticket_ids))
@@ -130,21 +153,38 @@ class OrderSearch:
     async def handle(self, jobs: list[Job]) -> None:
         await self.index([j.ticket_id for j in jobs if j.ticket_id is not None])
 
-    async def reindex(self, batch: int = 1000) -> int:
+    async def reindex(
+        self, batch: int = 1000, build: DocumentBuilder | None = None, ahead: int = 1
+    ) -> int:
         """Every order again, in id order (`hotline search reindex`); the queue keeps
-        following changes meanwhile."""
-        after = 0
-        done = 0
-        while True:
-            page = functools.partial(search_store.tickets_after, after_id=after, limit=batch)
-            rows = await self.db.read(page)
-            if not rows:
-                return done
-            mains = await self.groups.mains([t.id for t in rows])
-            docs = await self.search.run(functools.partial(self._documents, rows, mains))
-            await self.search.upsert(ORDERS, docs)
-            done += len(rows)
-            after = rows[-1].id
+        following changes meanwhile. `build` makes a page's documents (default: on the search
+        executor); up to `ahead` more pages are analysed while one is written (with a pool of
+        processes behind `build`, the CLI's `--workers`, as many as it has)."""
+
+        async def here(rows: Sequence[Ticket], mains: dict[int, str]) -> list[Document]:
+            return await self.search.run(functools.partial(self._documents, rows, mains))
+
+        make = build or here
+        ahead = max(1, ahead)
+        pending: deque[asyncio.Future[list[Document]]] = deque()
+        after = done = 0
+        try:
+            while True:
+                page = functools.partial(search_store.tickets_after, after_id=after, limit=batch)
+                rows = await self.db.read(page)
+                if rows:
+                    mains = await self.groups.mains([t.id for t in rows])
+                    pending.append(asyncio.ensure_future(make(rows, mains)))
+                    after = rows[-1].id
+                while pending and (not rows or len(pending) > ahead):
+                    docs = await pending.popleft()
+                    await self.search.upsert(ORDERS, docs)
+                    done += len(docs)
+                if not rows:
+                    return done
+        finally:
+            for f in pending:
+                f.cancel()
 
     # -- the indexer --------------------------------------------------------------------------
     async def run(self, wake: asyncio.Event) -> None:

@@ -1,0 +1,110 @@
+"""`hotline search reindex`: the documents analysed in worker processes (`--workers`) are the
+ones the process itself would have written, page after page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.cli import main
+from hotline.cli_search import _platform
+from hotline.db import open_database
+from hotline.search import ParallelDocuments
+from tests.conftest import make_settings
+from tests.test_stats_aggregates import SteppingClock, make_service
+from tickets.model import Caller, Channel, Kind, NewTicket
+
+TEXTS = (
+    "小区供暖不达标，暖气不热",
+    "光明路路灯坏了，晚上很黑",
+    "工地夜间施工噪音扰民",
+    "物业乱收停车费",
+)
+REGIONS = ("150102", "150203", None)
+
+
+def orders(url: str, n: int) -> None:
+    db = open_database(make_settings(url))
+    try:
+        svc = make_service(
+            make_settings(url),
+            db,
+            SteppingClock(datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))),
+        )
+
+        async def create() -> None:
+            for i in range(n):
+                await svc.submit(
+                    NewTicket(
+                        Channel.WEB,
+                        f"第{i}号：{TEXTS[i % len(TEXTS)]}",
+                        Caller(phone="13812345678"),
+                        kind=Kind.COMPLAINT,
+                        address=f"新城区{i}号",
+                        region=REGIONS[i % len(REGIONS)],
+                    ),
+                )
+
+        asyncio.run(create())
+    finally:
+        db.close()
+
+
+def indexed(path: Path) -> tuple[list[Any], list[Any]]:
+    with sqlite3.connect(path) as conn:
+        return (
+            conn.execute("SELECT * FROM orders_meta ORDER BY 1").fetchall(),
+            conn.execute("SELECT rowid, * FROM orders_fts ORDER BY rowid").fetchall(),
+        )
+
+
+def test_worker_processes_write_what_one_process_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    orders(url, 23)
+
+    def reindex(path: Path, workers: int) -> int:
+        settings = make_settings(url, HOTLINE__SEARCH__PATH=str(path))
+        db, svc = _platform(settings)
+
+        async def run() -> int:
+            await svc.orders.search.backend.open()
+            build = ParallelDocuments(settings, workers) if workers > 1 else None
+            try:
+                # pages of 4: several in flight at once, the last one short
+                return await svc.orders.reindex(batch=4, build=build, ahead=workers)
+            finally:
+                if build:
+                    build.close()
+                await svc.orders.search.backend.close()
+
+        try:
+            return asyncio.run(run())
+        finally:
+            db.close()
+
+    assert reindex(tmp_path / "one.db", 1) == reindex(tmp_path / "two.db", 2) == 23
+    meta, fts = indexed(tmp_path / "one.db")
+    assert len(meta) == len(fts) == 23 and any("路灯" in str(row) for row in fts)
+    assert indexed(tmp_path / "two.db") == (meta, fts)
+
+
+def test_reindex_cli_with_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    orders(url, 5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOTLINE__DATABASE__URL", url)
+        mp.setenv("HOTLINE__SEARCH__PATH", str(tmp_path / "s.db"))
+        assert main(["search", "reindex", "--fresh", "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "orders": 5,
+        "articles": 0,
+        "backend": "embedded",
+    }
+    assert len(indexed(tmp_path / "s.db")[0]) == 5
