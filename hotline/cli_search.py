@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -189,6 +190,10 @@ def cmd_search_reindex(args: argparse.Namespace) -> int:
         finally:
             await backend.close()
 
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # the pool of workers shut down on the way out
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         _print(asyncio.run(run()))
     finally:

@@ -9,6 +9,9 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -109,6 +112,14 @@ def _start_worker(settings: Settings) -> None:
     from hotline.app import load_routing, load_triage_parts
 
     global _WORKER
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the reindex was stopped (SIGTERM, SIGKILL): do not linger
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
     directory = load_routing(settings)
     gazetteer, _ = load_triage_parts(settings, directory)
     _WORKER = (build_search(settings, gazetteer), directory)

@@ -108,3 +108,59 @@ def test_reindex_cli_with_workers(tmp_path: Path, capsys: pytest.CaptureFixture[
         "backend": "embedded",
     }
     assert len(indexed(tmp_path / "s.db")[0]) == 5
+
+
+CHILD = """
+import asyncio, os, sys, time
+from hotline.search import ParallelDocuments
+from tests.conftest import make_settings
+
+async def main():
+    build = ParallelDocuments(make_settings(sys.argv[1]), 2)
+    await asyncio.gather(build([], {}), build([], {}))  # both workers started
+    print(" ".join(str(p) for p in build.pool._processes), flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_workers_do_not_outlive_a_killed_reindex(tmp_path: Path) -> None:
+    """A reindex stopped with SIGKILL (or an operator's kill -9) leaves no worker behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.waiting import wait_until_sync
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
+    repo = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, str(script), f"sqlite:///{tmp_path / 'h.db'}"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        workers = [int(p) for p in child.stdout.readline().split()]
+        assert len(workers) == 2 and all(Path(f"/proc/{p}").exists() for p in workers)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+    def running(pid: int) -> bool:  # a zombie (an init that does not reap) has ended too
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    def gone() -> bool:
+        return not any(running(p) for p in workers)
+
+    wait_until_sync(gone, timeout=30)
