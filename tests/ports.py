@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 
 LOW, HIGH = 10_000, 20_000
 # RTP ranges of the SIP workers under test: bound only when a call starts, so they live apart
 # from the ports other peers (SIPp, baresip) bind right away
 RTP_LOW, RTP_HIGH = 20_000, 32_000
 _rng = random.SystemRandom()  # parallel test runs must not walk the same sequence
+# ports handed out lately and perhaps not bound yet (a peer started, still starting): "free
+# now" says nothing about them, so they are not handed out again for a while. Three SIPp
+# backends started one after the other once drew the same port (the Kamailio test's flake).
+HELD_S = 120.0
+_handed: dict[int, float] = {}
 
 
 def port_free(port: int, *, udp: bool = True, tcp: bool = True, host: str = "127.0.0.1") -> bool:
@@ -36,9 +42,17 @@ def free_port_block(
     high: int = HIGH,
 ) -> int:
     """The first of n ports (base, base+step, …) free now for the given protocols."""
+    now = time.monotonic()
+    for port, at in list(_handed.items()):
+        if now - at > HELD_S:
+            del _handed[port]
     for _ in range(1000):
         base = _rng.randrange(low, high - n * step)
-        if all(port_free(base + i * step, udp=udp, tcp=tcp) for i in range(n)):
+        block = range(base, base + n * step, step)
+        if any(p in _handed for p in range(base, base + n * step)):
+            continue
+        if all(port_free(p, udp=udp, tcp=tcp) for p in block):
+            _handed.update(dict.fromkeys(range(base, base + n * step), now))
             return base
     raise RuntimeError(f"no block of {n} free ports in {low}–{high}")
 
