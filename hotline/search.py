@@ -94,7 +94,7 @@ class ParallelDocuments:
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(settings,),
+            initargs=(settings, os.getpid()),
         )
 
     async def __call__(self, rows: Sequence[Ticket], mains: dict[int, str]) -> list[Document]:
@@ -108,11 +108,12 @@ class ParallelDocuments:
 _WORKER: tuple[Search, Directory] | None = None
 
 
-def _start_worker(settings: Settings) -> None:
+def _start_worker(settings: Settings, parent: int) -> None:
+    """`parent`: the reindex's pid, passed in (a worker that starts after its parent died
+    would otherwise take its new parent, the reaper, for it and wait forever)."""
     from hotline.app import load_routing, load_triage_parts
 
     global _WORKER
-    parent = os.getppid()
 
     def orphaned() -> None:  # the reindex was stopped (SIGTERM, SIGKILL): do not linger
         while os.getppid() == parent:

@@ -163,4 +163,28 @@ def test_workers_do_not_outlive_a_killed_reindex(tmp_path: Path) -> None:
     def gone() -> bool:
         return not any(running(p) for p in workers)
 
-    wait_until_sync(gone, timeout=30)
+    wait_until_sync(gone, timeout=60)
+
+
+def test_a_worker_started_after_its_parent_died_ends(tmp_path: Path) -> None:
+    """A worker still starting when the reindex is killed must not take its new parent (the
+    reaper) for the reindex: it is told the reindex's pid, and ends."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, time\n"
+        "from hotline.search import _start_worker\n"
+        "from tests.conftest import make_settings\n"
+        "_start_worker(make_settings(sys.argv[1]), 0)  # no process has pid 0: gone already\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path / 'h.db'}"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        timeout=50,
+    )
+    assert child.returncode == 1
