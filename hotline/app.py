@@ -168,16 +168,21 @@ class PlannerPool(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _start_planner_worker(parent: int, build: Callable[[], Planner]) -> None:
-    """A triage worker's start: it ends with the server, even one killed with SIGKILL (a
-    worker blocked on its queue would otherwise outlive it), then builds its planner."""
+def watch_parent(parent: int, exit_code: int = 0) -> None:
+    """A pool worker ends with the process that started it (`parent`, its pid passed in), even
+    one killed with SIGKILL: a worker blocked on its queue would otherwise outlive it."""
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)
-        os._exit(0)
+        os._exit(exit_code)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _start_planner_worker(parent: int, build: Callable[[], Planner]) -> None:
+    """A triage worker's start: it ends with the server, then builds its planner."""
+    watch_parent(parent)
     start_worker(build)
 
 

@@ -180,7 +180,7 @@ def cmd_search_reindex(args: argparse.Namespace) -> int:
 
                 build = ParallelDocuments(settings, args.workers)
                 try:
-                    orders = await svc.orders.reindex(build=build, ahead=args.workers)
+                    orders = await svc.orders.reindex(build=build, ahead=build.workers)
                 finally:
                     build.close()
             else:

@@ -10,8 +10,6 @@ import functools
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -111,16 +109,10 @@ _WORKER: tuple[Search, Directory] | None = None
 def _start_worker(settings: Settings, parent: int) -> None:
     """`parent`: the reindex's pid, passed in (a worker that starts after its parent died
     would otherwise take its new parent, the reaper, for it and wait forever)."""
-    from hotline.app import load_routing, load_triage_parts
+    from hotline.app import load_routing, load_triage_parts, watch_parent
 
     global _WORKER
-
-    def orphaned() -> None:  # the reindex was stopped (SIGTERM, SIGKILL): do not linger
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
+    watch_parent(parent, exit_code=1)  # the reindex was stopped (SIGTERM, SIGKILL)
     directory = load_routing(settings)
     gazetteer, _ = load_triage_parts(settings, directory)
     _WORKER = (build_search(settings, gazetteer), directory)

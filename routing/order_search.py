@@ -133,9 +133,6 @@ class OrderSearch:
         self.queue = WorkQueue(db, TOPIC, backoff=settings.backoff)
 
     # -- documents ----------------------------------------------------------------------------
-    def region_path(self, code: str | None) -> list[str]:
-        return region_path(self.directory, code)
-
     def document(self, t: Ticket, group: str | None = None) -> Document:
         return order_document(self.search, self.directory, t, group)
 
