@@ -23,6 +23,7 @@ The index is derived data: `hotline search reindex` rebuilds it from the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sqlite3
@@ -60,6 +61,14 @@ _READERS = 4
 DF_CAP = 2_000
 DF_TTL_S = 600.0
 DF_CACHE = 200_000
+# A count that reached its cap is kept in the index file ({c}_df) as a lower bound for
+# DF_KEEP_S, read by every process that opens the index: a common term then costs a B-tree
+# lookup instead of a walk of its postings, also in a process just started or after DF_TTL_S.
+# Counts grow with the index; deleting or purging documents can leave a bound a little high
+# until it expires, which only nudges which terms a long query keeps.
+DF_KEEP_S = 86_400.0
+BOUNDS_FLUSH_S = 1.0  # new bounds are written at most this often, in one transaction
+_BOUNDS_PER_STATEMENT = 500
 # a text query ranks at most this many of its matches, the newest (see the module docstring)
 RANK_WINDOW = 1_000
 # a filter whose values are in at most this share of the documents (or this many) is matched
@@ -111,6 +120,10 @@ class SqliteSearch:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._df: dict[tuple[str, str, str], tuple[int, int, float]] = {}
+        # lower bounds waiting for the writer: (collection, cols, term) -> (count, wall time)
+        self._bounds: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._bounds_queued = False
+        self._bounds_timer: threading.Timer | None = None
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -163,6 +176,10 @@ class SqliteSearch:
         )
         for d in _dates(c):
             conn.execute(f"CREATE INDEX IF NOT EXISTS {c}_meta_{d} ON {c}_meta ({d})")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {c}_df (cols TEXT NOT NULL, term TEXT NOT NULL, "
+            "n INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (cols, term)) WITHOUT ROWID"
+        )
         self._add_meta_tags(conn, c)
 
     def _add_meta_tags(self, conn: sqlite3.Connection, c: str) -> None:
@@ -187,6 +204,10 @@ class SqliteSearch:
             raise
 
     async def close(self) -> None:
+        if self._bounds_timer is not None:
+            self._bounds_timer.cancel()
+        with contextlib.suppress(RuntimeError):  # closed before
+            self._writer.submit(self._write_bounds)  # what the timer would have written
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         with self._lock:
@@ -300,6 +321,11 @@ class SqliteSearch:
         if todo == [""]:
             counted = [int(conn.execute(_sql("SELECT count(*) FROM {c}_meta", c)).fetchone()[0])]
         else:
+            wall = time.time()
+            for t, n in self._lower_bounds(conn, c, cols, todo, cap, wall).items():
+                out[t] = n
+                self._df[(c, cols, t)] = (n, n, now)  # answers any cap up to n
+            todo = [t for t in todo if t not in out]
             one = "SELECT {i}, count(*) FROM (SELECT 1 FROM {c}_fts WHERE {c}_fts MATCH ? LIMIT ?)"
             counted = [0] * len(todo)
             for lo in range(0, len(todo), _COUNTS_PER_STATEMENT):
@@ -308,11 +334,98 @@ class SqliteSearch:
                 args = [x for i in part for x in (f"{cols} : {_quote(todo[i])}", cap)]
                 for i, n in conn.execute(sql, args):
                     counted[i] = int(n)
+            self._keep_bounds(
+                c, cols, [(t, n) for t, n in zip(todo, counted, strict=True) if n >= cap], wall
+            )
         exact = cap if cols else 2**62  # the collection's size is counted whole
         for t, n in zip(todo, counted, strict=True):
             out[t] = n
             self._df[(c, cols, t)] = (n, exact, now)
         return out
+
+    def _lower_bounds(
+        self,
+        conn: sqlite3.Connection,
+        c: str,
+        cols: str,
+        terms: Sequence[str],
+        cap: int,
+        wall: float,
+    ) -> dict[str, int]:
+        """The terms with a lower bound of at least `cap` kept in the index (see DF_KEEP_S)."""
+        found: dict[str, int] = {}
+        for lo in range(0, len(terms), _BOUNDS_PER_STATEMENT):
+            part = terms[lo : lo + _BOUNDS_PER_STATEMENT]
+            marks = ", ".join("?" * len(part))
+            sql = _sql(
+                "SELECT term, n FROM {c}_df "  # noqa: S608 - placeholders only
+                f"WHERE cols = ? AND n >= ? AND at > ? AND term IN ({marks})",
+                c,
+            )
+            try:
+                rows = conn.execute(sql, [cols, cap, wall - DF_KEEP_S, *part]).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                return found  # an index from before the bounds, not opened (created) here
+            found.update((t, int(n)) for t, n in rows)
+        return found
+
+    def _keep_bounds(
+        self, c: str, cols: str, bounds: Sequence[tuple[str, int]], wall: float
+    ) -> None:
+        """Queue counts that reached their cap for the writer, which writes what is queued in
+        one transaction when it gets to it; queries never wait for it."""
+        if not bounds:
+            return
+        with self._lock:
+            for t, n in bounds:
+                self._bounds[(c, cols, t)] = (n, wall)
+            if self._bounds_queued:
+                return
+            self._bounds_queued = True
+            timer = threading.Timer(BOUNDS_FLUSH_S, self._queue_bounds)
+            timer.daemon = True
+            self._bounds_timer = timer
+        timer.start()
+
+    def _queue_bounds(self) -> None:
+        try:
+            self._writer.submit(self._write_bounds)
+        except RuntimeError:  # closed: the bounds are only an optimisation
+            with self._lock:
+                self._bounds_queued = False
+
+    def _write_bounds(self) -> None:
+        with self._lock:
+            bounds, self._bounds = self._bounds, {}
+            self._bounds_queued = False
+        if not bounds:
+            return
+        by_collection: dict[str, list[tuple[str, str, int, float]]] = {}
+        for (c, cols, t), (n, wall) in bounds.items():
+            by_collection.setdefault(c, []).append((cols, t, n, wall))
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for c, rows in by_collection.items():
+                    # a bound only rises; one no higher than the kept one leaves it to expire
+                    conn.executemany(
+                        _sql(
+                            "INSERT INTO {c}_df (cols, term, n, at) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT (cols, term) DO UPDATE SET n = excluded.n, "
+                            "at = excluded.at WHERE excluded.n >= n",
+                            c,
+                        ),
+                        rows,
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # a full disk, a dropped table: counted again next time
+            log.debug("搜索索引：词频下限未写入（%s）", exc)
 
     async def reset(self, collection: str) -> None:
         def tx(conn: sqlite3.Connection) -> None:
@@ -327,6 +440,9 @@ class SqliteSearch:
     def _drop(self, conn: sqlite3.Connection, collection: str) -> None:
         conn.execute(_sql("DROP TABLE IF EXISTS {c}_fts", collection))
         conn.execute(_sql("DROP TABLE IF EXISTS {c}_meta", collection))
+        conn.execute(_sql("DROP TABLE IF EXISTS {c}_df", collection))
+        with self._lock:  # bounds counted on what is dropped
+            self._bounds = {k: v for k, v in self._bounds.items() if k[0] != collection}
 
     async def refresh(self, collection: str) -> None:
         return None  # committed writes are visible at once

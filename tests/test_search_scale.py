@@ -238,3 +238,47 @@ async def test_embedded_term_stats_count_to_the_cap_and_remember(small: Search) 
         assert stats.docs == len(TEXTS)  # the collection's size is never capped
         assert stats.words == {"小区": 3, "井盖": 2}  # 小区 (5 documents) stops at the cap
     assert (await backend.term_stats(ORDERS, ["小区"], [], 10)).words == {"小区": 5}
+
+
+async def test_embedded_counts_that_reach_the_cap_are_kept_for_other_processes(
+    small: Search, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "search.db"
+    first: Any = small.backend
+    await first.term_stats(ORDERS, ["小区", "井盖"], ["小区"], 3)  # 小区 (5 documents) reaches 3
+    await first.close()  # writes what its timer had not written yet
+    with sqlite3.connect(path) as conn:
+        kept = conn.execute("SELECT cols, term, n FROM orders_df ORDER BY cols").fetchall()
+        assert kept == [("{grams}", "小区", 3), ("{title words}", "小区", 3)]  # not 井盖: exact
+        conn.execute("DELETE FROM orders_fts")  # what is counted from now on finds nothing
+    second = SqliteSearch(path)  # another process: nothing in memory
+    await second.open()
+    try:
+        stats = await second.term_stats(ORDERS, ["小区", "井盖"], ["小区"], 3)
+        assert stats.words == {"小区": 3, "井盖": 0}  # the bound answers, 井盖 is counted
+        assert stats.grams == {"小区": 3}
+        # a bound answers caps up to its count only: a higher one is counted
+        assert (await second.term_stats(ORDERS, ["小区"], [], 10)).words == {"小区": 0}
+    finally:
+        await second.close()
+    monkeypatch.setattr(fts_store, "DF_KEEP_S", 0.0)  # every bound has expired
+    third = SqliteSearch(path)
+    await third.open()
+    try:
+        assert (await third.term_stats(ORDERS, [], ["小区"], 3)).grams == {"小区": 0}
+        await third.reset(ORDERS)
+    finally:
+        await third.close()
+    with sqlite3.connect(path) as conn:  # a rebuilt index starts without bounds
+        assert conn.execute("SELECT count(*) FROM orders_df").fetchone() == (0,)
+
+
+async def test_embedded_index_without_the_bounds_table_is_still_read(small: Search) -> None:
+    backend: Any = small.backend
+    with sqlite3.connect(backend.path) as conn:
+        conn.execute("DROP TABLE orders_df")  # an index written before the bounds
+    reader = SqliteSearch(backend.path)  # not opened: nothing creates the table
+    try:
+        assert (await reader.term_stats(ORDERS, ["小区"], [], 3)).words == {"小区": 3}
+    finally:
+        await reader.close()
