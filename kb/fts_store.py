@@ -67,6 +67,8 @@ DF_CACHE = 200_000
 # Counts grow with the index; deleting or purging documents can leave a bound a little high
 # until it expires, which only nudges which terms a long query keeps.
 DF_KEEP_S = 86_400.0
+# only text columns: their counts grow with the index (a tag's falls as orders move on)
+_TEXT_COLS = ("{title words}", "{grams}")
 BOUNDS_FLUSH_S = 1.0  # new bounds are written at most this often, in one transaction
 _BOUNDS_PER_STATEMENT = 500
 # a text query ranks at most this many of its matches, the newest (see the module docstring)
@@ -322,10 +324,12 @@ class SqliteSearch:
             counted = [int(conn.execute(_sql("SELECT count(*) FROM {c}_meta", c)).fetchone()[0])]
         else:
             wall = time.time()
-            for t, n in self._lower_bounds(conn, c, cols, todo, cap, wall).items():
-                out[t] = n
-                self._df[(c, cols, t)] = (n, n, now)  # answers any cap up to n
-            todo = [t for t in todo if t not in out]
+            kept = cols in _TEXT_COLS  # a tag's count falls as orders move on (status=new)
+            if kept:
+                for t, n in self._lower_bounds(conn, c, cols, todo, cap, wall).items():
+                    out[t] = n
+                    self._df[(c, cols, t)] = (n, n, now)  # answers any cap up to n
+                todo = [t for t in todo if t not in out]
             one = "SELECT {i}, count(*) FROM (SELECT 1 FROM {c}_fts WHERE {c}_fts MATCH ? LIMIT ?)"
             counted = [0] * len(todo)
             for lo in range(0, len(todo), _COUNTS_PER_STATEMENT):
@@ -334,9 +338,9 @@ class SqliteSearch:
                 args = [x for i in part for x in (f"{cols} : {_quote(todo[i])}", cap)]
                 for i, n in conn.execute(sql, args):
                     counted[i] = int(n)
-            self._keep_bounds(
-                c, cols, [(t, n) for t, n in zip(todo, counted, strict=True) if n >= cap], wall
-            )
+            if kept:
+                reached = [(t, n) for t, n in zip(todo, counted, strict=True) if n >= cap]
+                self._keep_bounds(c, cols, reached, wall)
         exact = cap if cols else 2**62  # the collection's size is counted whole
         for t, n in zip(todo, counted, strict=True):
             out[t] = n
