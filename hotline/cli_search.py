@@ -166,13 +166,13 @@ def cmd_search_reindex(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db, svc = _platform(settings)
 
-    async def run() -> dict[str, int]:
+    async def run() -> dict[str, Any]:
+        from kb.search import ARTICLES, ORDERS
+
         backend = svc.orders.search.backend
         await backend.open()
         try:
             if args.fresh:
-                from kb.search import ARTICLES, ORDERS
-
                 await backend.reset(ORDERS)
                 await backend.reset(ARTICLES)
             if args.workers > 1:
@@ -186,7 +186,13 @@ def cmd_search_reindex(args: argparse.Namespace) -> int:
             else:
                 orders = await svc.orders.reindex()
             articles = await svc.kb.reindex()
-            return {"orders": orders, "articles": articles, "backend": backend.name}
+            warmed = await backend.warm(ORDERS) + await backend.warm(ARTICLES)
+            return {
+                "orders": orders,
+                "articles": articles,
+                "backend": backend.name,
+                "terms_warmed": warmed,
+            }
         finally:
             await backend.close()
 

@@ -17,6 +17,7 @@ from hotline.cli import main
 from hotline.cli_search import _platform
 from hotline.db import open_database
 from hotline.search import ParallelDocuments
+from kb import fts_store
 from tests.conftest import make_settings
 from tests.test_stats_aggregates import SteppingClock, make_service
 from tickets.model import Caller, Channel, Kind, NewTicket
@@ -101,12 +102,13 @@ def test_reindex_cli_with_workers(tmp_path: Path, capsys: pytest.CaptureFixture[
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOTLINE__DATABASE__URL", url)
         mp.setenv("HOTLINE__SEARCH__PATH", str(tmp_path / "s.db"))
+        mp.setattr(fts_store, "WARM_FLOOR", 2)  # 5 orders: keep the terms of two or more
         assert main(["search", "reindex", "--fresh", "--workers", "2"]) == 0
-    assert json.loads(capsys.readouterr().out) == {
-        "orders": 5,
-        "articles": 0,
-        "backend": "embedded",
-    }
+    out = json.loads(capsys.readouterr().out)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        kept = conn.execute("SELECT count(*) FROM orders_df").fetchone()[0]
+    assert kept > 0
+    assert out == {"orders": 5, "articles": 0, "backend": "embedded", "terms_warmed": kept}
     assert len(indexed(tmp_path / "s.db")[0]) == 5
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kb import fts_store
 from kb.search import ARTICLES, ORDERS, Filter, Search
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -208,6 +209,19 @@ async def test_search_reset_empties_one_collection(loaded: Search) -> None:
     await loaded.backend.reset(ORDERS)
     assert await loaded.backend.count(ORDERS) == 0
     assert await loaded.backend.count(ARTICLES) == 1
+
+
+async def test_search_warm_after_a_load_changes_no_result(
+    loaded: Search, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fts_store, "WARM_FLOOR", 2)  # the embedded index keeps some terms
+    request = "呼和浩特市小区物业乱收停车费，路灯不亮，晚上出行不安全"
+    before = await ids(loaded, request, limit=5)
+    assert before[:2] == [6, 1] or before[:2] == [1, 6]
+    warmed = await loaded.backend.warm(ORDERS)
+    assert warmed > 0 if loaded.backend.name == "embedded" else warmed == 0
+    again = Search(loaded.backend, loaded.analyzer)  # remembers no statistics of its own
+    assert await ids(again, request, limit=5) == before
 
 
 def article(

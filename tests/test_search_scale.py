@@ -287,3 +287,27 @@ async def test_embedded_index_without_the_bounds_table_is_still_read(small: Sear
         assert (await reader.term_stats(ORDERS, ["小区"], [], 3)).words == {"小区": 3}
     finally:
         await reader.close()
+
+
+async def test_embedded_warm_keeps_the_counts_of_common_terms_from_the_vocabulary(
+    small: Search, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend: Any = small.backend
+    low(monkeypatch, WARM_FLOOR=4)  # 小区 is in 5 documents, 停车 in 4, 井盖 in 2
+    assert await backend.warm(ORDERS) == 4  # both, as words and as bigrams
+    with sqlite3.connect(backend.path) as conn:
+        kept = conn.execute("SELECT cols, term, n FROM orders_df ORDER BY cols, term").fetchall()
+        assert kept == [
+            ("{grams}", "停车", 4),
+            ("{grams}", "小区", 5),
+            ("{title words}", "停车", 4),
+            ("{title words}", "小区", 5),
+        ]
+        conn.execute("DELETE FROM orders_fts")  # what is counted from now on finds nothing
+    reader = SqliteSearch(backend.path)
+    try:
+        stats = await reader.term_stats(ORDERS, ["小区", "停车", "井盖"], ["停车"], 4)
+        assert stats.words == {"小区": 5, "停车": 4, "井盖": 0}
+        assert stats.grams == {"停车": 4}
+    finally:
+        await reader.close()
