@@ -29,7 +29,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +111,20 @@ def _sql(template: str, c: str) -> str:
     if c not in SCHEMAS:
         raise ValueError(f"unknown collection {c!r}")
     return template.replace("{c}", c)
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, its lock taken at once, rolled back on any error (a connection
+    left inside a failed transaction would refuse the next BEGIN)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _dates(collection: str) -> list[str]:
@@ -198,8 +212,7 @@ class SqliteSearch:
         if "tags" in columns:
             return
         log.info("搜索索引升级：%s 的过滤标签写入 meta 表", c)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             conn.execute(_sql("ALTER TABLE {c}_meta ADD COLUMN tags TEXT", c))
             conn.execute(
                 _sql(
@@ -208,10 +221,6 @@ class SqliteSearch:
                     c,
                 )
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def close(self) -> None:
         if self._bounds_timer is not None:
@@ -254,8 +263,7 @@ class SqliteSearch:
             metas.append((d.id, *(_epoch(d.fields.get(x)) for x in dates), f" {' '.join(tags)} "))
         ids = [(d.id,) for d in docs]
         marks = "(" + ", ".join("?" * (2 + len(dates))) + ")"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             conn.executemany(_sql("DELETE FROM {c}_fts WHERE rowid = ?", c), ids)
             conn.executemany(
                 _sql(
@@ -265,19 +273,15 @@ class SqliteSearch:
             )
             # (id, dates…, tags): also the order of an index upgraded by _add_meta_tags
             conn.executemany(_sql("INSERT OR REPLACE INTO {c}_meta VALUES ", c) + marks, metas)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def delete(self, collection: str, ids: Sequence[int]) -> None:
         c = collection
 
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_sql("DELETE FROM {c}_fts WHERE rowid = ?", c), [(i,) for i in ids])
-            conn.executemany(_sql("DELETE FROM {c}_meta WHERE id = ?", c), [(i,) for i in ids])
-            conn.execute("COMMIT")
+            with _immediate(conn):
+                rows = [(i,) for i in ids]
+                conn.executemany(_sql("DELETE FROM {c}_fts WHERE rowid = ?", c), rows)
+                conn.executemany(_sql("DELETE FROM {c}_meta WHERE id = ?", c), rows)
 
         if ids:
             await self._run(self._writer, tx)
@@ -419,14 +423,9 @@ class SqliteSearch:
             by_collection.setdefault(c, []).append((cols, t, n, wall))
         conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 for c, rows in by_collection.items():
                     conn.executemany(_sql(_KEEP_BOUND, c), rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:  # a full disk, a dropped table: counted again next time
             log.debug("搜索索引：词频下限未写入（%s）", exc)
 
@@ -464,7 +463,7 @@ class SqliteSearch:
     def warm_sync(self, conn: sqlite3.Connection, c: str) -> int:
         """Keep the counts of every word and bigram found in at least WARM_FLOOR documents as
         bounds (see DF_KEEP_S), read from FTS5's own vocabulary in one pass over the index
-        (1,000,000 orders: ~18 s), so that the first long queries after a bulk load or a
+        (1,000,000 orders: 8–18 s), so that the first long queries after a bulk load or a
         reindex do not count them one by one. A term of the title and the words is in at least
         as many documents as in the larger of the two."""
         vocab = (
@@ -481,13 +480,8 @@ class SqliteSearch:
             bounds[key] = max(bounds.get(key, 0), min(int(n), DF_CAP))
         wall = time.time()
         rows = [(cols, t, n, wall) for (cols, t), n in bounds.items()]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(_sql(_KEEP_BOUND, c), rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with _immediate(conn):  # counted just now: they replace older bounds, higher or not
+            conn.executemany(_sql("INSERT OR REPLACE INTO {c}_df VALUES (?, ?, ?, ?)", c), rows)
         return len(rows)
 
     def optimize_sync(self, conn: sqlite3.Connection, collection: str) -> None:

@@ -311,3 +311,19 @@ async def test_embedded_warm_keeps_the_counts_of_common_terms_from_the_vocabular
         assert stats.grams == {"停车": 4}
     finally:
         await reader.close()
+
+
+async def test_embedded_failed_write_leaves_the_writer_usable(small: Search) -> None:
+    backend: Any = small.backend
+    with sqlite3.connect(backend.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON orders_meta "
+            "BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        await backend.delete(ORDERS, [1])
+    with sqlite3.connect(backend.path) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    await backend.delete(ORDERS, [1])  # the writer's connection is not left in the failed one
+    assert await ids(small, "绿化") == [3]
+    assert await ids(small, "收费") == []
