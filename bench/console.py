@@ -378,7 +378,7 @@ async def _measure(
         bench_pids = descendants(os.getpid())
         server_pids = descendants(server.proc.pid)
         worker_pids = {p for p in server_pids if "telephony.worker" in _cmdline(p)}
-        if args.worker_nice:  # as a unit's Nice= would (README, deployment)
+        if args.worker_nice:  # as a systemd unit's Nice= would
             for pid in worker_pids:
                 for tid in os.listdir(f"/proc/{pid}/task"):  # every thread: pjmedia's clock too
                     os.setpriority(os.PRIO_PROCESS, int(tid), args.worker_nice)
