@@ -146,8 +146,7 @@ class SqliteSearch:
         self._df: dict[tuple[str, str, str], tuple[int, int, float]] = {}
         # lower bounds waiting for the writer: (collection, cols, term) -> (count, wall time)
         self._bounds: dict[tuple[str, str, str], tuple[int, float]] = {}
-        self._bounds_queued = False
-        self._bounds_timer: threading.Timer | None = None
+        self._bounds_timer: threading.Timer | None = None  # set while a write is queued
 
     # -- connections --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -397,12 +396,10 @@ class SqliteSearch:
         with self._lock:
             for t, n in bounds:
                 self._bounds[(c, cols, t)] = (n, wall)
-            if self._bounds_queued:
+            if self._bounds_timer is not None:
                 return
-            self._bounds_queued = True
-            timer = threading.Timer(BOUNDS_FLUSH_S, self._queue_bounds)
+            timer = self._bounds_timer = threading.Timer(BOUNDS_FLUSH_S, self._queue_bounds)
             timer.daemon = True
-            self._bounds_timer = timer
         timer.start()
 
     def _queue_bounds(self) -> None:
@@ -410,12 +407,12 @@ class SqliteSearch:
             self._writer.submit(self._write_bounds)
         except RuntimeError:  # closed: the bounds are only an optimisation
             with self._lock:
-                self._bounds_queued = False
+                self._bounds_timer = None
 
     def _write_bounds(self) -> None:
         with self._lock:
             bounds, self._bounds = self._bounds, {}
-            self._bounds_queued = False
+            self._bounds_timer = None
         if not bounds:
             return
         by_collection: dict[str, list[tuple[str, str, int, float]]] = {}

@@ -48,11 +48,11 @@ def free_port_block(
             del _handed[port]
     for _ in range(1000):
         base = _rng.randrange(low, high - n * step)
-        block = range(base, base + n * step, step)
-        if any(p in _handed for p in range(base, base + n * step)):
+        span = range(base, base + n * step)  # the block's ports and the gaps between them
+        if any(p in _handed for p in span):
             continue
-        if all(port_free(p, udp=udp, tcp=tcp) for p in block):
-            _handed.update(dict.fromkeys(range(base, base + n * step), now))
+        if all(port_free(p, udp=udp, tcp=tcp) for p in span[::step]):
+            _handed.update(dict.fromkeys(span, now))
             return base
     raise RuntimeError(f"no block of {n} free ports in {low}–{high}")
 

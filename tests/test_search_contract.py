@@ -214,6 +214,9 @@ async def test_search_reset_empties_one_collection(loaded: Search) -> None:
 async def test_search_warm_after_a_load_changes_no_result(
     loaded: Search, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The port's contract: warm reports what it prepared and leaves the index as it was. (The
+    embedded index's kept counts are read only for counts at or above the query's cap, which
+    only ever mark a term as too common to fit; that they are read: test_search_scale.)"""
     monkeypatch.setattr(fts_store, "WARM_FLOOR", 2)  # the embedded index keeps some terms
     request = "呼和浩特市小区物业乱收停车费，路灯不亮，晚上出行不安全"
     before = await ids(loaded, request, limit=5)
