@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from hotline.bus import fan_out
 from telephony.model import CtiEvent
 from tickets.model import Role, Status, TicketEvent
-from tickets.outage import OutageLog
+from tickets.outage import OutageLog, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 self._subscribed.clear()
                 self.outage.failed(exc)
                 await asyncio.sleep(delay)

@@ -16,7 +16,7 @@ import socket
 import uuid
 from typing import Any
 
-from tickets.outage import OutageLog
+from tickets.outage import OutageLog, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class RedisLease:
         try:
             got = bool(await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
         except Exception as exc:  # fail open: see the module's docstring
+            raise_if_cancelling()
             self.outage.failed(exc)
             return self.held if self.keep_on_error else True
         self.outage.ok()

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from tickets.outage import OutageLog
+from tickets.outage import OutageLog, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,7 @@ async def keep_renewed(presence: Presence) -> None:
         try:
             await presence.renew()
         except Exception:  # a renewal failing must not stop the renewals
+            raise_if_cancelling()
             log.exception("presence renewal failed")
 
 
@@ -358,5 +359,6 @@ class CentrePresence:
             try:
                 await self.step()
             except Exception:  # presence failing must not stop the call centre
+                raise_if_cancelling()
                 log.exception("call-centre presence update failed")
             await asyncio.sleep(RENEW_CENTRE_S)

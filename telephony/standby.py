@@ -32,7 +32,7 @@ from telephony.centre_state import (
 )
 from telephony.live import LiveCall, WorkerLink, decode_call, encode_call
 from telephony.model import CallRecord
-from tickets.outage import OutageLog
+from tickets.outage import OutageLog, raise_if_cancelling
 
 if TYPE_CHECKING:
     from telephony.center import CallCenter
@@ -96,6 +96,7 @@ class Standby:
                     elif not held and self.c.active:
                         await self.step_down("租约已由其他进程持有")
                 except Exception:  # the loop must go on: it is what makes this a standby
+                    raise_if_cancelling()
                     log.exception("呼叫中心主备切换出错，稍后重试")
                 self._check.clear()
                 with contextlib.suppress(TimeoutError):
@@ -215,6 +216,7 @@ class Standby:
             try:
                 ok = await self._write()
             except Exception as exc:  # the store is away: keep the changes, try again
+                raise_if_cancelling()
                 self.outage.failed(exc)
                 self._dirty.set()
                 await asyncio.sleep(RETRY_S)

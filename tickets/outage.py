@@ -4,7 +4,18 @@ database has its own, which also measures the outage (tickets/db.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+
+def raise_if_cancelling() -> None:
+    """Raise CancelledError if this task was asked to stop. For loops that catch a
+    dependency's errors: a cancel that lands while redis-py connects to a Redis that refuses
+    can come out of it as a ConnectionError (seen in tests/test_jobs_redis.py), and the loop,
+    taking it for an outage, would otherwise run on forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class OutageLog:
