@@ -48,6 +48,7 @@ from hotline.bus import EventBus, InProcessBus
 from hotline.centres import standby_setup
 from hotline.config import ConfigError, Settings
 from hotline.db import open_database
+from hotline.jobs_redis import StreamJobs
 from hotline.lease import LocalLease, RedisLease
 from hotline.search import build_search_services, search_ctx
 from routing.calendar import HolidayCalendar
@@ -87,7 +88,7 @@ from telephony.standby import Lease, StandbySetup
 from tickets.case_service import CaseService
 from tickets.db import Database
 from tickets.model import Role, TicketEvent
-from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, WorkQueue
+from tickets.outbox import EVENT_TOPICS, NOTICE, TRIAGE, JobQueue, WorkQueue
 from tickets.privacy import AccessLog
 from tickets.service import Limits, TicketService
 from tickets.stats import StatsService
@@ -335,6 +336,7 @@ def make_app(
     bus: EventBus
     lease: Lease = LocalLease()
     limits_store = None
+    streams = None  # with Redis: background work delivered through its streams
     if settings.redis.url:
         import redis.asyncio as aioredis
 
@@ -350,6 +352,7 @@ def make_app(
         lease = RedisLease(
             redis_client, "deadline-watcher", max(30.0, 3 * settings.sla.watch_interval_s), prefix
         )
+        streams = StreamJobs(redis_client, prefix)
     else:
         bus = InProcessBus()
     services = build_services(settings, database, bus, limits_store)
@@ -364,6 +367,16 @@ def make_app(
     services.presence = presence
     gazetteer, rules = load_triage_parts(settings, services.directory)
     services.search = build_search_services(settings, database, bus, services, gazetteer)
+    worker = "worker" in run
+
+    def jobs(table: WorkQueue) -> JobQueue:
+        """A consumer's queue: the table itself, or with Redis the table's stream."""
+        return streams(table) if streams is not None else table
+
+    if worker:
+        for follower in (services.search.orders, services.search.similar):
+            assert isinstance(follower.queue, WorkQueue)
+            follower.queue = jobs(follower.queue)
     app = create_app(services, bus) if "web" in run else health_app(services)
     app[DATABASE] = database
     app[BUS] = bus
@@ -457,7 +470,7 @@ def make_app(
                 executor,
                 plan_all=plan_in_worker if cfg.workers else None,
             )
-            queue = WorkQueue(database, TRIAGE, lease=JOB_LEASE)
+            queue = jobs(WorkQueue(database, TRIAGE, lease=JOB_LEASE))
             await run_triage(triage, queue, wake, consumers=cfg.workers)
 
         wake, waker = _wake_on_events(bus, TRIAGE)
@@ -472,7 +485,6 @@ def make_app(
         yield
         await services.sso.client.close()
 
-    worker = "worker" in run
     app.cleanup_ctx.append(database_ctx)
     if redis_client is not None:
         app.cleanup_ctx.append(redis_ctx)
@@ -503,7 +515,9 @@ def make_app(
         timezone=settings.locale.timezone,
     )
     if worker:
-        app.cleanup_ctx.append(sms_ctx(settings, services.sms, services.directory, bus))
+        app.cleanup_ctx.append(sms_ctx(settings, services.sms, services.directory, bus, jobs))
+        if streams is not None:
+            app.cleanup_ctx.append(relay_ctx(streams, bus))
     if "web" in run:
         app.on_startup.append(_hint_first_user)
     return app
@@ -664,14 +678,18 @@ def agent_presence_ctx(
 
 
 def sms_ctx(
-    settings: Settings, sms: SmsService, directory: Directory, bus: EventBus
+    settings: Settings,
+    sms: SmsService,
+    directory: Directory,
+    bus: EventBus,
+    jobs: Callable[[WorkQueue], JobQueue] = lambda table: table,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Notices from order events into the outbox; with a gateway, the sender empties it."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         notifier = Notifier(sms, directory, settings.locale.timezone)
         wake, waker = _wake_on_events(bus, NOTICE)
-        queue = WorkQueue(sms.db, NOTICE, lease=JOB_LEASE)
+        queue = jobs(WorkQueue(sms.db, NOTICE, lease=JOB_LEASE))
         tasks = [asyncio.create_task(notifier.run(queue, wake)), waker]
         session: aiohttp.ClientSession | None = None
         if settings.sms.backend == "kannel":
@@ -690,17 +708,33 @@ def sms_ctx(
     return ctx
 
 
+def relay_ctx(
+    streams: StreamJobs, bus: EventBus
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """With Redis: the relay of background work from the store to the streams (one process
+    at a time does it), woken by order events."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        wake, waker = _wake_on_events(bus, None)
+        tasks = [asyncio.create_task(streams.run(wake)), waker]
+        yield
+        await _stop(tasks)
+
+    return ctx
+
+
 # a claimed batch of background work is someone else's after this (a consumer that died)
 JOB_LEASE = timedelta(seconds=60)
 MODEL_RETRY_S = 60
 
 
-def _wake_on_events(bus: EventBus, topic: str) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    """An event set when the bus carries an order event that enqueued work for `topic`: its
-    consumer starts at once instead of at its next poll. Only a hint — the work itself is in
-    the durable queue, so an event the bus drops delays nothing by more than a poll."""
+def _wake_on_events(bus: EventBus, topic: str | None) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """An event set when the bus carries an order event that enqueued work for `topic` (None:
+    for any topic): its consumer starts at once instead of at its next poll. Only a hint — the
+    work itself is in the durable queue, so an event the bus drops delays nothing by more than
+    a poll."""
     wake = asyncio.Event()
-    actions = EVENT_TOPICS[topic]
+    actions = EVENT_TOPICS[topic] if topic is not None else None
     events: asyncio.Queue[TicketEvent] = bus.subscribe(maxsize=10_000)
 
     async def watch() -> None:

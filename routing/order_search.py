@@ -28,7 +28,7 @@ from tickets.errors import (
 )
 from tickets.groups import GroupService
 from tickets.model import Actor, Channel, Kind, Role, Status, Ticket
-from tickets.outbox import Backoff, Job, WorkQueue, consume
+from tickets.outbox import Backoff, Job, JobQueue, WorkQueue, consume
 
 log = logging.getLogger(__name__)
 TOPIC = "search"
@@ -130,7 +130,7 @@ class OrderSearch:
         self.directory = directory
         self.groups = groups
         self.settings = settings
-        self.queue = WorkQueue(db, TOPIC, backoff=settings.backoff)
+        self.queue: JobQueue = WorkQueue(db, TOPIC, backoff=settings.backoff)
 
     # -- documents ----------------------------------------------------------------------------
     def document(self, t: Ticket, group: str | None = None) -> Document:

@@ -22,7 +22,7 @@ from tickets.db import Database, is_outage
 from tickets.errors import DatabaseUnavailable
 from tickets.groups import GroupService
 from tickets.model import SYSTEM, Status, Ticket
-from tickets.outbox import Job, WorkQueue, consume
+from tickets.outbox import Job, JobQueue, WorkQueue, consume
 from tickets.workflow import FINAL
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SimilarRequests:
         self.groups = groups
         self.s = settings
         self.region_of = region_of
-        self.queue = WorkQueue(db, TOPIC)
+        self.queue: JobQueue = WorkQueue(db, TOPIC)
         # ticket id -> (its text, its bigrams): under a burst each new order is compared with
         # the RECENT_SCAN before it, so without this every order was segmented ~200 times
         self._grams: OrderedDict[int, tuple[str, frozenset[str]]] = OrderedDict()

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from tickets.errors import DomainError
 from tickets.model import SYSTEM, Kind, Status, Ticket
-from tickets.outbox import Job, WorkQueue, consume
+from tickets.outbox import Job, JobQueue, consume
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def plan_in_worker(orders: Sequence[Ticket]) -> list[Plan | Exception]:
 
 async def run_triage(
     triage: Triage,
-    queue: WorkQueue,
+    queue: JobQueue,
     wake: asyncio.Event | None = None,
     idle_s: float = 1.0,
     consumers: int = 1,

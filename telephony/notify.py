@@ -18,7 +18,7 @@ from telephony.sms import SmsService
 from tickets.access import normalize_phone
 from tickets.errors import DomainError, InvalidInput
 from tickets.model import Actor, Channel, Role, Ticket, TicketEvent
-from tickets.outbox import EVENT_TOPICS, NOTICE, Job, WorkQueue, consume
+from tickets.outbox import EVENT_TOPICS, NOTICE, Job, JobQueue, consume
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Notifier:
             j.id: errors[j.payload["event_id"]] for j in jobs if j.payload.get("event_id") in errors
         }
 
-    async def run(self, queue: WorkQueue, wake: asyncio.Event | None = None) -> None:
+    async def run(self, queue: JobQueue, wake: asyncio.Event | None = None) -> None:
         """Make the notices of every event from the durable queue, forever."""
         await consume(queue, self.handle_jobs, batch=BATCH, wake=wake)
 

@@ -1,24 +1,29 @@
 """The durable work queue: written with the order change, claimed under a lease, retried with
-back-off, safe with several consumers (SQLite and a real PostgreSQL)."""
+back-off, safe with several consumers (SQLite and a real PostgreSQL). The consumer-level cases
+run twice: on the table itself, and delivered through Redis streams (a real Redis;
+hotline/jobs_redis.py, whose own faults are in tests/test_jobs_redis.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hotline.app import build_services
 from hotline.bus import InProcessBus
 from hotline.config import Settings
+from hotline.jobs_redis import StreamJobs
 from tests.waiting import wait_until
 from tickets import outbox
 from tickets.db import Database
 from tickets.model import Actor, Caller, Channel, NewTicket, Role, TicketEvent
-from tickets.outbox import Backoff, Job, WorkQueue, consume, enqueue
+from tickets.outbox import Backoff, Job, JobQueue, WorkQueue, consume, enqueue
 from tickets.service import TicketService
 from tickets.tables import work_queue
 
@@ -47,6 +52,39 @@ def rows(db: Database, topic: str | None = None) -> list[sa.Row[tuple[object, ..
     if topic:
         stmt = stmt.where(work_queue.c.topic == topic)
     return list(db.run_read(lambda c: c.execute(stmt).all()))
+
+
+class Delivery:
+    """How consumers get the table's jobs: from the table (`table`), or through Redis streams
+    with the relay running (`stream`). `stop()` ends the relay, before a test reads the rows."""
+
+    def __init__(self, streams: StreamJobs | None) -> None:
+        self.streams = streams
+        self.relay: asyncio.Task[None] | None = None
+        if streams is not None:
+            self.relay = asyncio.create_task(streams.run(idle_s=0.05))
+
+    def __call__(self, table: WorkQueue) -> JobQueue:
+        return self.streams(table) if self.streams is not None else table
+
+    async def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.cancel()
+            await asyncio.gather(self.relay, return_exceptions=True)
+
+
+@pytest.fixture(params=["table", "stream"])
+async def delivery(request: pytest.FixtureRequest) -> AsyncIterator[Delivery]:
+    if request.param == "table":
+        yield Delivery(None)
+        return
+    client = aioredis.from_url(request.getfixturevalue("redis_server").url)
+    d = Delivery(StreamJobs(client, f"t{uuid.uuid4().hex[:8]}", block_s=0.05))
+    try:
+        yield d
+    finally:
+        await d.stop()
+        await client.aclose()
 
 
 DISPATCHER = Actor(Role.DISPATCHER, user_id=None, name="派单员")
@@ -135,9 +173,12 @@ async def test_outbox_topics_are_separate(database: Database) -> None:
     assert len(await WorkQueue(database, "a").claim()) == 1
 
 
-async def test_outbox_concurrent_consumers_never_share_a_job(database: Database) -> None:
+async def test_outbox_concurrent_consumers_never_share_a_job(
+    database: Database, delivery: Delivery
+) -> None:
     """Four consumers on one topic: every job done exactly once (on PostgreSQL the claims run
-    in parallel writer threads and skip each other's locked rows)."""
+    in parallel writer threads and skip each other's locked rows; on streams each entry goes
+    to one consumer of the group)."""
     n = 400
     await database.write(lambda c: [enqueue(c, "t", payload={"n": i}) for i in range(n)])
     seen: list[int] = []
@@ -146,7 +187,7 @@ async def test_outbox_concurrent_consumers_never_share_a_job(database: Database)
         seen.extend(j.payload["n"] for j in jobs)
         await asyncio.sleep(0)
 
-    queues = [WorkQueue(database, "t") for _ in range(4)]
+    queues = [delivery(WorkQueue(database, "t")) for _ in range(4)]
     tasks = [asyncio.create_task(consume(q, handle, batch=7, idle_s=0.05)) for q in queues]
 
     async def done() -> bool:
@@ -159,13 +200,15 @@ async def test_outbox_concurrent_consumers_never_share_a_job(database: Database)
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     assert sorted(seen) == list(range(n))
+    if delivery.streams is not None:  # delivered by the streams, not read from the table
+        assert delivery.streams.relayed == n
 
 
 async def test_outbox_consume_fails_the_batch_when_the_handler_raises(
-    database: Database,
+    database: Database, delivery: Delivery
 ) -> None:
     clock = Clock()
-    q = WorkQueue(database, "t", backoff=Backoff(first_s=3600), clock=clock)
+    q = delivery(WorkQueue(database, "t", backoff=Backoff(first_s=3600), clock=clock))
     await database.write(lambda c: enqueue(c, "t", payload={}, now=clock.now))
     errors: list[BaseException] = []
 
@@ -182,6 +225,7 @@ async def test_outbox_consume_fails_the_batch_when_the_handler_raises(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await delivery.stop()
     (row,) = rows(database, "t")
     assert row.attempts == 1 and row.lease is None and row.next_at > clock.now
     assert "backend away" in row.last_error
@@ -193,7 +237,9 @@ def test_outbox_event_topics_name_known_actions() -> None:
         assert actions is None or all(isinstance(a, str) for a in actions)
 
 
-async def test_outbox_consumer_stopped_mid_batch_gives_it_back(database: Database) -> None:
+async def test_outbox_consumer_stopped_mid_batch_gives_it_back(
+    database: Database, delivery: Delivery
+) -> None:
     """A stop while a batch is being handled: the jobs are due again at once (else they would
     wait for their lease to run out after the restart)."""
     await database.write(lambda c: enqueue(c, "t", payload={}))
@@ -203,8 +249,9 @@ async def test_outbox_consumer_stopped_mid_batch_gives_it_back(database: Databas
         started.set()
         await asyncio.Event().wait()  # still working when the stop comes
 
-    task = asyncio.create_task(consume(WorkQueue(database, "t"), handle, idle_s=0.05))
+    task = asyncio.create_task(consume(delivery(WorkQueue(database, "t")), handle, idle_s=0.05))
     await asyncio.wait_for(started.wait(), 60)
+    await delivery.stop()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     (row,) = rows(database, "t")

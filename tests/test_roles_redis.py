@@ -186,6 +186,63 @@ def test_the_log_never_shows_the_redis_password() -> None:
     assert _redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
+async def test_two_worker_processes_share_the_background_work_through_redis_streams(
+    db_url: str,
+    redis_server: Any,
+    prefix: str,
+    aiohttp_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A web process takes orders; two worker processes on Redis triage them. The jobs go
+    from the store's queue through the triage stream, each order is classified once, and
+    nothing is left in the table or the stream."""
+    settings = redis_settings(
+        db_url,
+        redis_server.url,
+        prefix,
+        HOTLINE__TRIAGE__ENABLED="true",
+        HOTLINE__TRIAGE__WORKERS="0",
+    )
+    predictor = FakePredictor()
+    monkeypatch.setattr("hotline.app.load_predictor", lambda _settings: predictor)
+    db = open_database(settings)
+    r = aioredis.from_url(redis_server.url)
+    n = 8
+    try:
+        web = await aiohttp_client(make_app(settings, db, roles=["web"]))
+        for _ in range(2):
+            await aiohttp_client(make_app(settings, db, roles=["worker"]))
+        for i in range(1, n + 1):
+            assert (await web.post("/api/v1/requests", json=body(i))).status == 201
+
+        def waiting() -> tuple[int, int]:
+            def q(c: Any) -> tuple[int, int]:
+                pending = c.execute(
+                    sa.select(sa.func.count())
+                    .select_from(tickets)
+                    .where(tickets.c.route_state == "pending")
+                ).scalar_one()
+                jobs = c.execute(
+                    sa.select(sa.func.count())
+                    .select_from(work_queue)
+                    .where(work_queue.c.topic == "triage")
+                ).scalar_one()
+                return int(pending), int(jobs)
+
+            return db.run_read(q)
+
+        async def triaged() -> bool:
+            return await asyncio.to_thread(waiting) == (0, 0)
+
+        await wait_until(triaged, within=60)
+        assert predictor.calls == n
+        info = await r.xinfo_stream(f"{prefix}:jobs:triage")
+        assert info["entries-added"] == n and info["length"] == 0
+    finally:
+        await r.aclose()
+        db.close()
+
+
 # -- the watcher's lease ----------------------------------------------------------------------
 async def test_one_watcher_holds_the_lease_a_standby_takes_over(
     redis_server: Any, prefix: str

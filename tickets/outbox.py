@@ -30,12 +30,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
 from tickets import outbox_store
 from tickets.db import Database
+from tickets.outage import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class JobQueue(Protocol):
+    """What `consume` needs of a topic's queue: the table itself (WorkQueue), or a delivery in
+    front of it that several processes share (hotline/jobs_redis.py, Redis streams)."""
+
+    topic: str
+    waits: bool  # claim waits a while for work itself (a blocking read): no poll sleep after it
+
+    async def claim(self, limit: int = 100) -> list[Job]: ...
+    async def complete(self, jobs: Sequence[Job]) -> None: ...
+    async def fail(self, jobs: Sequence[Job], error: str) -> None: ...
+    async def release(self, jobs: Sequence[Job]) -> None: ...
+    async def retry_now(self) -> int: ...
+    async def stats(self) -> QueueStats: ...
+
+
 class WorkQueue:
     """One topic's consumer side: claim, complete, fail."""
+
+    waits = False
 
     def __init__(
         self,
@@ -204,6 +222,16 @@ class WorkQueue:
         depth, oldest, attempts = await self.db.read(lambda c: outbox_store.stats(c, self.topic))
         return QueueStats(depth, oldest, attempts)
 
+    async def held(self, jobs: Sequence[Job]) -> set[tuple[int, str]]:
+        """(id, lease) of those of `jobs` still claimed under their lease, which has not run
+        out: a job outside it was completed, failed or given back, or is someone else's."""
+        if not jobs:
+            return set()
+        now = self.clock()
+        return await self.db.read(
+            lambda c: outbox_store.held(c, [(j.id, j.lease) for j in jobs], now)
+        )
+
 
 def _by_lease(jobs: Sequence[Job]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
@@ -219,7 +247,7 @@ Handler = Callable[[list[Job]], Awaitable[Mapping[int, str] | None]]
 
 
 async def consume(
-    queue: WorkQueue,
+    queue: JobQueue,
     handle: Handler,
     *,
     batch: int = 200,
@@ -231,7 +259,8 @@ async def consume(
     """Run forever: claim a batch, hand it to `handle`, complete it; if `handle` raises, fail
     the batch (it comes back after the back-off); if it returns {job id: error}, fail those
     and complete the others. Sleeps `idle_s` when nothing is due, or until `wake` is set
-    (e.g. by an event on the bus, so work starts at once).
+    (e.g. by an event on the bus, so work starts at once); a queue whose claim `waits`
+    itself is claimed from again at once.
 
     While the database is away nothing is lost: completing or failing a batch it refused is
     tried again before the next claim (else the jobs would only come back when their lease
@@ -239,12 +268,15 @@ async def consume(
     unsettled: list[tuple[list[Job], str | None]] = []  # (jobs, None: complete | error)
     waiting = False
     while True:
+        raise_if_cancelling()
         if wake is not None:
             wake.clear()  # before the claim: a wake-up during the batch is not lost
         jobs: list[Job] = []
+        claimed = False
         try:
             await _settle(queue, unsettled)
             jobs = await queue.claim(batch)
+            claimed = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database is away: try again later, quietly
@@ -304,6 +336,8 @@ async def consume(
                 on_success()
             if len(jobs) == batch and not unsettled:
                 continue
+        if claimed and queue.waits and not unsettled:
+            continue  # its next claim waits for work itself
         if wake is None:
             await asyncio.sleep(idle_s)
             continue
@@ -314,7 +348,7 @@ async def consume(
             pass
 
 
-async def _settle(queue: WorkQueue, unsettled: list[tuple[list[Job], str | None]]) -> None:
+async def _settle(queue: JobQueue, unsettled: list[tuple[list[Job], str | None]]) -> None:
     """Complete or fail what was handled, oldest first; stops at the first refusal (raised),
     leaving the rest for the next try. A settle that comes after the lease ran out does
     nothing (the job runs again: handlers are idempotent)."""

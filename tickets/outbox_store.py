@@ -62,6 +62,18 @@ def release_claimed(
     return conn.execute(stmt).rowcount
 
 
+def held(
+    conn: Connection, claims: Sequence[tuple[int, str]], now: datetime
+) -> set[tuple[int, str]]:
+    """Those of the (id, lease) pairs whose row is still claimed under that lease, unexpired."""
+    q = work_queue.c
+    rows = conn.execute(
+        sa.select(q.id, q.lease, q.next_at).where(q.id.in_([i for i, _ in claims]))
+    ).all()
+    wanted = set(claims)
+    return {(r.id, r.lease) for r in rows if (r.id, r.lease) in wanted and r.next_at > now}
+
+
 def make_due(conn: Connection, topic: str, now: datetime) -> int:
     """Every waiting (unclaimed) job of `topic` due now: its consumer's backend is back."""
     q = work_queue.c
