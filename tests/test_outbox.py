@@ -257,3 +257,30 @@ async def test_outbox_consumer_stopped_mid_batch_gives_it_back(
     (row,) = rows(database, "t")
     assert row.lease is None and row.next_at <= datetime.now(UTC)
     assert len(await WorkQueue(database, "t").claim()) == 1
+
+
+async def test_outbox_consumer_stops_when_a_library_turns_its_cancel_into_an_error(
+    database: Database,
+) -> None:
+    """redis-py, cancelled while it connects to a Redis that refuses, can raise
+    ConnectionError instead of CancelledError; the loop, which rides out outages, must still
+    stop (tickets.outage.raise_if_cancelling)."""
+    claiming = asyncio.Event()
+
+    class Converting(WorkQueue):
+        async def claim(self, limit: int = 100) -> list[Job]:
+            claiming.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise ConnectionError("Connect call failed") from None
+            return []
+
+    async def handle(jobs: list[Job]) -> None:
+        return None
+
+    task = asyncio.create_task(consume(Converting(database, "t"), handle, idle_s=0.05))
+    await asyncio.wait_for(claiming.wait(), 60)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=30)
+    assert done == {task} and task.cancelled()

@@ -277,3 +277,25 @@ async def test_the_lease_fails_open_while_redis_is_unreachable() -> None:
         assert await lease.hold() is True
     finally:
         await gone.aclose()
+
+
+async def test_the_lease_lets_a_cancel_through_that_redis_py_turned_into_an_error() -> None:
+    """A stop landing while redis-py connects can come out as ConnectionError: hold() must not
+    take it for an outage (it would report the lease held and the loop would go on)."""
+    entered = asyncio.Event()
+
+    class Converting:
+        async def eval(self, *args: Any) -> int:
+            entered.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise ConnectionError("Connect call failed") from None
+            return 1
+
+    lease = RedisLease(Converting(), "deadline-watcher", ttl_s=30, prefix="x")
+    task = asyncio.create_task(lease.hold())
+    await asyncio.wait_for(entered.wait(), 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
