@@ -18,6 +18,10 @@ store.insert_event), with payload {"event_id", "action"}: consumers that follow 
 (the search index, similar-request detection) only need a line there. The triage
 (routing/triage.py) and the SMS notices (telephony/notify.py) follow them this way: an order
 acknowledged to a citizen always gets both, whatever fails or restarts in between.
+
+`consume` takes any JobQueue: this table's WorkQueue, or (with Redis, several worker
+processes) hotline/jobs_redis.py's StreamQueue, which delivers the same rows through a Redis
+stream and keeps this table as the record.
 """
 
 from __future__ import annotations
