@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -49,7 +50,7 @@ GROUP = "workers"
 WINDOW = 256  # entries of a topic relayed ahead of its consumers; the rest wait in the table
 BLOCK_S = 1.0  # a consumer's read waits this long for an entry
 RELAY_IDLE_S = 1.0  # the relay's poll of the table when nothing wakes it
-RELAY_FULL_S = 0.05  # … and while a stream is full (its consumers are busy)
+RELAY_FULL_S = 0.01  # … and while a stream is full (its consumers are busy; XLEN only)
 RELAY_LEASE_S = 10.0  # a relay that died hands over after this
 
 
@@ -81,6 +82,7 @@ class StreamQueue:
         self.takeover_ms = max(1, int(takeover * 1000))
         self._entries: dict[tuple[int, str], bytes] = {}  # a claimed job → its stream entry
         self._grouped = False
+        self._next_takeover = 0.0  # time.monotonic() of the next look for a dead consumer's
         self.outage = OutageLog(
             log,
             f"Redis 不可用，后台任务 {self.topic} 改为直接从数据库领取",
@@ -135,13 +137,18 @@ class StreamQueue:
             return await self._read_group(limit)
 
     async def _read_group(self, limit: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        _, taken, gone = await self.redis.xautoclaim(
-            self.stream, GROUP, self.consumer, self.takeover_ms, "0-0", count=limit
-        )
-        if gone:  # deleted while pending (an XDEL whose XACK was lost)
-            await self.redis.xack(self.stream, GROUP, *gone)
-        self.taken_over += len(taken)
-        entries = list(taken)
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        now = time.monotonic()
+        if now >= self._next_takeover:  # a quarter of the takeover time between looks
+            _, taken, gone = await self.redis.xautoclaim(
+                self.stream, GROUP, self.consumer, self.takeover_ms, "0-0", count=limit
+            )
+            if gone:  # deleted while pending (an XDEL whose XACK was lost)
+                await self.redis.xack(self.stream, GROUP, *gone)
+            self.taken_over += len(taken)
+            entries += taken
+            if len(taken) < limit:  # else there may be more: look again at the next claim
+                self._next_takeover = now + self.takeover_ms / 4000
         if len(entries) < limit:
             got = await self.redis.xreadgroup(
                 GROUP,
