@@ -82,7 +82,7 @@ class StreamQueue:
         self.takeover_ms = max(1, int(takeover * 1000))
         self._entries: dict[tuple[int, str], bytes] = {}  # a claimed job → its stream entry
         self._grouped = False
-        self._next_takeover = 0.0  # time.monotonic() of the next look for a dead consumer's
+        self._next_takeover = 0.0  # when to look for a dead consumer's entries (monotonic)
         self.outage = OutageLog(
             log,
             f"Redis 不可用，后台任务 {self.topic} 改为直接从数据库领取",
