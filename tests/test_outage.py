@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from hotline.app import DATABASE, make_app
 from tests.conftest import PASSWORD, create_users, make_settings
 from tests.pgserver import PostgresServer
 from tests.waiting import wait_until
-from tickets.db import is_outage
+from tickets.db import Database, _Job, is_outage
 from tickets.tables import tickets
 
 Client = TestClient[Any, Any]
@@ -133,3 +135,54 @@ def test_outage_errors_are_told_from_bugs() -> None:
     )
     assert not is_outage(wrapped(sqlite3.IntegrityError("UNIQUE failed"), sa_exc.IntegrityError))
     assert not is_outage(ValueError("a bug"))
+
+
+def test_a_deadlock_victim_inside_a_write_batch_runs_again(pg_server: PostgresServer) -> None:
+    """Two processes' group commits can lock the same statistics rows in different orders;
+    PostgreSQL then aborts one (deadlock detected, 40P01). A victim inside a batch (rolled
+    back to its savepoint, the rest of the batch committed) is run again on its own, not
+    handed to its caller as an error (which read as an outage: 503 for everyone)."""
+    url = pg_server.create_database("deadlock")
+    db = Database(url, writers=1)
+    other = sa.create_engine(url)
+    try:
+        db.run_write(lambda c: c.exec_driver_sql("CREATE TABLE pair (id int PRIMARY KEY, v int)"))
+        db.run_write(lambda c: c.exec_driver_sql("INSERT INTO pair VALUES (1, 0), (2, 0)"))
+        holds_first = threading.Event()
+        runs = []
+
+        def victim(conn: Any) -> str:
+            runs.append(1)
+            conn.exec_driver_sql("UPDATE pair SET v = v + 1 WHERE id = 1")
+            holds_first.set()
+            conn.exec_driver_sql("UPDATE pair SET v = v + 1 WHERE id = 2")  # waits for `other`
+            return "done"
+
+        def rival() -> None:  # holds row 2, then wants row 1: a cycle, found by the victim
+            with other.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL deadlock_timeout = '60s'")  # the victim looks first
+                conn.exec_driver_sql("UPDATE pair SET v = v + 10 WHERE id = 2")
+                started.set()
+                holds_first.wait(60)
+                conn.exec_driver_sql("UPDATE pair SET v = v + 10 WHERE id = 1")
+
+        started = threading.Event()
+        thread = threading.Thread(target=rival)
+        thread.start()
+        assert started.wait(60)
+
+        def first(conn: Any) -> str:
+            conn.exec_driver_sql("SELECT 1")
+            return "first"
+
+        batch = [_Job(first, None, Future()), _Job(victim, None, Future())]
+        db._run_batch(batch)  # what the writer thread runs for two queued writes
+        thread.join(60)
+        assert [j.future.result(60) for j in batch] == ["first", "done"]
+        assert len(runs) == 2  # aborted once, then run alone
+        rows = db.run_read(lambda c: c.exec_driver_sql("SELECT id, v FROM pair ORDER BY id").all())
+        assert [tuple(r) for r in rows] == [(1, 11), (2, 11)]
+    finally:
+        other.dispose()
+        db.close()
+        pg_server.drop_database("deadlock")

@@ -290,6 +290,7 @@ class Database:
 
     def _run_batch(self, batch: list[_Job], attempt: int = 1) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        again: list[_Job] = []  # deadlock victims inside the batch: each run alone afterwards
         try:
             with (
                 self.engine.connect().execution_options(sqlite_write=True) as conn,
@@ -304,6 +305,8 @@ class Database:
                         result = job.fn(conn)
                     except Exception as exc:
                         sp.rollback()
+                        if _transient(exc):
+                            again.append(job)
                         outcomes.append((False, exc))
                     else:
                         sp.commit()
@@ -320,8 +323,15 @@ class Database:
                 self._run_batch(batch, attempt + 1)
                 return
             outcomes = [(False, exc)] * len(batch)
+        rerun = {id(job) for job in again}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
-            _resolve(job, ok, value)
+            if id(job) not in rerun:
+                _resolve(job, ok, value)
+        for job in again:
+            # the other jobs of the batch are committed; this one was rolled back to its
+            # savepoint when PostgreSQL chose it as a deadlock victim: a transient failure,
+            # not the caller's error, so it runs again on its own (and is retried there)
+            self._run_batch([job])
 
 
 def _first_line(exc: BaseException) -> str:
