@@ -553,12 +553,19 @@ def run_layout(
 
 
 @contextlib.contextmanager
-def backends(postgres: bool) -> Iterator[tuple[PostgresServer | None, RedisServer | None]]:
-    """One throwaway PostgreSQL and one Redis for every pg-* configuration."""
+def backends(
+    postgres: bool, diagnose: bool = False
+) -> Iterator[tuple[PostgresServer | None, RedisServer | None]]:
+    """One throwaway PostgreSQL and one Redis for every pg-* configuration. `diagnose`: the
+    server logs lock waits longer than its deadlock_timeout (1 s) and statements longer than
+    5 s, and its files (log included) are kept."""
     if not postgres:
         yield None, None
         return
-    with PostgresServer(durable=True) as pg, RedisServer() as redis:
+    extra = {"log_lock_waits": "on", "log_min_duration_statement": "5000"} if diagnose else {}
+    with PostgresServer(durable=True, settings=extra, keep=diagnose) as pg, RedisServer() as redis:
+        if diagnose:
+            print(f"PostgreSQL log: {pg.log_path}", file=sys.stderr, flush=True)
         yield pg, redis
 
 
@@ -604,6 +611,11 @@ def main() -> int:
                     / "messages_unlabeled.csv")  # fmt: skip
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
+    ap.add_argument(
+        "--pg-diagnostics",
+        action="store_true",
+        help="PostgreSQL logs lock waits > 1 s and statements > 5 s; its files are kept",
+    )
     args = ap.parse_args()
     webs = [int(x) for x in args.webs.split(",") if x.strip()]
     layouts = ([] if args.no_sqlite else [Layout(0)]) + [Layout(n) for n in webs]
@@ -623,7 +635,7 @@ def main() -> int:
     failed: list[str] = []
     with (
         bench_workdir(args.keep, prefix="hotline-cluster-") as root,
-        backends(bool(webs)) as (
+        backends(bool(webs), args.pg_diagnostics) as (
             pg,
             redis,
         ),
