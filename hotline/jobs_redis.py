@@ -81,7 +81,6 @@ class StreamQueue:
         takeover = table.lease.total_seconds() / 2 if takeover_s is None else takeover_s
         self.takeover_ms = max(1, int(takeover * 1000))
         self._entries: dict[tuple[int, str], bytes] = {}  # a claimed job → its stream entry
-        self._grouped = False
         self._next_takeover = 0.0  # when to look for a dead consumer's entries (monotonic)
         self.outage = OutageLog(
             log,
@@ -126,14 +125,13 @@ class StreamQueue:
 
     # -- the stream ---------------------------------------------------------------------------
     async def _read(self, limit: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        await self._ensure_group()
         try:
             return await self._read_group(limit)
         except ResponseError as exc:
             if not str(exc).startswith("NOGROUP"):
                 raise
-            self._grouped = False  # Redis restarted without its data: the group anew
-            await self._ensure_group()
+            # the first read on this stream, or Redis restarted without its data
+            await ensure_group(self.redis, self.stream)
             return await self._read_group(limit)
 
     async def _read_group(self, limit: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -161,11 +159,6 @@ class StreamQueue:
                 entries += fresh
         return entries
 
-    async def _ensure_group(self) -> None:
-        if not self._grouped:
-            await ensure_group(self.redis, self.stream)
-            self._grouped = True
-
     async def _admit(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Job]:
         """The jobs of those entries whose row is still claimed under their lease; the others
         are acknowledged and dropped."""
@@ -177,7 +170,7 @@ class StreamQueue:
                 continue
             job = decode(fields, self.topic)
             jobs[(job.id, job.lease)] = (entry_id, job)
-        held = await self.table.held([job for _, job in jobs.values()]) if jobs else set()
+        held = await self.table.held([job for _, job in jobs.values()])
         out: list[Job] = []
         for key, (entry_id, job) in jobs.items():
             if key in held:

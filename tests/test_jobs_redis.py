@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import sqlalchemy as sa
 
 from hotline.jobs_redis import StreamJobs, StreamQueue, stream_key
 from tests.ports import free_port
@@ -22,7 +21,6 @@ from tests.redisserver import RedisServer
 from tests.waiting import wait_until
 from tickets.db import Database
 from tickets.outbox import Job, WorkQueue, consume, enqueue
-from tickets.tables import work_queue
 
 
 @pytest.fixture
@@ -46,14 +44,6 @@ async def stop(tasks: list[asyncio.Task[None]]) -> None:
         t.cancel()
     _, running = await asyncio.wait(tasks, timeout=30)
     assert not running, f"still running after their cancel: {running}"
-
-
-def depth(db: Database) -> int:
-    return int(
-        db.run_read(
-            lambda c: c.execute(sa.select(sa.func.count()).select_from(work_queue)).scalar()
-        )
-    )
 
 
 async def test_streams_a_dead_consumers_entries_are_taken_over(
@@ -80,7 +70,7 @@ async def test_streams_a_dead_consumers_entries_are_taken_over(
     assert b.taken_over == 5
     assert {(j.id, j.lease, j.attempts) for j in got} == {(j.id, j.lease, 1) for j in dead}
     await b.complete(got)
-    assert depth(database) == 0
+    assert (await table.stats()).depth == 0
     assert await redis.xlen(stream_key(streams.prefix, "t")) == 0
 
 
@@ -97,7 +87,7 @@ async def test_streams_an_entry_whose_work_is_settled_never_runs(
     await streams.relay()
     jobs = await a.claim(10)
     await table.complete(jobs)  # settled in the table, not acknowledged on the stream
-    assert depth(database) == 0
+    assert (await table.stats()).depth == 0
 
     async def dropped() -> bool:
         assert await b.claim(10) == []  # never handed out
@@ -134,7 +124,7 @@ async def test_streams_an_entry_relayed_again_after_its_lease_runs_out_runs_once
     jobs = await q.claim(10)
     assert [j.attempts for j in jobs] == [2] and q.dropped == 1
     await q.complete(jobs)
-    assert depth(database) == 0
+    assert (await table.stats()).depth == 0
 
 
 @pytest.mark.parametrize("data", ["kept", "lost"])
@@ -176,7 +166,7 @@ async def test_streams_redis_killed_mid_load_loses_nothing_and_runs_nothing_twic
         server.start()
 
         async def done() -> bool:
-            return len(seen) >= n and depth(database) == 0
+            return len(seen) >= n and (await table.stats()).depth == 0
 
         await wait_until(done, within=120)
     finally:
@@ -207,7 +197,7 @@ async def test_streams_without_redis_the_consumers_read_the_table(database: Data
     ]
 
     async def done() -> bool:
-        return len(seen) >= 20 and depth(database) == 0
+        return len(seen) >= 20 and (await q.stats()).depth == 0
 
     try:
         await wait_until(done, within=60)

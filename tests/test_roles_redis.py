@@ -25,6 +25,7 @@ from hotline.lease import LocalLease, RedisLease
 from tests.conftest import PASSWORD, create_users, make_settings
 from tests.test_background import FakePredictor, body
 from tests.waiting import wait_until
+from tickets.outbox import TRIAGE, WorkQueue
 from tickets.tables import tickets, work_queue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,24 +216,12 @@ async def test_two_worker_processes_share_the_background_work_through_redis_stre
         for i in range(1, n + 1):
             assert (await web.post("/api/v1/requests", json=body(i))).status == 201
 
-        def waiting() -> tuple[int, int]:
-            def q(c: Any) -> tuple[int, int]:
-                pending = c.execute(
-                    sa.select(sa.func.count())
-                    .select_from(tickets)
-                    .where(tickets.c.route_state == "pending")
-                ).scalar_one()
-                jobs = c.execute(
-                    sa.select(sa.func.count())
-                    .select_from(work_queue)
-                    .where(work_queue.c.topic == "triage")
-                ).scalar_one()
-                return int(pending), int(jobs)
-
-            return db.run_read(q)
+        pending = sa.select(sa.func.count()).where(tickets.c.route_state == "pending")
+        jobs = WorkQueue(db, TRIAGE)
 
         async def triaged() -> bool:
-            return await asyncio.to_thread(waiting) == (0, 0)
+            left = await db.read(lambda c: c.execute(pending).scalar_one())
+            return left == 0 and (await jobs.stats()).depth == 0
 
         await wait_until(triaged, within=60)
         assert predictor.calls == n
