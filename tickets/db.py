@@ -15,12 +15,13 @@ Nothing is acknowledged that was not committed: a write's future resolves only a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,48 +291,99 @@ class Database:
 
     def _run_batch(self, batch: list[_Job], attempt: int = 1) -> None:
         outcomes: list[tuple[bool, Any]] = []
-        again: list[_Job] = []  # deadlock victims inside the batch: each run alone afterwards
         try:
             with (
                 self.engine.connect().execution_options(sqlite_write=True) as conn,
                 conn.begin(),
+                _deferring(conn) as deferred,
             ):
                 for job in batch:
                     if len(batch) == 1:
                         outcomes.append((True, job.fn(conn)))
+                        deferred.job_done(True)
                         continue
                     sp = conn.begin_nested()
                     try:
                         result = job.fn(conn)
                     except Exception as exc:
-                        sp.rollback()
                         if _transient(exc):
-                            again.append(job)
+                            raise  # the whole transaction goes: see below
+                        sp.rollback()
+                        deferred.job_done(False)
                         outcomes.append((False, exc))
                     else:
                         sp.commit()
+                        deferred.job_done(True)
                         outcomes.append((True, result))
-        except Exception as exc:  # the single job failed, or the commit itself
+                deferred.flush(conn)
+        except Exception as exc:  # a deadlock, the single job failed, or the commit itself
             log.debug("write batch of %d failed: %r", len(batch), exc)
+            if _transient(exc) and attempt < _ATTEMPTS:
+                # PostgreSQL chose this transaction as a deadlock victim (another process's
+                # batch locked the same rows in another order). Rolling back only the job's
+                # savepoint would keep the locks the batch's earlier jobs took, which are part
+                # of the cycle: every later job touching those rows would be chosen again, a
+                # deadlock_timeout (1 s) each, while the other batch waits. So the whole
+                # transaction is rolled back, which lets the other one finish, and runs again.
+                self._run_batch(batch, attempt + 1)
+                return
             if len(batch) > 1:
                 # nothing of the batch is stored (commit or savepoint failed): retry one by one
                 for job in batch:
                     self._run_batch([job])
                 return
-            if _transient(exc) and attempt < 5:
-                # PostgreSQL chose this transaction as a deadlock victim: run it again
-                self._run_batch(batch, attempt + 1)
-                return
-            outcomes = [(False, exc)] * len(batch)
-        rerun = {id(job) for job in again}
+            outcomes = [(False, exc)]
         for job, (ok, value) in zip(batch, outcomes, strict=True):
-            if id(job) not in rerun:
-                _resolve(job, ok, value)
-        for job in again:
-            # the other jobs of the batch are committed; this one was rolled back to its
-            # savepoint when PostgreSQL chose it as a deadlock victim: a transient failure,
-            # not the caller's error, so it runs again on its own (and is retried there)
-            self._run_batch([job])
+            _resolve(job, ok, value)
+
+
+_ATTEMPTS = 5  # runs of a batch (or of one write) chosen as a deadlock victim again and again
+
+Flush = Callable[[Connection, list[Any]], None]
+_DEFERRED = "hotline_deferred"  # the conn.info key of the running write batch's _Deferred
+
+
+class _Deferred:
+    """What the jobs of a write batch hand to its end (`defer`): kept per job until the job's
+    savepoint is released, dropped with a job that failed."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[Flush, list[Any]]] = {}
+        self.job: list[tuple[str, Flush, Any]] = []
+
+    def job_done(self, ok: bool) -> None:
+        if ok:
+            for key, flush, item in self.job:
+                self.kept.setdefault(key, (flush, []))[1].append(item)
+        self.job = []
+
+    def flush(self, conn: Connection) -> None:
+        for key in sorted(self.kept):  # one order in every process
+            flush, items = self.kept[key]
+            flush(conn, items)
+
+
+@contextlib.contextmanager
+def _deferring(conn: Connection) -> Iterator[_Deferred]:
+    deferred = conn.info[_DEFERRED] = _Deferred()
+    try:
+        yield deferred
+    finally:
+        conn.info.pop(_DEFERRED, None)
+
+
+def defer(conn: Connection, key: str, flush: Flush, item: Any) -> bool:
+    """Inside a write batch (Database.write): hand `item` to `flush`, which runs once, at the
+    end of the batch's transaction, with the items of every job of the batch that succeeded,
+    in their order, and is then the last thing the transaction locks. For the hot rows every
+    write updates (the statistics cubes): one upsert per row and batch instead of one per
+    write, and one lock order in every process, so two processes' batches cannot deadlock on
+    them. Returns False outside a batch (run_write, the CLI): the caller does the work now."""
+    deferred: _Deferred | None = conn.info.get(_DEFERRED)
+    if deferred is None:
+        return False
+    deferred.job.append((key, flush, item))
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
