@@ -5,6 +5,7 @@ rebuild reproduces them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
@@ -243,6 +244,27 @@ async def test_aggregates_equal_a_recount_after_random_lifecycles(
 
     database.run_write(rebuild)
     assert database.run_read(stats_store.read_cubes) == before
+
+
+async def test_aggregates_equal_a_recount_when_writes_share_batches(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four drivers at once: the writer threads group their writes into batches, whose cube
+    deltas are summed and written once at the batch's end (tickets/db.py defer), those of the
+    writes that failed left out."""
+    sums: list[int] = []
+    apply_sum = stats_store._apply_sum
+
+    def counting(conn: Any, accs: list[Any]) -> None:
+        sums.append(len(accs))
+        apply_sum(conn, accs)
+
+    monkeypatch.setattr(stats_store, "_apply_sum", counting)
+    clock = SteppingClock(datetime(2026, 9, 28, 9, 0, tzinfo=TZ))
+    svc = make_service(settings, database, clock)
+    await asyncio.gather(*(drive(svc, clock, random.Random(10 + k), 70) for k in range(4)))
+    assert max(sums) > 1  # batches did share one sum
+    assert_aggregates_equal_recount(database)
 
 
 async def test_stats_rebuild_cli_recounts_what_the_hooks_kept(
