@@ -3,12 +3,14 @@ watcher with an injected clock (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from hotline.app import build_services
 from hotline.bus import InProcessBus
@@ -18,6 +20,7 @@ from routing.config import SlaSettings
 from routing.sla import DeadlinePolicy, WorkCalendar
 from routing.watcher import DeadlineWatcher
 from tests.test_list_scale import next_due_mismatches
+from tests.test_stats_aggregates import assert_aggregates_equal_recount
 from tickets.db import Database
 from tickets.model import (
     Actor,
@@ -32,6 +35,7 @@ from tickets.model import (
 )
 from tickets.service import TicketService
 from tickets.store import list_clocks, list_events
+from tickets.tables import tickets as tickets_t
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -209,6 +213,29 @@ async def test_watcher_warns_then_marks_overdue_once(
         "deadline_overdue",
     ]
     assert await watcher.run_once() == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite has one writer
+async def test_the_watcher_leaves_an_order_a_change_holds_for_the_next_round(
+    clocked: tuple[TicketService, FakeClock], database: Database
+) -> None:
+    """On PostgreSQL the watcher locks the orders of the clocks it fires, skipping those
+    another transaction holds: it never counts an order's statistics from a state that
+    transaction is changing (which counted its deadlines twice), and never waits for it while
+    holding clocks it may update (a deadlock)."""
+    tickets, clock = clocked
+    watcher = DeadlineWatcher(tickets, batch=10)
+    held, free = await _dispatched(tickets), await _dispatched(tickets)
+    clock.set(local(2026, 11, 30, 10, 40))  # past both sign warnings
+    with database.engine.connect() as other, other.begin():  # a user's change in flight
+        other.execute(sa.select(tickets_t.c.id).where(tickets_t.c.id == held).with_for_update())
+        # it does not wait for that change (the timeout only keeps a failure from hanging)
+        assert await asyncio.wait_for(watcher.run_once(), 60) == 1
+        assert _clock_states(database, free)["sign"] == "warned"
+        assert _clock_states(database, held)["sign"] == "running"
+    assert await watcher.run_once() == 1  # its turn came
+    assert _clock_states(database, held)["sign"] == "warned"
+    assert_aggregates_equal_recount(database)
 
 
 async def test_overdue_reply_raises_supervision_and_signing_stops_the_sign_clock(

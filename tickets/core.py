@@ -522,6 +522,12 @@ class TicketCore:
         def tx(conn: Connection) -> tuple[int, list[TicketEvent]]:
             now = self._now()
             due = store.due_clocks(conn, now, limit)
+            # and their orders' rows, skipping those a user's change holds (they are looked
+            # at again next round): what follows reads and counts (the statistics' facts)
+            # under that lock, and the watcher never waits for a user's transaction while it
+            # holds clocks that transaction may update (a deadlock)
+            free = store.lock_free_tickets(conn, (c.ticket_id for c in due))
+            due = [c for c in due if c.ticket_id in free]
             fired = [clocks.fire(conn, c, now) for c in due]
             for ticket_id in dict.fromkeys(e.ticket_id for e in fired):  # overdue counts
                 stats_store.refresh_id(conn, ticket_id, self.tz, now)

@@ -633,6 +633,21 @@ def due_clocks(conn: Connection, now: datetime, limit: int) -> list[Clock]:
     return [_clock(r) for r in conn.execute(stmt)]
 
 
+def lock_free_tickets(conn: Connection, ticket_ids: Iterable[int]) -> set[int]:
+    """Of these orders, those whose rows this transaction now holds, skipping the rows another
+    transaction holds (PostgreSQL; SQLite has one writer, so all of them)."""
+    ids = sorted(set(ticket_ids))
+    if not ids or conn.dialect.name != "postgresql":
+        return set(ids)
+    stmt = (
+        sa.select(tickets.c.id)
+        .where(tickets.c.id.in_(ids))
+        .order_by(tickets.c.id)
+        .with_for_update(skip_locked=True)
+    )
+    return set(conn.execute(stmt).scalars())
+
+
 def bump_ticket(conn: Connection, ticket_id: int, values: dict[str, Any]) -> None:
     """A system change (deadline watcher) that must not lose to a user's: no version check,
     but the version still moves so a user acting on the old version gets 409."""
