@@ -5,6 +5,9 @@ inside one transaction and commit once. A job's future resolves only after that 
 request acknowledged to a client is already on disk (SQLite WAL with synchronous=FULL, or
 PostgreSQL's commit). One SQLite writer thread also means no lock contention inside the process;
 BEGIN IMMEDIATE makes other processes (the CLI) wait on busy_timeout instead of failing.
+Updates of rows that every write touches (the statistics cubes) are handed to the end of the
+batch (`defer`): summed, written once, in one order in every process. A batch that PostgreSQL
+aborts as a deadlock victim is rolled back whole and run again.
 
 When the database is away (PostgreSQL down or restarting, SQLite's disk full or locked too
 long), read() and write() raise DatabaseUnavailable (a 503 for the web layer) instead of the
