@@ -43,7 +43,8 @@ def deferring(item: str, fail: BaseException | None = None) -> Any:
     return fn
 
 
-def run(db: Database, *fns: Any) -> list[Any]:
+def run_batch(db: Database, *fns: Any) -> list[Any]:
+    """Run `fns` as one write batch; each one's result or exception."""
     batch = [_Job(fn, None, Future()) for fn in fns]
     db._run_batch(batch)  # what the writer thread runs for queued writes
     return [j.future.exception(10) or j.future.result(10) for j in batch]
@@ -56,16 +57,16 @@ def stored(db: Database) -> list[str]:
 def test_a_batch_flushes_once_what_its_succeeded_jobs_deferred(db: Database) -> None:
     flushes.clear()
     bad = ValueError("illegal")
-    assert run(db, deferring("a"), deferring("b", bad), deferring("c")) == ["a", bad, "c"]
+    assert run_batch(db, deferring("a"), deferring("b", bad), deferring("c")) == ["a", bad, "c"]
     assert flushes == [["a", "c"]]  # once, in the jobs' order, without the failed job's
     assert stored(db) == ["a", "c"]
 
 
 def test_a_single_write_defers_too(db: Database) -> None:
     flushes.clear()
-    assert run(db, deferring("a")) == ["a"]
+    assert run_batch(db, deferring("a")) == ["a"]
     bad = ValueError("illegal")
-    assert run(db, deferring("b", bad)) == [bad]
+    assert run_batch(db, deferring("b", bad)) == [bad]
     assert flushes == [["a"]]
     assert stored(db) == ["a"]
 
@@ -89,7 +90,7 @@ def test_a_failing_flush_runs_the_batch_one_by_one(db: Database) -> None:
 
         return job
 
-    out = run(db, fn("a"), fn(None), fn("c"))
+    out = run_batch(db, fn("a"), fn(None), fn("c"))
     assert out[0] == "a" and out[2] == "c"
     assert isinstance(out[1], sa.exc.IntegrityError)
     rows = db.run_read(lambda c: c.exec_driver_sql("SELECT item FROM strict").scalars().all())

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ from aiohttp.test_utils import TestClient
 from hotline.app import DATABASE, make_app
 from tests.conftest import PASSWORD, create_users, make_settings
 from tests.pgserver import PostgresServer
+from tests.test_db_batch import run_batch
 from tests.waiting import wait_until
-from tickets.db import Database, _Job, is_outage
+from tickets.db import Database, is_outage
 from tickets.tables import tickets
 
 Client = TestClient[Any, Any]
@@ -180,10 +180,9 @@ def test_a_deadlock_victim_inside_a_write_batch_runs_again(pg_server: PostgresSe
         assert started.wait(60)
         # locker takes row 1; victim wants row 2 (the rival's) and is chosen; later wants row 2
         jobs = [job("locker", 1, 1), job("victim", 2, 1), job("later", 2, 100)]
-        batch = [_Job(fn, None, Future()) for fn in jobs]
-        db._run_batch(batch)  # what the writer thread runs for three queued writes
+        results = run_batch(db, *jobs)
         thread.join(60)
-        assert [j.future.result(60) for j in batch] == ["locker", "victim", "later"]
+        assert results == ["locker", "victim", "later"]
         # the batch ran twice, whole; `later` ran once: it was not chosen as a second victim
         assert runs == {"locker": 2, "victim": 2, "later": 1}
         rows = db.run_read(lambda c: c.exec_driver_sql("SELECT id, v FROM pair ORDER BY id").all())

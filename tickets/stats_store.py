@@ -236,11 +236,15 @@ def _apply_sum(conn: Connection, accs: list[Deltas]) -> None:
     total = new_deltas()
     for acc in accs:
         for name, rows in acc.items():
-            into = total[name]
             for key, values in rows.items():
-                into[key] = [a + b for a, b in zip(into.get(key, [0] * N), values, strict=True)]
+                _add(total[name], key, values)
     for cube in CUBES:
         _upsert(conn, cube, total[cube.name], True)
+
+
+def _add(rows: dict[CubeKey, list[int]], key: CubeKey, values: Sequence[int]) -> None:
+    """Add a cube row's measures into `rows`."""
+    rows[key] = [a + b for a, b in zip(rows.get(key, [0] * N), values, strict=True)]
 
 
 def _encode(dims: OrderDims, cells: Facts) -> tuple[list[str], list[list[Any]]]:
@@ -285,7 +289,9 @@ def list_clock_facts(conn: Connection, ticket_ids: Sequence[int]) -> dict[int, l
 
 def refresh(conn: Connection, t: Ticket, tz: ZoneInfo, now: datetime) -> None:
     """Recompute what `t` counts for and move the cubes by the difference (the hook called in
-    the transaction of every order change)."""
+    the transaction of every order change). The caller holds the order's row (its versioned
+    UPDATE, or the watcher's store.lock_free_tickets): the difference is taken from the facts
+    row, so two transactions refreshing one order at once would count it twice."""
     clock_facts = list_clock_facts(conn, [t.id])[t.id]
     dims, cells = order_facts(t, clock_facts, store.list_events(conn, t.id), tz)
     row = conn.execute(
@@ -472,7 +478,7 @@ def read_cubes(conn: Connection) -> Deltas:
         for r in conn.execute(sa.select(table)):
             key = tuple(r._mapping[n] for n in names)
             values = [int(r._mapping[m]) for m in MEASURES]
-            rows[key] = [a + b for a, b in zip(rows.get(key, [0] * N), values, strict=True)]
+            _add(rows, key, values)
         out[cube.name] = {k: v for k, v in rows.items() if any(v)}
     return out
 
