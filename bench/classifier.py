@@ -9,7 +9,9 @@ Prints, for the shipped pipeline (classifier/) and for bench/baseline.py (both v
      copies of tokenized messages found in the unlabeled files) held out in folds, each fold
      trained on the development files minus every copy of its held-out messages, ours by the
      shipped recipe (classifier.train.train) and scored through Classifier.predict, the path a
-     server uses; macro-F1, accuracy, per-class F1, and the paired bootstrap gain;
+     server uses; macro-F1, accuracy, per-class F1, and the paired bootstrap gain; the same
+     messages scored as their closest segmented copy (how much raw text itself costs); with
+     --learning-curve, ours trained on shares of each fold's rows (does more data help);
   3. ms per document (one request at a time over the 2,796 messages of messages_unlabeled.csv,
      as the server calls it, with the load average at the time), model load time, training time.
 Fixed seeds throughout.
@@ -18,6 +20,7 @@ Run from the repository root (reads ../shared/data/tipdm, ~15 minutes on 2 idle 
 
     .venv/bin/python bench/classifier.py
     .venv/bin/python bench/classifier.py --families svc --skip-cv     # raw-text part only
+    .venv/bin/python bench/classifier.py --families svc --skip-cv --learning-curve 0.25,0.5,0.75
     .venv/bin/python bench/classifier.py --json-out /tmp/classifier-bench.json
 
 The last line of output is one JSON object with every figure.
@@ -30,6 +33,7 @@ import csv
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -240,6 +244,15 @@ def raw_text_evaluation(
     predicted: dict[str, list[str]] = {"ours": [""] * len(messages)}
     for name in BASELINES:
         predicted[name] = [""] * len(messages)
+    # Each held-out message's closest segmented copy, scored by the same fold's model: how much
+    # of the gap to CV is raw text itself (the copy is the same letter, segmented and stripped).
+    copy_of = {
+        t: closest_copy(m, raw_tokens, pool_tokens, seg_tokens) for t, m in enumerate(messages)
+    }
+    on_copy: dict[int, str] = {}
+    shares = [float(x) for x in args.learning_curve.split(",") if x]
+    curve: dict[float, list[str]] = {share: [""] * len(messages) for share in shares}
+    rng = random.Random(args.seed)
     ms: list[float] = []
     train_rows = []
     for k, fold in enumerate(ev.folds):
@@ -253,6 +266,21 @@ def raw_text_evaluation(
             t0 = time.perf_counter()
             predicted["ours"][t] = clf.predict(messages[t].text).label
             ms.append((time.perf_counter() - t0) * 1000)
+            copy = copy_of[t]
+            if copy is not None:
+                on_copy[t] = clf.top_labels([seg_tokens[copy]])[0][0][0]
+        for share in shares:  # the same recipe on a random part of the fold's training rows
+            seg_rows = rng.sample(fold.seg_keep, round(len(fold.seg_keep) * share))
+            raw_rows = rng.sample(fold.raw_keep, round(len(fold.raw_keep) * share))
+            smaller = train(
+                [
+                    Dataset("tokenized", Form.SEGMENTED, [seg[i] for i in sorted(seg_rows)]),
+                    Dataset("raw_sample", Form.RAW, [raw[i] for i in sorted(raw_rows)]),
+                ],
+                config=config,
+            )
+            for t in fold.test:
+                curve[share][t] = smaller.predict(messages[t].text).label
         docs = [(seg[i].text, "segmented") for i in fold.seg_keep]
         docs += [(raw[i].text, "raw") for i in fold.raw_keep]
         labels = [seg[i].label for i in fold.seg_keep] + [raw[i].label for i in fold.raw_keep]
@@ -290,12 +318,50 @@ def raw_text_evaluation(
             idx = [i for i, m in enumerate(messages) if member(m)]
             result[part] = scores([truth[i] for i in idx], [pred[i] for i in idx])["macro_f1"]
         out[name] = result
+    with_copy = sorted(on_copy)
+    out["ours_same_messages"] = {
+        "n": len(with_copy),
+        "raw_text_macro_f1": scores(
+            [truth[t] for t in with_copy], [predicted["ours"][t] for t in with_copy]
+        )["macro_f1"],
+        "segmented_copy_macro_f1": scores(
+            [truth[t] for t in with_copy], [on_copy[t] for t in with_copy]
+        )["macro_f1"],
+        "same_label_share": round(
+            sum(on_copy[t] == predicted["ours"][t] for t in with_copy) / max(1, len(with_copy)), 4
+        ),
+    }
+    if shares:
+        out["learning_curve"] = {
+            f"{share:g}": scores(truth, curve[share])["macro_f1"] for share in shares
+        } | {"1": out["ours"]["macro_f1"]}
     strongest = max(BASELINES, key=lambda n: out[n]["macro_f1"])
     out["gain_vs_" + strongest] = paired_bootstrap(
         truth, predicted["ours"], predicted[strongest], seed=args.seed
     )
     out["ours_ms_per_doc"] = round(sum(ms) / len(ms), 3)
     return out
+
+
+def closest_copy(
+    message: Any,
+    raw_tokens: Sequence[Sequence[str]],
+    pool_tokens: Sequence[Sequence[str]],
+    seg_tokens: Sequence[Sequence[str]],
+) -> int | None:
+    """The segmented row among the message's copies whose words overlap its own the most."""
+    if not message.copies:
+        return None
+    if message.raw_index is not None:
+        own = set(raw_tokens[message.raw_index])
+    else:
+        own = set(pool_tokens[message.pool_index])
+
+    def overlap(row: int) -> tuple[float, int]:
+        other = set(seg_tokens[row])
+        return (len(own & other) / max(1, len(own | other)), -row)
+
+    return max(message.copies, key=overlap)
 
 
 def _fresh_process_load(model_dir: Path) -> float:
@@ -398,6 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="model family of ours in the raw-text part and speed (default: the shipped one)",
     )
     parser.add_argument("--skip-cv", action="store_true", help="only the raw-text part and speed")
+    parser.add_argument(
+        "--learning-curve",
+        default="",
+        metavar="SHARES",
+        help="also train ours on these shares of each raw-text fold's rows, e.g. 0.25,0.5,0.75",
+    )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     families = [f for f in args.families.split(",") if f]
@@ -477,6 +549,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in ("ours", *BASELINES)
         )
     )
+    same = rt["ours_same_messages"]
+    say(
+        f"ours on the same {same['n']} held-out messages: raw text "
+        f"{same['raw_text_macro_f1']:.4f}, their segmented copies "
+        f"{same['segmented_copy_macro_f1']:.4f} (same label {same['same_label_share']:.1%})"
+    )
+    if "learning_curve" in rt:
+        say(
+            "raw-text macro-F1 by share of training rows: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in rt["learning_curve"].items())
+        )
     gain = rt["gain_vs_" + best_raw]
     say(
         f"raw-text gain vs {best_raw}: {gain['gain']:+.4f} "
