@@ -24,6 +24,7 @@ from tests.sip.sipp import run_sipp, start_sipp
 from tests.test_telephony_sip import add_user
 
 WORKERS = 3
+RT_PRIORITY = 3
 PASSWORD = "test-password-1"
 
 
@@ -42,6 +43,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Kam
         # IVR-only callers: all 4 of a worker's call slots take callers, so 10 calls need
         # three workers (one holds 4 at most)
         "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": "4",
+        # the workers' threads on SCHED_RR (test_workers_run_at_real_time_priority)
+        "HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(RT_PRIORITY),
     }
     server = Server(tmp, db_url, env=env)
     # the same settings the server runs with, for Kamailio's configuration
@@ -137,6 +140,42 @@ def test_a_dead_worker_is_skipped_and_restarted(
     else:
         pytest.fail(f"worker {victim['index']} was not restarted: {snap}")
     assert "restarting" in server.output()
+
+
+def scheduling(pid: int) -> dict[int, tuple[int, int]]:
+    """(policy, real-time priority) of every thread of a process, by thread id."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = (
+                os.sched_getscheduler(int(tid)),
+                os.sched_getparam(int(tid)).sched_priority,
+            )
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+    return out
+
+
+def test_workers_run_at_real_time_priority(pool: tuple[Server, KamailioProcess]) -> None:
+    """realtime_priority puts every thread of every worker on SCHED_RR (pjmedia's clock thread
+    and aiortc's included: they inherit it), the one restarted after a crash too (this runs
+    after the test above), and leaves the server itself alone. Every worker took calls at it
+    in the tests above."""
+    server, _ = pool
+    supervisor = StaffClient(server, "super1", PASSWORD)
+    _, snap = supervisor.get("/callcenter")
+    assert len(snap["workers"]) == WORKERS
+    for worker in snap["workers"]:
+        threads = scheduling(worker["pid"])
+        assert len(threads) > 2, threads  # the loop, pjmedia's clock, aiortc's, …
+        # pjmedia's clock thread lifts itself to its policy's highest priority (99 for RR)
+        assert set(threads.values()) <= {(os.SCHED_RR, RT_PRIORITY), (os.SCHED_RR, 99)}, (
+            worker,
+            threads,
+        )
+        assert (os.SCHED_RR, RT_PRIORITY) in threads.values()
+    assert set(scheduling(server.proc.pid).values()) == {(os.SCHED_OTHER, 0)}
+    assert "real-time priority 3" in server.output()
 
 
 # -- scanners and floods at the front door ---------------------------------------------------------
