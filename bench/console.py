@@ -19,7 +19,12 @@ Once every call is up it measures for --duration s:
   packet was late or lost: getStats concealedSamples / totalSamplesReceived);
 - the round trips above (median and p95).
 
+--busy K keeps K more processes spinning at normal priority while it measures (a machine that
+other work keeps busy, reproducibly); --worker-rt P runs the SIP workers at [telephony]
+realtime_priority P.
+
     .venv/bin/python bench/console.py --agents 16 --duration 60
+    .venv/bin/python bench/console.py --agents 16 --duration 60 --busy 1 --worker-rt 10
 
 Everything runs on 127.0.0.1; processes started here are stopped by their PIDs."""
 
@@ -33,6 +38,7 @@ import math
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -267,6 +273,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MIN": str(ice),
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MAX": str(ice + 4 * n + 7),
             "HOTLINE__TELEPHONY__WEBRTC__JITTER_FRAMES": str(args.jitter_frames),
+            "HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(args.worker_rt),
             # every page holds two WebSockets (console, softphone) and Chromium's HTTP pool, all
             # from 127.0.0.1: beyond the default cap of 64 per address the rest would be refused
             "HOTLINE__SERVER__MAX_CONNECTIONS_PER_ADDRESS": str(8 * n + 16),
@@ -274,16 +281,27 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     sipps: list[SippProcess] = []
     phones: list[RtpPhone] = []
+    busy: list[subprocess.Popen[bytes]] = []
     try:
         server.wait_ready(sip_workers=workers)
-        return await _measure(args, work, server, agents, workers, base_port, hold_s, sipps, phones)
+        return await _measure(
+            args, work, server, agents, workers, base_port, hold_s, sipps, phones, busy
+        )
     finally:
+        for spinner in busy:
+            spinner.kill()
+            spinner.wait()
         for proc in sipps:
             proc.stop(grace_s=2)
         for phone in phones:
             phone.stop()
         server.stop()
         server.kill()
+
+
+def spinners(k: int) -> list[subprocess.Popen[bytes]]:
+    """k processes that each keep a core busy at normal priority until killed."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
 
 
 async def _measure(
@@ -296,6 +314,7 @@ async def _measure(
     hold_s: float,
     sipps: list[SippProcess],
     phones: list[RtpPhone],
+    busy: list[subprocess.Popen[bytes]],
 ) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
@@ -372,10 +391,12 @@ async def _measure(
             )
         await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S * 2)
         print(f"{n} browser calls up; measuring {args.duration} s", flush=True)
+        # other work on the machine: --busy processes spinning at normal priority (not counted)
+        busy.extend(spinners(args.busy))
         await asyncio.sleep(5)  # let the jitter buffers settle
 
         # 4. measure
-        bench_pids = descendants(os.getpid())
+        bench_pids = descendants(os.getpid()) - {b.pid for b in busy}
         server_pids = descendants(server.proc.pid)
         worker_pids = {p for p in server_pids if "telephony.worker" in _cmdline(p)}
         if args.worker_nice:  # as a systemd unit's Nice= would
@@ -407,6 +428,10 @@ async def _measure(
         after_self = os.times()
         m1 = machine()
         load1 = os.getloadavg()
+        for spinner in busy:  # the rest of the bench is not measured under it
+            spinner.kill()
+            spinner.wait()
+        busy.clear()
         await boss.close()
         await browser.close()
     elapsed = t1 - t0
@@ -466,6 +491,8 @@ async def _measure(
         "probes": [len(soft_rtt), len(desk_rtt)],
         "jitter_frames": args.jitter_frames,
         "worker_nice": args.worker_nice,
+        "worker_rt": args.worker_rt,
+        "busy": args.busy,
     }
     return result
 
@@ -534,6 +561,18 @@ def main() -> int:
         default=0,
         help="run the SIP workers at this nice value once the calls are up (negative: root)",
     )
+    ap.add_argument(
+        "--worker-rt",
+        type=int,
+        default=0,
+        help="[telephony] realtime_priority of the SIP workers (0: normal scheduling)",
+    )
+    ap.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="processes spinning at normal priority while measuring (a machine busy elsewhere)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
@@ -541,7 +580,8 @@ def main() -> int:
     print()
     print(
         f"browser calls            {r['calls_up']} for {r['duration_s']} s "
-        f"({r['workers']} SIP workers, jitter buffer {r['jitter_frames']} frames)"
+        f"({r['workers']} SIP workers, jitter buffer {r['jitter_frames']} frames, real-time "
+        f"priority {r['worker_rt'] or 'off'}, {r['busy']} spinning processes beside)"
     )
     print(
         f"CPU per call (% of a core): SIP workers (pjsua2 + aiortc) {r['cpu_per_call_workers_pct']}"
