@@ -21,10 +21,10 @@ Once every call is up it measures for --duration s:
 
 --busy K keeps K more processes spinning at normal priority while it measures (a machine that
 other work keeps busy, reproducibly); --worker-rt P runs the SIP workers at [telephony]
-realtime_priority P.
+realtime_priority P (default: config.toml's, 10; 0: normal scheduling).
 
     .venv/bin/python bench/console.py --agents 16 --duration 60
-    .venv/bin/python bench/console.py --agents 16 --duration 60 --busy 1 --worker-rt 10
+    .venv/bin/python bench/console.py --agents 16 --duration 60 --busy 1 --worker-rt 0
 
 Everything runs on 127.0.0.1; processes started here are stopped by their PIDs."""
 
@@ -564,8 +564,8 @@ def main() -> int:
     ap.add_argument(
         "--worker-rt",
         type=int,
-        default=0,
-        help="[telephony] realtime_priority of the SIP workers (0: normal scheduling)",
+        default=None,
+        help="[telephony] realtime_priority of the SIP workers (default: config.toml's; 0: off)",
     )
     ap.add_argument(
         "--busy",
@@ -574,6 +574,8 @@ def main() -> int:
         help="processes spinning at normal priority while measuring (a machine busy elsewhere)",
     )
     args = ap.parse_args()
+    if args.worker_rt is None:
+        args.worker_rt = load_settings(REPO / "config.toml", environ={}).telephony.realtime_priority
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
     r = result

@@ -129,7 +129,7 @@ class TelephonySettings(_Section):
     # Real-time priority (SCHED_RR, 1–99) for every thread of each SIP worker, so that other
     # work on the machine cannot delay call audio; 0: normal scheduling. Needs CAP_SYS_NICE or
     # an RLIMIT_RTPRIO at least this high (systemd: LimitRTPRIO=); without it, a warning.
-    realtime_priority: Annotated[int, Field(ge=0, le=99)] = 0
+    realtime_priority: Annotated[int, Field(ge=0, le=99)] = 10
     # Hosts agents' phones may be on (the SIP address an agent signs in with): the queue and
     # call-backs dial these addresses, so they must be the centre's own phones or registrar.
     agent_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = ["127.0.0.1"]
