@@ -472,6 +472,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
+    try:
+        shares = [float(x) for x in args.learning_curve.split(",") if x]
+    except ValueError:
+        parser.error(f"--learning-curve: not a list of numbers: {args.learning_curve}")
+    if any(not 0 < x < 1 for x in shares):
+        parser.error("--learning-curve: each share must be between 0 and 1 (exclusive)")
     families = [f for f in args.families.split(",") if f]
     if args.family not in families:
         families.insert(0, args.family)  # the shipped family is always measured

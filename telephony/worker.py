@@ -311,11 +311,10 @@ def use_realtime(priority: int) -> bool:
     """Put the process's threads on SCHED_RR at `priority`, before the worker starts its own:
     pjmedia's clock thread, aiortc's and Python's threads inherit it, so the whole worker
     (whose threads share one GIL) runs ahead of normal work; pjmedia's clock thread then lifts
-    itself as high as it may (99 as root), as it does under any real-time policy.
-    (Not SCHED_RESET_ON_FORK: the
-    kernel applies it to new threads too. A worker starts no other program.) Logs why not when
-    the process may not (no CAP_SYS_NICE, or RLIMIT_RTPRIO below `priority`) and carries on
-    at normal priority."""
+    itself as high as it may (99 as root), as it does under any real-time policy. Not with
+    SCHED_RESET_ON_FORK: the kernel applies that to new threads too (a worker starts no other
+    program). Logs why not when the process may not (no CAP_SYS_NICE, or RLIMIT_RTPRIO below
+    `priority`) and carries on at normal priority."""
     if priority <= 0:
         return False
     policy = os.SCHED_RR
