@@ -92,6 +92,12 @@ def main() -> int:
     ap.add_argument("--levels", default="50,100,150,200")
     ap.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     ap.add_argument("--kamailio-children", type=int, default=4)
+    ap.add_argument(
+        "--worker-rt",
+        type=int,
+        default=None,
+        help="[telephony] realtime_priority of the workers (default: config.toml's; 0: off)",
+    )
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x]
     work = Path(tempfile.mkdtemp(prefix="sip-load-"))
@@ -111,6 +117,8 @@ def main() -> int:
         "HOTLINE__TELEPHONY__MAX_INVITES_PER_S": "1000",
         "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": str(args.callers_per_worker),
     }
+    if args.worker_rt is not None:
+        env["HOTLINE__TELEPHONY__REALTIME_PRIORITY"] = str(args.worker_rt)
     server = Server(work, db_url, env=env)
     tel = load_settings(
         REPO / "config.toml",
@@ -119,7 +127,11 @@ def main() -> int:
     kamailio = None
     rows: list[dict[str, Any]] = []
     try:
-        print(f"starting hotline serve with {args.workers} SIP workers …", flush=True)
+        print(
+            f"starting hotline serve with {args.workers} SIP workers (real-time priority "
+            f"{tel.realtime_priority or 'off'}) …",
+            flush=True,
+        )
         server.wait_ready()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
