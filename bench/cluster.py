@@ -179,7 +179,8 @@ def server_env(args: argparse.Namespace, work: Path, shared: Path) -> dict[str, 
         "HOTLINE__TELEPHONY__RTP_PORTS_PER_WORKER": str(RTP_PORTS_PER_WORKER),
         "HOTLINE__TELEPHONY__QUEUE_TIMEOUT_S": "3600",
         "HOTLINE__TELEPHONY__MAX_INVITES_PER_S": "1000",
-        "HOTLINE__TELEPHONY__KAMAILIO_PIKE_REQUESTS": "10000",
+        # SIPp on 127.0.0.1 stands for the carrier's trunk: every caller from one address
+        "HOTLINE__TELEPHONY__KAMAILIO_TRUSTED": '["127.0.0.1"]',
         "HOTLINE__SMS__GATEWAY_TOKEN": GATEWAY_TOKEN,
         "HOTLINE__SMS__PER_NUMBER_PER_HOUR": "1000",
     }

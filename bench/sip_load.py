@@ -116,6 +116,8 @@ def main() -> int:
         "HOTLINE__TELEPHONY__RTP_PORTS_PER_WORKER": "20",
         "HOTLINE__TELEPHONY__MAX_INVITES_PER_S": "1000",
         "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": str(args.callers_per_worker),
+        # SIPp on 127.0.0.1 stands for the carrier's trunk: every caller from one address
+        "HOTLINE__TELEPHONY__KAMAILIO_TRUSTED": '["127.0.0.1"]',
     }
     if args.worker_rt is not None:
         env["HOTLINE__TELEPHONY__REALTIME_PRIORITY"] = str(args.worker_rt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -174,6 +175,11 @@ class TelephonySettings(_Section):
     # address within 2 s and that address is ignored until it slows down (the workers' own
     # guard stays as a second line).
     kamailio_pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
+    # Addresses or networks (CIDR) whose traffic the flood guard does not count: the carrier's
+    # trunk or SBC, which brings every caller of the region from one or two addresses (hundreds
+    # of requests in 2 s at a busy hour), and other gateways of the centre's own. The workers'
+    # own guard still applies to them.
+    kamailio_trusted: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
     # Standby (several call-centre processes): the SIP workers run under `hotline telephony
     # workers` (a unit of their own, so they outlive a call centre) and link to whichever
     # centre is active, trying `centres` (every `--role sip` process's link address, host:port)
@@ -228,6 +234,19 @@ class TelephonySettings(_Section):
         if v and (not v.startswith(("sip:", "sips:")) or "{number}" not in v):
             raise ValueError("trunk 应为含 {number} 的 SIP 地址，例如 sip:{number}@10.0.0.1:5060")
         return v
+
+    @field_validator("kamailio_trusted")
+    @classmethod
+    def _kamailio_trusted(cls, v: list[str]) -> list[str]:
+        nets = []
+        for item in v:
+            try:
+                nets.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"kamailio_trusted: {item!r} 不是 IP 地址或网段（如 10.1.2.3、10.1.0.0/16）"
+                ) from None
+        return nets
 
     @field_validator("department_phones")
     @classmethod

@@ -77,6 +77,9 @@ def render_kamailio(
     failover = "|".join(str(c) for c in FAILOVER_CODES)
     tcp = "tcp" in settings.transports
     ping_from = f"sip:kamailio@{_hostport(settings.host, settings.port)}"
+    # The carrier's trunk and other trusted peers are not counted by the flood guard (ipops).
+    trusted = ",".join(settings.kamailio_trusted)
+    trusted_test = f' && !is_in_subnet("$si", {_quote(trusted)})' if trusted else ""
 
     cfg = f"""#!KAMAILIO
 #
@@ -122,6 +125,7 @@ loadmodule "xlog.so"
 loadmodule "sanity.so"
 loadmodule "dispatcher.so"
 loadmodule "pike.so"
+{'loadmodule "ipops.so"' if trusted else ""}
 
 # Timers for transactions that are not a new call (BYE, re-INVITE, keepalive OPTIONS): generous
 # enough for callers on lossy links. New calls to workers get short per-call timers instead
@@ -137,7 +141,8 @@ modparam("tm", "failure_reply_mode", 3)
 modparam("rr", "enable_double_rr", 1)
 
 # Flood guard: over {settings.kamailio_pike_requests} requests from one address in 2 s blocks it
-# (its requests are dropped without an answer) until it stays under the rate for 4 s.
+# (its requests are dropped without an answer) until it stays under the rate for 4 s. Not
+# counted: the workers, and the trusted peers ({trusted or "none"}) that bring the callers.
 modparam("pike", "sampling_time_unit", 2)
 modparam("pike", "reqs_density_per_unit", {settings.kamailio_pike_requests})
 modparam("pike", "remove_latency", 4)
@@ -170,8 +175,9 @@ request_route {{
     }}
 
     # A scanner or flood from one address is dropped here, before any transaction or worker
-    # (the workers' own traffic — keepalive answers, BYEs — is never limited).
-    if (!ds_is_from_list("{WORKER_SET}") && !pike_check_req()) {{
+    # (the workers' own traffic — keepalive answers, BYEs — is never limited, nor the trusted
+    # peers' — the carrier's trunk brings every caller from one address).
+    if (!ds_is_from_list("{WORKER_SET}"){trusted_test} && !pike_check_req()) {{
         xlog("L_WARN", "flood from $si: request dropped (pike)\n");
         exit;
     }}

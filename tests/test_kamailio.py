@@ -25,13 +25,14 @@ from tests.sip.sipp import SippProcess, SippResult, free_port, run_sipp, start_s
 HOLD_MS = 3000
 
 
-def _settings(port: int, workers: int = 3) -> TelephonySettings:
+def _settings(port: int, workers: int = 3, **more: object) -> TelephonySettings:
     # worker_base_port only has to stay clear of `port`: the tests pass the real backends.
     return TelephonySettings(
         host="127.0.0.1",
         port=port,
         workers=workers,
         worker_base_port=1100 if port > 2000 else 40000,
+        **more,  # type: ignore[arg-type]
     )
 
 
@@ -76,6 +77,25 @@ def test_render_udp_only_and_bad_workers() -> None:
         render_kamailio(s, [("127.0.0.1", 25060)])  # Kamailio's own address
 
 
+def test_trusted_peers_are_left_out_of_the_flood_guard(tmp_path: Path) -> None:
+    s = TelephonySettings(
+        port=25060,
+        workers=2,
+        worker_base_port=25070,
+        kamailio_trusted=["10.20.0.5", "10.21.0.9/29"],
+    )
+    assert s.kamailio_trusted == ["10.20.0.5/32", "10.21.0.8/29"]
+    cfg, _ = write_kamailio_config(s, tmp_path)
+    text = cfg.read_text()
+    assert 'is_in_subnet("$si", "10.20.0.5/32,10.21.0.8/29")' in text
+    assert "ok" in check_config(cfg)  # ipops is loaded and the test parses
+    plain = render_kamailio(TelephonySettings(port=25060), [("127.0.0.1", 25070)])
+    assert "is_in_subnet" not in plain["kamailio.cfg"]
+    assert "ipops" not in plain["kamailio.cfg"]
+    with pytest.raises(ValueError, match="kamailio_trusted"):
+        TelephonySettings(kamailio_trusted=["sbc.example.net"])
+
+
 # --- live Kamailio + SIPp backends ------------------------------------------------------------
 
 
@@ -114,12 +134,12 @@ def backends(
 
 @contextlib.contextmanager
 def kamailio(
-    tmp_path: Path, ports: list[int], ping_interval_s: int = 2
+    tmp_path: Path, ports: list[int], ping_interval_s: int = 2, **settings: object
 ) -> Iterator[KamailioProcess]:
     port = free_port("127.0.0.1", udp=True, tcp=True)
     workers = [("127.0.0.1", p) for p in ports]
     proc = start_kamailio(
-        _settings(port),
+        _settings(port, **settings),
         tmp_path / "kamailio",
         workers,
         children=2,
@@ -223,6 +243,61 @@ def test_dead_backend_found_by_keepalive(tmp_path: Path, pcap: Path) -> None:
     assert (uac.successful, uac.failed) == (4, 0), why
     assert results[0] is not None and results[0].logged("answered") == 4, why
     assert "did not answer" not in log, why
+
+
+def test_the_trunk_is_not_taken_for_a_flood(tmp_path: Path, pcap: Path) -> None:
+    """Every caller of the region arrives from the carrier's trunk: from an address in
+    kamailio_trusted, a call rate far over the flood guard's limit goes through whole, while
+    the same rate from any other address is dropped as a flood."""
+    trunk = "127.0.0.3"
+    with (
+        backends(tmp_path, ["answer", "answer"], pcap) as started,
+        kamailio(
+            tmp_path,
+            [p for _, p in started],
+            kamailio_pike_requests=10,
+            kamailio_trusted=[trunk],
+        ) as kam,
+    ):
+        # 24 calls × (INVITE, ACK, BYE) from one address: over 10 requests per 2 s however
+        # slowly the machine sends them (the whole run lasts about HOLD_MS + 2 s)
+        uac = run_sipp(
+            "uac_hangup",
+            tmp_path / "trunk",
+            (kam.host, kam.port),
+            calls=24,
+            rate=24,
+            limit=24,
+            duration_ms=HOLD_MS,
+            pcap=pcap,
+            local_ip=trunk,
+            timeout_s=120,
+            wait_s=150,
+        )
+        flood = start_sipp(
+            "uac_hangup",
+            tmp_path / "other",
+            (kam.host, kam.port),
+            calls=24,
+            rate=24,
+            limit=24,
+            duration_ms=HOLD_MS,
+            pcap=pcap,
+            local_ip="127.0.0.4",
+            timeout_s=120,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "flood from 127.0.0.4" not in kam.log() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            log = kam.log()
+        finally:
+            flood.stop(grace_s=5.0)
+        results = _backend_results(started)
+        why = _explain(uac, results, kam)
+    assert (uac.successful, uac.failed) == (24, 0), why
+    assert f"flood from {trunk}" not in log, why
+    assert "flood from 127.0.0.4" in log, why
 
 
 def _send_udp(port: int, payload: bytes, wait_s: float = 1.0) -> bytes | None:
