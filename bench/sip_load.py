@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +94,12 @@ def main() -> int:
     ap.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     ap.add_argument("--kamailio-children", type=int, default=4)
     ap.add_argument(
+        "--kamailio-rt",
+        type=int,
+        default=0,
+        help="run Kamailio's processes on SCHED_RR at this priority (default 0: normal)",
+    )
+    ap.add_argument(
         "--worker-rt",
         type=int,
         default=None,
@@ -144,6 +151,12 @@ def main() -> int:
             time.sleep(1)
         time.sleep(5)  # let every worker bind and link
         kamailio = start_kamailio(tel, work / "kamailio", children=args.kamailio_children)
+        if args.kamailio_rt:
+            # Kamailio's processes (it forks them at start) at the same real-time priority
+            group = os.popen(f"pgrep -s {kamailio.proc.pid}").read().split()
+            for pid in group:
+                subprocess.run(["chrt", "-a", "-r", "-p", str(args.kamailio_rt), pid], check=True)
+            print(f"Kamailio's {len(group)} processes at real-time priority {args.kamailio_rt}")
         print(f"Kamailio on 127.0.0.1:{front} → workers on {base}..{base + args.workers - 1}")
         print(f"{'conc.':>6} {'calls':>6} {'failed':>6} {'p50 ms':>7} {'p99 ms':>7} {'CPU %':>6}")
         for level in levels:
