@@ -164,7 +164,13 @@ def server_env(args: argparse.Namespace, work: Path, shared: Path) -> dict[str, 
     rtp = free_port_block(
         RTP_PORTS_PER_WORKER * workers, tcp=False, low=RTP_LOW, high=RTP_HIGH, step=1
     )
+    rt = (
+        {}
+        if args.worker_rt is None
+        else {"HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(args.worker_rt)}
+    )
     return {
+        **rt,
         "HOTLINE__LOG__LEVEL": "WARNING",
         "HOTLINE__SEARCH__PATH": str(work / "search.db"),
         "HOTLINE__ATTACHMENTS__DIR": str(work / "attachments"),
@@ -607,6 +613,12 @@ def main() -> int:
     ap.add_argument("--sip-hold", type=float, default=8.0, help="seconds each call lasts")
     ap.add_argument("--sip-workers", type=int, default=8, help="SIP worker processes")
     ap.add_argument("--kamailio-children", type=int, default=2)
+    ap.add_argument(
+        "--worker-rt",
+        type=int,
+        default=None,
+        help="[telephony] realtime_priority of the SIP workers (default: config.toml's; 0: off)",
+    )
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     ap.add_argument("--corpus", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tipdm"
                     / "messages_unlabeled.csv")  # fmt: skip
