@@ -574,6 +574,23 @@ def add_server_arguments(parser: Any) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (db, logs)")
 
 
+def add_worker_rt_argument(parser: Any) -> None:
+    """--worker-rt P: the SIP workers' [telephony] realtime_priority (None: config.toml's)."""
+    parser.add_argument(
+        "--worker-rt",
+        type=int,
+        default=None,
+        help="[telephony] realtime_priority of the SIP workers (default: config.toml's; 0: off)",
+    )
+
+
+def worker_rt_env(priority: int | None) -> dict[str, str]:
+    """The server's environment for --worker-rt: nothing when it was not given."""
+    if priority is None:
+        return {}
+    return {"HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(priority)}
+
+
 def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:

@@ -250,7 +250,7 @@ def raw_text_evaluation(
         t: closest_copy(m, raw_tokens, pool_tokens, seg_tokens) for t, m in enumerate(messages)
     }
     on_copy: dict[int, str] = {}
-    shares = [float(x) for x in args.learning_curve.split(",") if x]
+    shares: list[float] = args.learning_curve
     curve: dict[float, list[str]] = {share: [""] * len(messages) for share in shares}
     rng = random.Random(args.seed)
     ms: list[float] = []
@@ -364,6 +364,17 @@ def closest_copy(
     return max(message.copies, key=overlap)
 
 
+def _shares(text: str) -> list[float]:
+    """--learning-curve's value: shares between 0 and 1 (exclusive), comma-separated."""
+    try:
+        shares = [float(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text}") from None
+    if any(not 0 < x < 1 for x in shares):
+        raise argparse.ArgumentTypeError("each share must be between 0 and 1 (exclusive)")
+    return shares
+
+
 def _fresh_process_load(model_dir: Path) -> float:
     """Seconds from a new interpreter's first import of the classifier to a loaded model."""
     code = (
@@ -466,18 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-cv", action="store_true", help="only the raw-text part and speed")
     parser.add_argument(
         "--learning-curve",
-        default="",
+        type=_shares,
+        default=[],
         metavar="SHARES",
         help="also train ours on these shares of each raw-text fold's rows, e.g. 0.25,0.5,0.75",
     )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
-    try:
-        shares = [float(x) for x in args.learning_curve.split(",") if x]
-    except ValueError:
-        parser.error(f"--learning-curve: not a list of numbers: {args.learning_curve}")
-    if any(not 0 < x < 1 for x in shares):
-        parser.error("--learning-curve: each share must be between 0 and 1 (exclusive)")
     families = [f for f in args.families.split(",") if f]
     if args.family not in families:
         families.insert(0, args.family)  # the shipped family is always measured

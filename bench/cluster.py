@@ -65,6 +65,7 @@ from _common import (
     ServerProcess,
     _pct,
     _process_tree,
+    add_worker_rt_argument,
     bench_workdir,
     install_fast_loop,
     load_corpus,
@@ -73,6 +74,7 @@ from _common import (
     run_load,
     sqlite_url,
     wait_healthy,
+    worker_rt_env,
 )
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -164,13 +166,8 @@ def server_env(args: argparse.Namespace, work: Path, shared: Path) -> dict[str, 
     rtp = free_port_block(
         RTP_PORTS_PER_WORKER * workers, tcp=False, low=RTP_LOW, high=RTP_HIGH, step=1
     )
-    rt = (
-        {}
-        if args.worker_rt is None
-        else {"HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(args.worker_rt)}
-    )
     return {
-        **rt,
+        **worker_rt_env(args.worker_rt),
         "HOTLINE__LOG__LEVEL": "WARNING",
         "HOTLINE__SEARCH__PATH": str(work / "search.db"),
         "HOTLINE__ATTACHMENTS__DIR": str(work / "attachments"),
@@ -613,12 +610,7 @@ def main() -> int:
     ap.add_argument("--sip-hold", type=float, default=8.0, help="seconds each call lasts")
     ap.add_argument("--sip-workers", type=int, default=8, help="SIP worker processes")
     ap.add_argument("--kamailio-children", type=int, default=2)
-    ap.add_argument(
-        "--worker-rt",
-        type=int,
-        default=None,
-        help="[telephony] realtime_priority of the SIP workers (default: config.toml's; 0: off)",
-    )
+    add_worker_rt_argument(ap)
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     ap.add_argument("--corpus", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tipdm"
                     / "messages_unlabeled.csv")  # fmt: skip

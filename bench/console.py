@@ -48,6 +48,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from _common import add_worker_rt_argument, worker_rt_env
 from playwright.async_api import expect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -273,7 +274,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MIN": str(ice),
             "HOTLINE__TELEPHONY__WEBRTC__PORT_MAX": str(ice + 4 * n + 7),
             "HOTLINE__TELEPHONY__WEBRTC__JITTER_FRAMES": str(args.jitter_frames),
-            "HOTLINE__TELEPHONY__REALTIME_PRIORITY": str(args.worker_rt),
+            **worker_rt_env(args.worker_rt),
             # every page holds two WebSockets (console, softphone) and Chromium's HTTP pool, all
             # from 127.0.0.1: beyond the default cap of 64 per address the rest would be refused
             "HOTLINE__SERVER__MAX_CONNECTIONS_PER_ADDRESS": str(8 * n + 16),
@@ -288,9 +289,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             args, work, server, agents, workers, base_port, hold_s, sipps, phones, busy
         )
     finally:
-        for spinner in busy:
-            spinner.kill()
-            spinner.wait()
+        stop_spinners(busy)
         for proc in sipps:
             proc.stop(grace_s=2)
         for phone in phones:
@@ -302,6 +301,14 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def spinners(k: int) -> list[subprocess.Popen[bytes]]:
     """k processes that each keep a core busy at normal priority until killed."""
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+
+
+def stop_spinners(busy: list[subprocess.Popen[bytes]]) -> None:
+    """Kill the spinners (by PID) and forget them."""
+    for spinner in busy:
+        spinner.kill()
+        spinner.wait()
+    busy.clear()
 
 
 async def _measure(
@@ -428,10 +435,7 @@ async def _measure(
         after_self = os.times()
         m1 = machine()
         load1 = os.getloadavg()
-        for spinner in busy:  # the rest of the bench is not measured under it
-            spinner.kill()
-            spinner.wait()
-        busy.clear()
+        stop_spinners(busy)  # the rest of the bench is not measured under it
         await boss.close()
         await browser.close()
     elapsed = t1 - t0
@@ -561,12 +565,7 @@ def main() -> int:
         default=0,
         help="run the SIP workers at this nice value once the calls are up (negative: root)",
     )
-    ap.add_argument(
-        "--worker-rt",
-        type=int,
-        default=None,
-        help="[telephony] realtime_priority of the SIP workers (default: config.toml's; 0: off)",
-    )
+    add_worker_rt_argument(ap)
     ap.add_argument(
         "--busy",
         type=int,

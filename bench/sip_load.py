@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import add_worker_rt_argument, worker_rt_env
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -100,12 +102,7 @@ def main() -> int:
         default=0,
         help="run Kamailio's processes on SCHED_RR at this priority (default 0: normal)",
     )
-    ap.add_argument(
-        "--worker-rt",
-        type=int,
-        default=None,
-        help="[telephony] realtime_priority of the workers (default: config.toml's; 0: off)",
-    )
+    add_worker_rt_argument(ap)
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x]
     work = Path(tempfile.mkdtemp(prefix="sip-load-"))
@@ -126,9 +123,8 @@ def main() -> int:
         "HOTLINE__TELEPHONY__CALLERS_PER_WORKER": str(args.callers_per_worker),
         # SIPp on 127.0.0.1 stands for the carrier's trunk: every caller from one address
         "HOTLINE__TELEPHONY__KAMAILIO_TRUSTED": '["127.0.0.1"]',
+        **worker_rt_env(args.worker_rt),
     }
-    if args.worker_rt is not None:
-        env["HOTLINE__TELEPHONY__REALTIME_PRIORITY"] = str(args.worker_rt)
     server = Server(work, db_url, env=env)
     tel = load_settings(
         REPO / "config.toml",

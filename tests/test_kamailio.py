@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,14 +26,14 @@ from tests.sip.sipp import SippProcess, SippResult, free_port, run_sipp, start_s
 HOLD_MS = 3000
 
 
-def _settings(port: int, workers: int = 3, **more: object) -> TelephonySettings:
+def _settings(port: int, workers: int = 3, **more: Any) -> TelephonySettings:
     # worker_base_port only has to stay clear of `port`: the tests pass the real backends.
     return TelephonySettings(
         host="127.0.0.1",
         port=port,
         workers=workers,
         worker_base_port=1100 if port > 2000 else 40000,
-        **more,  # type: ignore[arg-type]
+        **more,
     )
 
 
@@ -134,7 +135,7 @@ def backends(
 
 @contextlib.contextmanager
 def kamailio(
-    tmp_path: Path, ports: list[int], ping_interval_s: int = 2, **settings: object
+    tmp_path: Path, ports: list[int], ping_interval_s: int = 2, **settings: Any
 ) -> Iterator[KamailioProcess]:
     port = free_port("127.0.0.1", udp=True, tcp=True)
     workers = [("127.0.0.1", p) for p in ports]
@@ -261,31 +262,19 @@ def test_the_trunk_is_not_taken_for_a_flood(tmp_path: Path, pcap: Path) -> None:
     ):
         # 24 calls × (INVITE, ACK, BYE) from one address: over 10 requests per 2 s however
         # slowly the machine sends them (the whole run lasts about HOLD_MS + 2 s)
+        burst: dict[str, Any] = {
+            "calls": 24,
+            "rate": 24,
+            "limit": 24,
+            "duration_ms": HOLD_MS,
+            "pcap": pcap,
+            "timeout_s": 120,
+        }
+        remote = (kam.host, kam.port)
         uac = run_sipp(
-            "uac_hangup",
-            tmp_path / "trunk",
-            (kam.host, kam.port),
-            calls=24,
-            rate=24,
-            limit=24,
-            duration_ms=HOLD_MS,
-            pcap=pcap,
-            local_ip=trunk,
-            timeout_s=120,
-            wait_s=150,
+            "uac_hangup", tmp_path / "trunk", remote, local_ip=trunk, wait_s=150, **burst
         )
-        flood = start_sipp(
-            "uac_hangup",
-            tmp_path / "other",
-            (kam.host, kam.port),
-            calls=24,
-            rate=24,
-            limit=24,
-            duration_ms=HOLD_MS,
-            pcap=pcap,
-            local_ip="127.0.0.4",
-            timeout_s=120,
-        )
+        flood = start_sipp("uac_hangup", tmp_path / "other", remote, local_ip="127.0.0.4", **burst)
         try:
             deadline = time.monotonic() + 60
             while "flood from 127.0.0.4" not in kam.log() and time.monotonic() < deadline:
